@@ -1,0 +1,2 @@
+//! fym-model: the Wan video DiT (diffusers parity), ST-LoRA, adaptive RoPE, head classification,
+//! flow matching.

@@ -1,0 +1,32 @@
+//! The `fym` command line: one file per subcommand, each with its clap `Args` and a `run`.
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod metrics;
+pub mod motionbench;
+
+#[derive(Parser, Debug)]
+#[command(name = "fym", version, about = "Follow-Your-Motion video motion transfer on fym's own engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Benchmark kernels: FMA peak, GEMM, attention (time, GFLOP/s, fraction of peak).
+    Bench(bench::BenchArgs),
+    /// MotionBench-synth: list or export the benchmark's reference videos and prompts.
+    Motionbench(motionbench::MotionbenchArgs),
+    /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
+    Metrics(metrics::MetricsArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args),
+        Command::Motionbench(args) => motionbench::run(args),
+        Command::Metrics(args) => metrics::run(args),
+    }
+}

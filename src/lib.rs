@@ -1,0 +1,7 @@
+//! fym: Follow-Your-Motion video motion transfer on our own engine.
+
+pub mod cli;
+pub mod metrics;
+pub mod motionbench;
+pub mod video;
+pub mod world;
