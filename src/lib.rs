@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod metrics;
 pub mod motionbench;
+pub mod perf;
 pub mod video;
 pub mod world;

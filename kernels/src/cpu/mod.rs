@@ -13,5 +13,6 @@ pub mod pool;
 pub mod reduce;
 pub mod rope;
 pub mod softmax;
+pub mod unary;
 
 pub use pool::{num_threads, parallel_for, set_num_threads};

@@ -1,0 +1,78 @@
+//! Fused attention over `[B, S, H·D]` tensors, and rotary position embedding.
+
+use std::sync::{Arc, RwLock};
+
+use fym_kernels::cpu::attention::{self as attn, AttnDims, MaskMode};
+use fym_kernels::cpu::rope::{self, RopeTable};
+
+use super::ensure_cpu;
+use crate::op::Op;
+use crate::{Error, Result, Tensor};
+
+/// A RoPE table shared by every layer of a forward pass.
+pub type RopeTableRef = Arc<RopeTable>;
+
+impl Tensor {
+    /// Multi-head attention: `q [B, Sq, H·D]`, `k`, `v [B, Skv, H·D]` → `[B, Sq, H·D]`, scale
+    /// 1/√D. `tokens_per_frame` defines the frames for the `Spatial`/`Temporal` masks.
+    pub fn attention(
+        &self,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        mask: MaskMode,
+        tokens_per_frame: usize,
+    ) -> Result<Tensor> {
+        let q = self;
+        ensure_cpu(&[q, k, v])?;
+        let ok = q.rank() == 3
+            && k.rank() == 3
+            && k.shape() == v.shape()
+            && q.dim(0) == k.dim(0)
+            && q.dim(2) == k.dim(2)
+            && heads > 0
+            && q.dim(2) % heads == 0;
+        if !ok {
+            return Err(Error::shape(
+                "attention",
+                format!("q {:?}, k {:?}, v {:?} with {heads} heads", q.shape(), k.shape(), v.shape()),
+            ));
+        }
+        let dims = AttnDims {
+            batch: q.dim(0),
+            heads,
+            seq_q: q.dim(1),
+            seq_kv: k.dim(1),
+            head_dim: q.dim(2) / heads,
+            tokens_per_frame,
+        };
+        let scale = 1.0 / (dims.head_dim as f32).sqrt();
+        let mut out = vec![0.0; q.numel()];
+        let mut lse = vec![0.0; dims.batch * heads * dims.seq_q];
+        attn::attention_forward(dims, mask, scale, &q.data(), &k.data(), &v.data(), &mut out, &mut lse)?;
+        let saved = Arc::new(RwLock::new(out.clone()));
+        let op = Op::Attention { q: q.clone(), k: k.clone(), v: v.clone(), dims, mask, scale, out: saved, lse };
+        Ok(Tensor::from_op(out, q.shape().to_vec(), op))
+    }
+
+    /// Rotates `[B, S, H·D]` (or `[B, S, H, D]`) by the table's angles, same for every head.
+    pub fn rope(&self, table: &RopeTableRef, heads: usize) -> Result<Tensor> {
+        ensure_cpu(&[self])?;
+        let (b, s) = (self.shape().first().copied().unwrap_or(0), self.shape().get(1).copied().unwrap_or(0));
+        if self.rank() < 3 || s != table.seq || self.numel() != b * s * heads * table.head_dim {
+            return Err(Error::shape(
+                "rope",
+                format!(
+                    "input {:?} with {heads} heads does not match a table of {} tokens × head_dim {}",
+                    self.shape(),
+                    table.seq,
+                    table.head_dim
+                ),
+            ));
+        }
+        let mut out = vec![0.0; self.numel()];
+        rope::rope_apply(&self.data(), b, heads, table, false, &mut out)?;
+        let op = Op::Rope { x: self.clone(), table: table.clone(), batch: b, heads };
+        Ok(Tensor::from_op(out, self.shape().to_vec(), op))
+    }
+}

@@ -1,0 +1,76 @@
+//! Normalisations over the last dim, and softmax.
+
+use fym_kernels::cpu::{norm, softmax};
+
+use super::ensure_cpu;
+use crate::op::Op;
+use crate::{Error, Result, Tensor};
+
+fn check_affine(op: &'static str, x: &Tensor, p: Option<&Tensor>) -> Result<()> {
+    if x.rank() == 0 {
+        return Err(Error::shape(op, "input is a scalar"));
+    }
+    if let Some(p) = p {
+        if p.shape() != [x.dim(-1)] {
+            return Err(Error::shape(op, format!("parameter {:?} for input {:?}", p.shape(), x.shape())));
+        }
+    }
+    Ok(())
+}
+
+impl Tensor {
+    /// LayerNorm over the last dim (biased variance), optional affine weight and bias.
+    pub fn layer_norm(&self, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+        ensure_cpu(&[self])?;
+        check_affine("layer_norm", self, weight)?;
+        check_affine("layer_norm", self, bias)?;
+        let cols = self.dim(-1);
+        let rows = self.numel() / cols.max(1);
+        let (mut out, mut mean, mut rstd) = (vec![0.0; self.numel()], vec![0.0; rows], vec![0.0; rows]);
+        {
+            let (w, b) = (weight.map(|w| w.data()), bias.map(|b| b.data()));
+            norm::layer_norm(
+                &self.data(),
+                rows,
+                cols,
+                eps,
+                w.as_deref().map(|v| v.as_slice()),
+                b.as_deref().map(|v| v.as_slice()),
+                &mut out,
+                &mut mean,
+                &mut rstd,
+            );
+        }
+        let op = Op::LayerNorm { x: self.clone(), w: weight.cloned(), b: bias.cloned(), mean, rstd };
+        Ok(Tensor::from_op(out, self.shape().to_vec(), op))
+    }
+
+    /// RMSNorm over the last dim, optional weight.
+    pub fn rms_norm(&self, weight: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+        ensure_cpu(&[self])?;
+        check_affine("rms_norm", self, weight)?;
+        let cols = self.dim(-1);
+        let rows = self.numel() / cols.max(1);
+        let (mut out, mut rstd) = (vec![0.0; self.numel()], vec![0.0; rows]);
+        {
+            let w = weight.map(|w| w.data());
+            norm::rms_norm(&self.data(), rows, cols, eps, w.as_deref().map(|v| v.as_slice()), &mut out, &mut rstd);
+        }
+        let op = Op::RmsNorm { x: self.clone(), w: weight.cloned(), rstd };
+        Ok(Tensor::from_op(out, self.shape().to_vec(), op))
+    }
+
+    /// Softmax over the last dim.
+    pub fn softmax(&self) -> Result<Tensor> {
+        ensure_cpu(&[self])?;
+        if self.rank() == 0 {
+            return Err(Error::shape("softmax", "input is a scalar"));
+        }
+        let cols = self.dim(-1);
+        let rows = self.numel() / cols.max(1);
+        let mut out = vec![0.0; self.numel()];
+        softmax::softmax(&self.data(), rows, cols, &mut out);
+        let y = std::sync::Arc::new(std::sync::RwLock::new(out.clone()));
+        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Softmax { x: self.clone(), y }))
+    }
+}

@@ -1,0 +1,249 @@
+//! LoRA adapters on attention projections: plain PEFT LoRA and ST-LoRA (a spatial and a
+//! temporal adapter, each restricted to its own heads).
+//!
+//! A head-restricted adapter keeps full-size PEFT factors and multiplies them by a fixed 0/1 mask
+//! every forward: for to_q/to_k/to_v the mask keeps the rows of `B` (output features) of its
+//! heads; for to_out.0 it keeps the columns of `A` (input features = the heads' outputs). The
+//! other rows/columns therefore get zero gradient and stay exactly zero, and the exported factors
+//! are ordinary PEFT factors that diffusers applies unchanged.
+
+use std::collections::BTreeMap;
+
+use fym_autograd::{ParamSet, Tensor};
+
+use crate::Result;
+
+/// Which projection of an attention layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    Out,
+}
+
+impl Proj {
+    pub const ALL: [Proj; 4] = [Proj::Q, Proj::K, Proj::V, Proj::Out];
+
+    /// The diffusers module name.
+    pub fn module(self) -> &'static str {
+        match self {
+            Proj::Q => "to_q",
+            Proj::K => "to_k",
+            Proj::V => "to_v",
+            Proj::Out => "to_out.0",
+        }
+    }
+
+    pub fn from_module(name: &str) -> Option<Proj> {
+        Proj::ALL.into_iter().find(|p| p.module() == name)
+    }
+}
+
+/// One adapted projection: block `layer`, `attn` 1 (self) or 2 (cross), projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    pub layer: usize,
+    pub attn: usize,
+    pub proj: Proj,
+}
+
+impl Target {
+    /// PEFT/diffusers key prefix, e.g. `transformer.blocks.0.attn1.to_q`.
+    pub fn key(&self) -> String {
+        format!("transformer.blocks.{}.attn{}.{}", self.layer, self.attn, self.proj.module())
+    }
+}
+
+/// What an adapter is for (stored in exported metadata).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterKind {
+    /// Ordinary LoRA over all heads.
+    Plain,
+    /// Spatial-head LoRA (appearance).
+    Spatial,
+    /// Temporal-head LoRA (motion).
+    Temporal,
+}
+
+impl AdapterKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdapterKind::Plain => "plain",
+            AdapterKind::Spatial => "spatial",
+            AdapterKind::Temporal => "temporal",
+        }
+    }
+}
+
+/// Low-rank factors of one projection: `Δy = ((x·Aᵀ)·(B⊙M_B)ᵀ)·scale` with `A [r, in]`,
+/// `B [out, r]`; `mask` (when head-restricted) is `[out, 1]` on B or `[1, in]` on A.
+#[derive(Clone, Debug)]
+pub struct LoraFactors {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub mask_b: Option<Tensor>,
+    pub mask_a: Option<Tensor>,
+}
+
+/// A named set of LoRA factors with rank, alpha and (for ST-LoRA) the heads it touches per layer.
+#[derive(Clone, Debug)]
+pub struct Adapter {
+    pub kind: AdapterKind,
+    pub rank: usize,
+    pub alpha: f32,
+    /// Heads of each layer this adapter may change (None: all heads).
+    pub heads: Option<BTreeMap<usize, Vec<usize>>>,
+    pub factors: BTreeMap<Target, LoraFactors>,
+    pub enabled: bool,
+}
+
+impl Adapter {
+    pub fn scale(&self) -> f32 {
+        self.alpha / self.rank as f32
+    }
+
+    /// A new adapter on `targets`: `A` ~ U(±1/√in) (PEFT's kaiming-uniform bound), `B` = 0 so the
+    /// model starts exactly at the base model. `heads` restricts it per layer; `head_dim` gives the
+    /// feature slice of a head. Factors are trainable.
+    pub fn new(
+        kind: AdapterKind,
+        rank: usize,
+        alpha: f32,
+        targets: &[(Target, usize, usize)],
+        heads: Option<BTreeMap<usize, Vec<usize>>>,
+        head_dim: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Self> {
+        let mut factors = BTreeMap::new();
+        for &(target, in_f, out_f) in targets {
+            let a = Tensor::param(fym_autograd::init::uniform_vec(rng, rank * in_f, 1.0 / (in_f as f32).sqrt()), &[rank, in_f])?;
+            let b = Tensor::param(vec![0.0; out_f * rank], &[out_f, rank])?;
+            factors.insert(target, LoraFactors { a, b, mask_a: None, mask_b: None });
+        }
+        let mut adapter = Adapter { kind, rank, alpha, heads, factors, enabled: true };
+        adapter.build_masks(head_dim)?;
+        Ok(adapter)
+    }
+
+    /// Recomputes the head masks from `self.heads`.
+    pub fn build_masks(&mut self, head_dim: usize) -> Result<()> {
+        let Some(heads) = &self.heads else {
+            for f in self.factors.values_mut() {
+                f.mask_a = None;
+                f.mask_b = None;
+            }
+            return Ok(());
+        };
+        for (target, f) in self.factors.iter_mut() {
+            let layer_heads = heads.get(&target.layer).map(|v| v.as_slice()).unwrap_or(&[]);
+            let features = |n: usize| -> Vec<f32> {
+                let mut m = vec![0.0; n];
+                for &h in layer_heads {
+                    for v in m.iter_mut().skip(h * head_dim).take(head_dim) {
+                        *v = 1.0;
+                    }
+                }
+                m
+            };
+            if target.proj == Proj::Out {
+                let n = f.a.dim(1);
+                f.mask_a = Some(Tensor::from_vec(features(n), &[1, n])?);
+                f.mask_b = None;
+            } else {
+                let n = f.b.dim(0);
+                f.mask_b = Some(Tensor::from_vec(features(n), &[n, 1])?);
+                f.mask_a = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The adapter's delta on `x` for `target`, or None when it does not adapt it.
+    pub fn delta(&self, target: Target, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(f) = self.factors.get(&target).filter(|_| self.enabled) else { return Ok(None) };
+        let a = match &f.mask_a {
+            Some(m) => f.a.mul(m)?,
+            None => f.a.clone(),
+        };
+        let b = match &f.mask_b {
+            Some(m) => f.b.mul(m)?,
+            None => f.b.clone(),
+        };
+        Ok(Some(x.linear(&a, None)?.linear(&b, None)?.scale(self.scale())?))
+    }
+
+    /// Trainable factors under their PEFT names.
+    pub fn params(&self) -> ParamSet {
+        let mut set = ParamSet::new();
+        for (target, f) in &self.factors {
+            for (suffix, t) in [("lora_A.weight", &f.a), ("lora_B.weight", &f.b)] {
+                if t.is_param() {
+                    set.push(format!("{}.{suffix}", target.key()), t.clone());
+                }
+            }
+        }
+        set
+    }
+
+    /// Makes the factors frozen (no gradients) or trainable, keeping their values.
+    pub fn set_trainable(&mut self, trainable: bool) -> Result<()> {
+        for f in self.factors.values_mut() {
+            for t in [&mut f.a, &mut f.b] {
+                *t = if trainable { t.to_param() } else { t.detach() };
+            }
+        }
+        Ok(())
+    }
+
+    /// Effective PEFT factors (masks applied) by key, ready for export: a head-restricted factor
+    /// becomes an ordinary factor whose other heads' rows/columns are zero.
+    pub fn export_factors(&self) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
+        let mut out = BTreeMap::new();
+        for (target, f) in &self.factors {
+            let a = match &f.mask_a {
+                Some(m) => fym_autograd::no_grad(|| f.a.mul(m))?,
+                None => f.a.clone(),
+            };
+            let b = match &f.mask_b {
+                Some(m) => fym_autograd::no_grad(|| f.b.mul(m))?,
+                None => f.b.clone(),
+            };
+            out.insert(format!("{}.lora_A.weight", target.key()), (a.shape().to_vec(), a.to_vec()));
+            out.insert(format!("{}.lora_B.weight", target.key()), (b.shape().to_vec(), b.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Every adapter attached to a model; their deltas add up on each adapted projection.
+#[derive(Clone, Debug, Default)]
+pub struct Adapters {
+    pub list: Vec<Adapter>,
+}
+
+impl Adapters {
+    /// `base + Σ deltas` for `target`.
+    pub fn apply(&self, target: Target, x: &Tensor, base: Tensor) -> Result<Tensor> {
+        let mut y = base;
+        for adapter in &self.list {
+            if let Some(d) = adapter.delta(target, x)? {
+                y = y.add(&d)?;
+            }
+        }
+        Ok(y)
+    }
+
+    /// Trainable factors of every adapter.
+    pub fn params(&self) -> ParamSet {
+        let mut set = ParamSet::new();
+        for (i, a) in self.list.iter().enumerate() {
+            for (n, t) in a.params().iter() {
+                // Distinct adapters may adapt the same projection: prefix the index when needed.
+                let name = if i == 0 { n.to_string() } else { format!("adapter{i}.{n}") };
+                set.push(name, t.clone());
+            }
+        }
+        set
+    }
+}

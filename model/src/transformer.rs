@@ -1,0 +1,293 @@
+//! The Wan video DiT (`WanTransformer3DModel`, text-to-video), forward on the autograd tape so
+//! the same code serves inference (inside `no_grad`), LoRA tuning and full training.
+//! Every formula follows WAN_ARCH.md; section numbers refer to it.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fym_autograd::{MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor, VideoDims};
+use fym_kernels::cpu::rope::{grid_positions, rope_table};
+
+use crate::config::WanConfig;
+use crate::lora::{Adapters, Target};
+use crate::{Error, Result};
+
+const ROPE_THETA: f64 = 10000.0;
+
+/// Per-call options of the forward pass.
+#[derive(Clone, Debug, Default)]
+pub struct ForwardOptions {
+    /// Temporal RoPE position of each latent frame (post-patch); `None` = 0, 1, 2, … (adaptive
+    /// RoPE passes the stretched positions of a sparse subset of frames here).
+    pub frame_positions: Option<Vec<f64>>,
+}
+
+/// Post-RoPE queries and keys of one self-attention layer (`[B, S, H·D]`), captured for head
+/// classification.
+pub struct CapturedAttention {
+    pub q: Tensor,
+    pub k: Tensor,
+}
+
+/// The model: config, named base parameters (frozen unless built trainable), LoRA adapters.
+pub struct WanModel {
+    pub config: WanConfig,
+    params: BTreeMap<String, Tensor>,
+    pub adapters: Adapters,
+    capture: RefCell<Option<Vec<CapturedAttention>>>,
+}
+
+impl WanModel {
+    /// Builds the model from named tensors (shape, values), checked against the config's
+    /// parameter list. `trainable` makes every base parameter a trainable leaf (pretraining).
+    pub fn from_tensors(
+        config: WanConfig,
+        tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        trainable: bool,
+    ) -> Result<Self> {
+        let mut params = BTreeMap::new();
+        let mut tensors = tensors;
+        let mut problems = Vec::new();
+        for (name, shape) in config.expected_parameters() {
+            match tensors.remove(&name) {
+                Some((s, data)) if s == shape => {
+                    let t = if trainable { Tensor::param(data, &shape)? } else { Tensor::from_vec(data, &shape)? };
+                    params.insert(name, t);
+                }
+                Some((s, _)) => problems.push(format!("{name}: shape {s:?}, expected {shape:?}")),
+                None => problems.push(format!("{name}: missing (expected {shape:?})")),
+            }
+        }
+        problems.extend(tensors.keys().map(|n| format!("{n}: unexpected tensor")));
+        if !problems.is_empty() {
+            return Err(Error::weights("model", format!("tensors do not match the config:\n  {}", problems.join("\n  "))));
+        }
+        Ok(WanModel { config, params, adapters: Adapters::default(), capture: RefCell::new(None) })
+    }
+
+    /// A freshly initialised model (PyTorch's default Linear init, zero-init output projections
+    /// of residual branches for stable training from scratch).
+    pub fn new_random(config: WanConfig, rng: &mut impl rand::Rng, trainable: bool) -> Result<Self> {
+        let mut tensors = BTreeMap::new();
+        for (name, shape) in config.expected_parameters() {
+            let n: usize = shape.iter().product();
+            let fan_in: usize = if shape.len() >= 2 { shape[1..].iter().product() } else { 0 };
+            let data = if name.ends_with("norm_q.weight")
+                || name.ends_with("norm_k.weight")
+                || name.ends_with("norm2.weight")
+            {
+                vec![1.0; n]
+            } else if name.contains("scale_shift_table") {
+                fym_autograd::init::normal_vec(rng, n, 1.0 / (config.dim() as f32).sqrt())
+            } else if name.ends_with(".bias") || name == "proj_out.weight" {
+                vec![0.0; n]
+            } else {
+                fym_autograd::init::uniform_vec(rng, n, 1.0 / (fan_in.max(1) as f32).sqrt())
+            };
+            tensors.insert(name, (shape, data));
+        }
+        Self::from_tensors(config, tensors, trainable)
+    }
+
+    /// A base parameter by its diffusers name.
+    pub fn param(&self, name: &str) -> Result<&Tensor> {
+        self.params.get(name).ok_or_else(|| Error::weights("model", format!("no parameter named {name}")))
+    }
+
+    /// All base parameters by name.
+    pub fn params(&self) -> &BTreeMap<String, Tensor> {
+        &self.params
+    }
+
+    /// The base parameters that are trainable (all of them when built trainable, else none).
+    pub fn trainable_base_params(&self) -> ParamSet {
+        let mut set = ParamSet::new();
+        for (n, t) in &self.params {
+            if t.is_param() {
+                set.push(n.clone(), t.clone());
+            }
+        }
+        set
+    }
+
+    /// Starts capturing every self-attention's post-RoPE q and k (head classification).
+    pub fn start_capture(&self) {
+        *self.capture.borrow_mut() = Some(Vec::new());
+    }
+
+    /// Stops capturing and returns what was captured (one entry per layer).
+    pub fn take_capture(&self) -> Vec<CapturedAttention> {
+        self.capture.borrow_mut().take().unwrap_or_default()
+    }
+
+    fn p(&self, name: &str) -> Result<&Tensor> {
+        self.param(name)
+    }
+
+    /// `Linear` with optional LoRA adapters on the given target.
+    fn project(&self, x: &Tensor, prefix: &str, target: Option<Target>) -> Result<Tensor> {
+        let base = x.linear(self.p(&format!("{prefix}.weight"))?, Some(self.p(&format!("{prefix}.bias"))?))?;
+        match target {
+            Some(t) => self.adapters.apply(t, x, base),
+            None => Ok(base),
+        }
+    }
+
+    /// The full forward pass (§8): `hidden_states [B, Cin, F, H, W]`, `timestep [B]`,
+    /// `encoder_hidden_states [B, L, text_dim]` → `[B, Cout, F, H, W]`.
+    pub fn forward(
+        &self,
+        hidden_states: &Tensor,
+        timestep: &[f32],
+        encoder_hidden_states: &Tensor,
+        opts: &ForwardOptions,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let hs = hidden_states.shape();
+        let [pt, ph, pw] = c.patch_size;
+        if hs.len() != 5 || hs[1] != c.in_channels || hs[2] % pt != 0 || hs[3] % ph != 0 || hs[4] % pw != 0 {
+            return Err(Error::shape("WanModel::forward", format!(
+                "hidden_states has shape {hs:?}; expected [B, {}, F, H, W] with F, H, W divisible by the patch {:?}",
+                c.in_channels, c.patch_size
+            )));
+        }
+        let (b, f, h, w) = (hs[0], hs[2] / pt, hs[3] / ph, hs[4] / pw);
+        let es = encoder_hidden_states.shape();
+        if es.len() != 3 || es[0] != b || es[2] != c.text_dim || timestep.len() != b {
+            return Err(Error::shape("WanModel::forward", format!(
+                "encoder_hidden_states {es:?} and {} timesteps for a batch of {b}; expected [{b}, L, {}] and {b} timesteps",
+                timestep.len(),
+                c.text_dim
+            )));
+        }
+        let dim = c.dim();
+        let heads = c.num_attention_heads;
+        let tokens_per_frame = h * w;
+        let patch = PatchSize { t: pt, h: ph, w: pw };
+
+        // §3 RoPE table, shared by every layer.
+        if let Some(fp) = &opts.frame_positions {
+            if fp.len() != f {
+                return Err(Error::shape("WanModel::forward", format!("{} frame positions for {f} latent frames", fp.len())));
+            }
+        }
+        let positions = grid_positions(f, h, w, opts.frame_positions.as_deref());
+        let table: Arc<RopeTable> = Arc::new(rope_table(&positions, c.attention_head_dim, ROPE_THETA)?);
+
+        // §2 patch embedding = patchify (c,i,j,k) + linear.
+        let pe_w = self.p("patch_embedding.weight")?.reshape(&[dim, c.in_channels * pt * ph * pw])?;
+        let mut x = hidden_states
+            .patchify(patch, PatchOrder::ChannelFirst)?
+            .linear(&pe_w, Some(self.p("patch_embedding.bias")?))?;
+
+        // §4 condition embedder.
+        let sinus = Tensor::from_vec(timestep_sinusoid(timestep, c.freq_dim), &[b, c.freq_dim])?;
+        let temb = self.project(&sinus, "condition_embedder.time_embedder.linear_1", None)?.silu()?;
+        let temb = self.project(&temb, "condition_embedder.time_embedder.linear_2", None)?;
+        let tproj = self.project(&temb.silu()?, "condition_embedder.time_proj", None)?.reshape(&[b, 6, dim])?;
+        let ctx = self.project(encoder_hidden_states, "condition_embedder.text_embedder.linear_1", None)?.gelu()?;
+        let ctx = self.project(&ctx, "condition_embedder.text_embedder.linear_2", None)?;
+
+        let eps = c.eps as f32;
+        for layer in 0..c.num_layers {
+            x = self.block(layer, &x, &ctx, &tproj, &table, heads, tokens_per_frame, eps)?;
+        }
+
+        // §7 output head.
+        let modulation = self.p("scale_shift_table")?.add(&temb.reshape(&[b, 1, dim])?)?;
+        let (shift, scale) = (modulation.slice(1, 0, 1)?, modulation.slice(1, 1, 1)?);
+        let y = x.layer_norm(None, None, eps)?.mul(&scale.affine(1.0, 1.0)?)?.add(&shift)?;
+        let y = self.project(&y, "proj_out", None)?;
+        let dims = VideoDims { batch: b, channels: c.out_channels, frames: hs[2], height: hs[3], width: hs[4] };
+        Ok(y.unpatchify(dims, patch, PatchOrder::ChannelLast)?)
+    }
+
+    /// One transformer block (§5).
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        ctx: &Tensor,
+        tproj: &Tensor,
+        table: &Arc<RopeTable>,
+        heads: usize,
+        tokens_per_frame: usize,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let pre = format!("blocks.{layer}");
+        let modulation = self.p(&format!("{pre}.scale_shift_table"))?.add(tproj)?;
+        let chunk = |i: usize| modulation.slice(1, i, 1);
+        let (shift_msa, scale_msa, gate_msa) = (chunk(0)?, chunk(1)?, chunk(2)?);
+        let (c_shift, c_scale, c_gate) = (chunk(3)?, chunk(4)?, chunk(5)?);
+
+        // 1. self-attention
+        let n1 = x.layer_norm(None, None, eps)?.mul(&scale_msa.affine(1.0, 1.0)?)?.add(&shift_msa)?;
+        let a1 = self.attention(layer, 1, &n1, &n1, Some((table, tokens_per_frame)), heads, eps)?;
+        let x = x.add(&a1.mul(&gate_msa)?)?;
+
+        // 2. cross-attention (affine LayerNorm, no modulation, no gate)
+        let n2 = if self.config.cross_attn_norm {
+            x.layer_norm(Some(self.p(&format!("{pre}.norm2.weight"))?), Some(self.p(&format!("{pre}.norm2.bias"))?), eps)?
+        } else {
+            x.clone()
+        };
+        let a2 = self.attention(layer, 2, &n2, ctx, None, heads, eps)?;
+        let x = x.add(&a2)?;
+
+        // 3. feed-forward
+        let n3 = x.layer_norm(None, None, eps)?.mul(&c_scale.affine(1.0, 1.0)?)?.add(&c_shift)?;
+        let ff = self.project(&n3, &format!("{pre}.ffn.net.0.proj"), None)?.gelu()?;
+        let ff = self.project(&ff, &format!("{pre}.ffn.net.2"), None)?;
+        Ok(x.add(&ff.mul(&c_gate)?)?)
+    }
+
+    /// `WanAttention` (§6). `rope` is given for self-attention (attn1) only.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: usize,
+        attn: usize,
+        xq: &Tensor,
+        xkv: &Tensor,
+        rope: Option<(&Arc<RopeTable>, usize)>,
+        heads: usize,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let pre = format!("blocks.{layer}.attn{attn}");
+        let target = |proj| Some(Target { layer, attn, proj });
+        let q = self.project(xq, &format!("{pre}.to_q"), target(crate::lora::Proj::Q))?;
+        let k = self.project(xkv, &format!("{pre}.to_k"), target(crate::lora::Proj::K))?;
+        let v = self.project(xkv, &format!("{pre}.to_v"), target(crate::lora::Proj::V))?;
+        let mut q = q.rms_norm(Some(self.p(&format!("{pre}.norm_q.weight"))?), eps)?;
+        let mut k = k.rms_norm(Some(self.p(&format!("{pre}.norm_k.weight"))?), eps)?;
+        let mut tokens_per_frame = 1;
+        if let Some((table, tpf)) = rope {
+            q = q.rope(table, heads)?;
+            k = k.rope(table, heads)?;
+            tokens_per_frame = tpf;
+            if let Some(cap) = self.capture.borrow_mut().as_mut() {
+                cap.push(CapturedAttention { q: q.detach(), k: k.detach() });
+            }
+        }
+        let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;
+        self.project(&o, &format!("{pre}.to_out.0"), target(crate::lora::Proj::Out))
+    }
+}
+
+/// Sinusoidal timestep embedding (§4a): `[cos(t·f), sin(t·f)]`, `f_i = exp(−ln(10000)·i/half)`,
+/// computed in f32 like diffusers.
+pub fn timestep_sinusoid(timestep: &[f32], freq_dim: usize) -> Vec<f32> {
+    let half = freq_dim / 2;
+    let mut out = vec![0.0; timestep.len() * freq_dim];
+    for (bi, &t) in timestep.iter().enumerate() {
+        for i in 0..half {
+            let freq = (-(10000f32.ln()) * i as f32 / half as f32).exp();
+            let arg = t * freq;
+            out[bi * freq_dim + i] = arg.cos();
+            out[bi * freq_dim + half + i] = arg.sin();
+        }
+    }
+    out
+}

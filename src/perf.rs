@@ -1,0 +1,165 @@
+//! Kernel benchmarks: the machine's FMA peak measured in the same run, then GEMM and attention
+//! shapes, each as a median over repetitions with GFLOP/s and the fraction of that peak.
+//! Used by `fym bench` and `cargo bench`.
+
+use std::time::Instant;
+
+use fym_kernels::cpu::attention::{attention_backward, attention_flops, attention_forward, AttnDims, MaskMode};
+use fym_kernels::cpu::{gemm, peak, pool};
+use serde_json::json;
+
+/// One measured case.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub op: &'static str,
+    pub shape: Vec<usize>,
+    pub mode: Option<&'static str>,
+    pub device: &'static str,
+    pub threads: usize,
+    pub ms: f64,
+    pub gflops: f64,
+    pub peak_frac: f64,
+}
+
+impl BenchResult {
+    /// The one-line JSON form printed by `fym bench --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "op": self.op, "shape": self.shape, "mode": self.mode, "device": self.device,
+            "threads": self.threads, "ms": self.ms, "gflops": self.gflops, "peak_frac": self.peak_frac,
+        })
+    }
+
+    /// A human-readable table row.
+    pub fn to_row(&self) -> String {
+        let shape = self.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×");
+        format!(
+            "{:<18} {:<16} {:<9} {:>10.3} ms {:>9.1} GFLOP/s {:>6.1}% of peak",
+            self.op,
+            shape,
+            self.mode.unwrap_or("-"),
+            self.ms,
+            self.gflops,
+            100.0 * self.peak_frac
+        )
+    }
+}
+
+/// Median wall time in milliseconds of `f` over `reps` runs after one warm-up; stops early once
+/// `budget_s` seconds were spent (at least 3 runs).
+pub fn median_ms(reps: usize, budget_s: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        if times.len() >= 3 && start.elapsed().as_secs_f64() > budget_s {
+            break;
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn random_vec(n: usize, seed: u64) -> Vec<f32> {
+    // A cheap deterministic generator: benchmark inputs need no statistical quality.
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    pub threads: usize,
+    /// Shorter runs (fewer repetitions) for smoke tests.
+    pub quick: bool,
+    /// Only cases whose op name contains this.
+    pub filter: Option<String>,
+}
+
+/// Runs the plan; `emit` receives each result as soon as it is measured.
+pub fn run_cpu(plan: &BenchPlan, mut emit: impl FnMut(&BenchResult)) -> Vec<BenchResult> {
+    pool::set_num_threads(plan.threads);
+    let threads = pool::num_threads();
+    let (reps, budget) = if plan.quick { (5, 0.2) } else { (30, 3.0) };
+    let wanted = |op: &str| plan.filter.as_deref().is_none_or(|f| op.contains(f));
+    let mut results = Vec::new();
+    let mut push = |r: BenchResult, results: &mut Vec<BenchResult>| {
+        emit(&r);
+        results.push(r);
+    };
+
+    let peak_gflops = peak::measure_fma_peak_gflops(threads);
+    push(
+        BenchResult {
+            op: "peak",
+            shape: vec![],
+            mode: None,
+            device: "cpu",
+            threads,
+            ms: 0.0,
+            gflops: peak_gflops,
+            peak_frac: 1.0,
+        },
+        &mut results,
+    );
+    let result = |op, shape, mode, ms: f64, flops: f64| BenchResult {
+        op,
+        shape,
+        mode,
+        device: "cpu",
+        threads,
+        ms,
+        gflops: flops / (ms * 1e6),
+        peak_frac: flops / (ms * 1e6) / peak_gflops,
+    };
+
+    if wanted("gemm") {
+        for (m, k, n) in [(512, 512, 512), (2048, 512, 128), (4096, 128, 512)] {
+            let (a, b) = (random_vec(m * k, 1), random_vec(k * n, 2));
+            let mut c = vec![0.0; m * n];
+            let ms = median_ms(reps, budget, || {
+                gemm::sgemm(false, false, m, n, k, 1.0, &a, k, &b, n, 0.0, &mut c, n);
+            });
+            push(result("gemm", vec![m, k, n], None, ms, 2.0 * (m * n * k) as f64), &mut results);
+        }
+    }
+
+    for (seq, label) in [(512usize, "S512"), (2048, "S2048")] {
+        let _ = label;
+        let dims = AttnDims { batch: 1, heads: 4, seq_q: seq, seq_kv: seq, head_dim: 32, tokens_per_frame: 64 };
+        let n = dims.batch * dims.seq_q * dims.heads * dims.head_dim;
+        let (q, k, v, d_out) = (random_vec(n, 3), random_vec(n, 4), random_vec(n, 5), random_vec(n, 6));
+        let scale = 1.0 / (dims.head_dim as f32).sqrt();
+        for (mask, mode) in [(MaskMode::Full, "full"), (MaskMode::Spatial, "spatial"), (MaskMode::Temporal, "temporal")] {
+            let mut out = vec![0.0; n];
+            let mut lse = vec![0.0; dims.batch * dims.heads * dims.seq_q];
+            let shape = vec![dims.batch, dims.heads, seq, dims.head_dim];
+            if wanted("attention_fwd") {
+                let ms = median_ms(reps, budget, || {
+                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse).expect("valid benchmark shapes");
+                });
+                let flops = attention_flops(dims, mask, false);
+                push(result("attention_fwd", shape.clone(), Some(mode), ms, flops), &mut results);
+            }
+            if wanted("attention_fwd_bwd") {
+                let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                let ms = median_ms(reps, budget, || {
+                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse).expect("valid benchmark shapes");
+                    attention_backward(dims, mask, scale, &q, &k, &v, &out, &lse, &d_out, &mut dq, &mut dk, &mut dv)
+                        .expect("valid benchmark shapes");
+                });
+                let flops = attention_flops(dims, mask, false) + attention_flops(dims, mask, true);
+                push(result("attention_fwd_bwd", shape, Some(mode), ms, flops), &mut results);
+            }
+        }
+    }
+    results
+}
