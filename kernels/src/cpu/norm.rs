@@ -78,29 +78,31 @@ simd_dispatch! {
             let mu0 = sum_f32(xr) / n;
             let (d1, d2) = dev_sums(xr, mu0);
             let var = ((d2 - d1 * d1 / n) / n).max(0.0);
-            let mu = mu0 + d1 / n;
             let r = 1.0 / (var + eps).sqrt();
-            *m = mu;
+            *m = mu0 + d1 / n;
             *rs = r;
+            // x − μ as (x − μ̃) − δ: x − μ̃ is exact for x near μ̃, so offset rows lose nothing to
+            // the rounding of μ.
+            let delta = d1 / n;
             match (weight, bias) {
                 (Some(w), Some(b)) => {
                     for (((o, &v), &w), &b) in or.iter_mut().zip(xr).zip(w).zip(b) {
-                        *o = (v - mu) * r * w + b;
+                        *o = (v - mu0 - delta) * r * w + b;
                     }
                 }
                 (Some(w), None) => {
                     for ((o, &v), &w) in or.iter_mut().zip(xr).zip(w) {
-                        *o = (v - mu) * r * w;
+                        *o = (v - mu0 - delta) * r * w;
                     }
                 }
                 (None, Some(b)) => {
                     for ((o, &v), &b) in or.iter_mut().zip(xr).zip(b) {
-                        *o = (v - mu) * r + b;
+                        *o = (v - mu0 - delta) * r + b;
                     }
                 }
                 (None, None) => {
                     for (o, &v) in or.iter_mut().zip(xr) {
-                        *o = (v - mu) * r;
+                        *o = (v - mu0 - delta) * r;
                     }
                 }
             }
