@@ -14,7 +14,10 @@ fn assert_close(got: &[f32], want: &[f64], rtol: f64, atol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w} (err {err:e})");
+        assert!(
+            err <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (err {err:e})"
+        );
     }
 }
 
@@ -98,18 +101,31 @@ fn binary_broadcasting_matches_reference() {
 fn binary_rejects_bad_shapes() {
     let (a, b) = (vec![0.0; 6], vec![0.0; 6]);
     let mut out = vec![0.0; 6];
-    let bad: &[(&[usize], &[usize], &[usize], usize)] = &[
-        (&[2, 3], &[6], &[2, 3], 6),       // rank
-        (&[2, 3], &[3, 2], &[2, 3], 6),    // dim neither 1 nor out
-        (&[2, 3], &[2, 3], &[2, 3], 5),    // out buffer
-        (&[2, 3], &[2, 3], &[3, 3], 9),    // a too short for out dims
+    /// (a shape, b shape, out shape, out buffer length)
+    type Case<'a> = (&'a [usize], &'a [usize], &'a [usize], usize);
+    let bad: &[Case] = &[
+        (&[2, 3], &[6], &[2, 3], 6),    // rank
+        (&[2, 3], &[3, 2], &[2, 3], 6), // dim neither 1 nor out
+        (&[2, 3], &[2, 3], &[2, 3], 5), // out buffer
+        (&[2, 3], &[2, 3], &[3, 3], 9), // a too short for out dims
     ];
     for &(sa, sb, so, n) in bad {
         let mut o = vec![0.0; n];
-        let err = binary(BinaryOp::Add, &a, sa, &b, sb, &mut o, so).unwrap_err().to_string();
+        let err = binary(BinaryOp::Add, &a, sa, &b, sb, &mut o, so)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("binary:") && err.contains("Add"), "{err}");
     }
-    let err = binary(BinaryOp::Mul, &a[..5], &[2, 3], &b, &[2, 3], &mut out, &[2, 3]).unwrap_err();
+    let err = binary(
+        BinaryOp::Mul,
+        &a[..5],
+        &[2, 3],
+        &b,
+        &[2, 3],
+        &mut out,
+        &[2, 3],
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("[2, 3]"), "{err}");
 }
 
@@ -122,12 +138,20 @@ fn scalar_ops_match_reference() {
 
         let mut acc = y0.clone();
         add_assign(&mut acc, &x);
-        let want: Vec<f64> = x.iter().zip(&y0).map(|(&a, &b)| a as f64 + b as f64).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&y0)
+            .map(|(&a, &b)| a as f64 + b as f64)
+            .collect();
         assert_close(&acc, &want, 1e-7, 0.0, "add_assign");
 
         let mut y = y0.clone();
         axpy(-0.75, &x, &mut y);
-        let want: Vec<f64> = x.iter().zip(&y0).map(|(&a, &b)| b as f64 - 0.75 * a as f64).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&y0)
+            .map(|(&a, &b)| b as f64 - 0.75 * a as f64)
+            .collect();
         assert_close(&y, &want, 1e-6, 1e-6, "axpy");
 
         let mut out = vec![0.0; n];
@@ -158,7 +182,9 @@ fn silu_grad64(x: f64) -> f64 {
 /// Inputs covering the interesting ranges: dense near 0, the saturating tails, extreme values.
 fn activation_inputs(rng: &mut StdRng, n: usize) -> Vec<f32> {
     let mut x = rand_vec(rng, n, -8.0, 8.0);
-    x.extend_from_slice(&[0.0, -0.0, 1e-6, -1e-6, 20.0, -20.0, 90.0, -90.0, 1e4, -1e4, 3.0, -3.0]);
+    x.extend_from_slice(&[
+        0.0, -0.0, 1e-6, -1e-6, 20.0, -20.0, 90.0, -90.0, 1e4, -1e4, 3.0, -3.0,
+    ]);
     x
 }
 
@@ -186,14 +212,23 @@ fn activation_backward_matches_formula_and_finite_differences() {
         let x = activation_inputs(&mut rng, n);
         let dy = rand_vec(&mut rng, x.len(), -2.0, 2.0);
         let mut dx = vec![0.0; x.len()];
-        type Pair = (fn(f64) -> f64, fn(f64) -> f64);
-        let kernels: [(&str, fn(&[f32], &[f32], &mut [f32]), Pair); 2] = [
-            ("gelu_tanh_backward", gelu_tanh_backward, (gelu64, gelu_grad64)),
+        type Backward = fn(&[f32], &[f32], &mut [f32]);
+        type Reference = (fn(f64) -> f64, fn(f64) -> f64);
+        let kernels: [(&str, Backward, Reference); 2] = [
+            (
+                "gelu_tanh_backward",
+                gelu_tanh_backward,
+                (gelu64, gelu_grad64),
+            ),
             ("silu_backward", silu_backward, (silu64, silu_grad64)),
         ];
         for (name, kernel, (f, df)) in kernels {
             kernel(&x, &dy, &mut dx);
-            let want: Vec<f64> = x.iter().zip(&dy).map(|(&v, &g)| g as f64 * df(v as f64)).collect();
+            let want: Vec<f64> = x
+                .iter()
+                .zip(&dy)
+                .map(|(&v, &g)| g as f64 * df(v as f64))
+                .collect();
             assert_close(&dx, &want, 1e-5, 1e-6, name);
             // Central differences of the f64 forward (step relative to |x|).
             let fd: Vec<f64> = x
@@ -205,7 +240,13 @@ fn activation_backward_matches_formula_and_finite_differences() {
                     g as f64 * (f(v + h) - f(v - h)) / (2.0 * h)
                 })
                 .collect();
-            assert_close(&dx, &fd, 1e-5, 1e-5, &format!("{name} vs finite differences"));
+            assert_close(
+                &dx,
+                &fd,
+                1e-5,
+                1e-5,
+                &format!("{name} vs finite differences"),
+            );
         }
     }
 }

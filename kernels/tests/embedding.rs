@@ -17,7 +17,9 @@ fn embedding_gathers_rows_and_backward_accumulates() {
             assert_eq!(out[i * dim..(i + 1) * dim], table[id * dim..(id + 1) * dim]);
         }
 
-        let dy: Vec<f32> = (0..ids.len() * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let dy: Vec<f32> = (0..ids.len() * dim)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
         let d0: Vec<f32> = (0..vocab * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let mut dtable = d0.clone();
         embedding_backward(&dy, dim, &ids, &mut dtable);
@@ -28,7 +30,10 @@ fn embedding_gathers_rows_and_backward_accumulates() {
             }
         }
         for (k, (&g, &w)) in dtable.iter().zip(&want).enumerate() {
-            assert!((g as f64 - w).abs() < 1e-5, "vocab {vocab} dim {dim} [{k}]: {g} vs {w}");
+            assert!(
+                (g as f64 - w).abs() < 1e-5,
+                "vocab {vocab} dim {dim} [{k}]: {g} vs {w}"
+            );
         }
     }
 }
@@ -37,10 +42,22 @@ fn embedding_gathers_rows_and_backward_accumulates() {
 fn embedding_rejects_bad_input() {
     let table = vec![0.0; 12];
     let mut out = vec![0.0; 6];
-    let err = embedding(&table, 4, 3, &[1, 4], &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("embedding:") && err.contains("id 4 at position 1"), "{err}");
-    let err = embedding(&table, 5, 3, &[1, 2], &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("embedding:") && err.contains("vocab 5"), "{err}");
-    let err = embedding(&table, 4, 3, &[1], &mut out).unwrap_err().to_string();
+    let err = embedding(&table, 4, 3, &[1, 4], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("embedding:") && err.contains("id 4 at position 1"),
+        "{err}"
+    );
+    let err = embedding(&table, 5, 3, &[1, 2], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("embedding:") && err.contains("vocab 5"),
+        "{err}"
+    );
+    let err = embedding(&table, 4, 3, &[1], &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("embedding:"), "{err}");
 }

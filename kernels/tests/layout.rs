@@ -40,10 +40,24 @@ fn all_perms(n: usize) -> Vec<Vec<usize>> {
 #[test]
 fn permute_matches_reference() {
     let mut rng = StdRng::seed_from_u64(60);
-    let shapes: &[&[usize]] = &[&[], &[5], &[3, 4], &[2, 3, 4], &[2, 1, 3], &[1, 1, 4], &[2, 3, 4, 5], &[3, 1, 2, 1, 4], &[64, 40, 33]];
+    let shapes: &[&[usize]] = &[
+        &[],
+        &[5],
+        &[3, 4],
+        &[2, 3, 4],
+        &[2, 1, 3],
+        &[1, 1, 4],
+        &[2, 3, 4, 5],
+        &[3, 1, 2, 1, 4],
+        &[64, 40, 33],
+    ];
     for &shape in shapes {
         let x = rand_vec(&mut rng, shape.iter().product());
-        let perms = if shape.len() <= 4 { all_perms(shape.len()) } else { vec![vec![4, 0, 3, 1, 2], vec![0, 2, 1, 4, 3]] };
+        let perms = if shape.len() <= 4 {
+            all_perms(shape.len())
+        } else {
+            vec![vec![4, 0, 3, 1, 2], vec![0, 2, 1, 4, 3]]
+        };
         for perm in perms {
             let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
             let mut out = vec![f32::NAN; x.len()];
@@ -54,7 +68,11 @@ fn permute_matches_reference() {
                 for (k, &p) in perm.iter().enumerate() {
                     ii[p] = oi[k];
                 }
-                assert_eq!(v, x[ravel(&ii, shape)], "shape {shape:?} perm {perm:?} at {oi:?}");
+                assert_eq!(
+                    v,
+                    x[ravel(&ii, shape)],
+                    "shape {shape:?} perm {perm:?} at {oi:?}"
+                );
             }
         }
     }
@@ -110,8 +128,15 @@ fn concat_matches_reference() {
                     s
                 })
                 .collect();
-            let data: Vec<Vec<f32>> = shapes.iter().map(|s| rand_vec(&mut rng, s.iter().product())).collect();
-            let inputs: Vec<(&[f32], &[usize])> = data.iter().zip(&shapes).map(|(d, s)| (&d[..], &s[..])).collect();
+            let data: Vec<Vec<f32>> = shapes
+                .iter()
+                .map(|s| rand_vec(&mut rng, s.iter().product()))
+                .collect();
+            let inputs: Vec<(&[f32], &[usize])> = data
+                .iter()
+                .zip(&shapes)
+                .map(|(d, s)| (&d[..], &s[..]))
+                .collect();
             let mut out_shape = base.to_vec();
             out_shape[axis] = sizes.iter().sum();
             let mut out = vec![f32::NAN; out_shape.iter().product()];
@@ -123,7 +148,11 @@ fn concat_matches_reference() {
                     idx[axis] -= sizes[which];
                     which += 1;
                 }
-                assert_eq!(v, data[which][ravel(&idx, &shapes[which])], "concat {base:?} axis {axis}");
+                assert_eq!(
+                    v,
+                    data[which][ravel(&idx, &shapes[which])],
+                    "concat {base:?} axis {axis}"
+                );
             }
         }
     }
@@ -148,13 +177,20 @@ fn index_select_and_add_match_reference() {
             for (flat, &v) in out.iter().enumerate() {
                 let mut idx = unravel(flat, &sub_shape);
                 idx[axis] = indices[idx[axis]];
-                assert_eq!(v, x[ravel(&idx, shape)], "index_select {shape:?} axis {axis}");
+                assert_eq!(
+                    v,
+                    x[ravel(&idx, shape)],
+                    "index_select {shape:?} axis {axis}"
+                );
                 dst[ravel(&idx, shape)] += v as f64;
             }
             let mut got = dst0.clone();
             index_add(&out, shape, axis, &indices, &mut got).unwrap();
             for (i, (&g, &w)) in got.iter().zip(&dst).enumerate() {
-                assert!((g as f64 - w).abs() < 1e-6, "index_add {shape:?} axis {axis} [{i}]: {g} vs {w}");
+                assert!(
+                    (g as f64 - w).abs() < 1e-6,
+                    "index_add {shape:?} axis {axis} [{i}]: {g} vs {w}"
+                );
             }
         }
     }
@@ -169,27 +205,60 @@ fn layout_ops_reject_bad_input() {
         let err = permute(&x, s, perm, &mut out).unwrap_err().to_string();
         assert!(err.starts_with("permute:"), "{err}");
     }
-    let err = permute(&x, s, &[2, 1, 0], &mut out[..23]).unwrap_err().to_string();
+    let err = permute(&x, s, &[2, 1, 0], &mut out[..23])
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("permute:") && err.contains("23"), "{err}");
 
-    let err = slice_axis(&x, s, 3, 0, 1, &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("slice_axis:") && err.contains("axis 3"), "{err}");
-    let err = slice_axis(&x, s, 1, 2, 2, &mut out[..16]).unwrap_err().to_string();
-    assert!(err.starts_with("slice_axis:") && err.contains("2..4"), "{err}");
-    let err = slice_axis(&x, s, 1, 0, 2, &mut out).unwrap_err().to_string();
+    let err = slice_axis(&x, s, 3, 0, 1, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("slice_axis:") && err.contains("axis 3"),
+        "{err}"
+    );
+    let err = slice_axis(&x, s, 1, 2, 2, &mut out[..16])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("slice_axis:") && err.contains("2..4"),
+        "{err}"
+    );
+    let err = slice_axis(&x, s, 1, 0, 2, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("slice_axis:"), "{err}");
-    let err = slice_axis_add_back(&x[..8], s, 1, 3, 1, &mut out).unwrap_err().to_string();
+    let err = slice_axis_add_back(&x[..8], s, 1, 3, 1, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("slice_axis_add_back:"), "{err}");
 
     let err = concat_axis(&[], 0, &mut out).unwrap_err().to_string();
     assert!(err.starts_with("concat_axis:"), "{err}");
-    let err = concat_axis(&[(&x[..], s), (&x[..6], &[2, 3, 1])], 1, &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("concat_axis:") && err.contains("input 1"), "{err}");
-    let err = concat_axis(&[(&x[..], s), (&x[..6], &[2, 3, 1])], 2, &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("concat_axis:") && err.contains("30"), "{err}");
+    let err = concat_axis(&[(&x[..], s), (&x[..6], &[2, 3, 1])], 1, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("concat_axis:") && err.contains("input 1"),
+        "{err}"
+    );
+    let err = concat_axis(&[(&x[..], s), (&x[..6], &[2, 3, 1])], 2, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("concat_axis:") && err.contains("30"),
+        "{err}"
+    );
 
-    let err = index_select(&x, s, 1, &[0, 3], &mut out[..16]).unwrap_err().to_string();
-    assert!(err.starts_with("index_select:") && err.contains("index 3"), "{err}");
-    let err = index_add(&x[..16], s, 1, &[1, 2, 0], &mut out).unwrap_err().to_string();
+    let err = index_select(&x, s, 1, &[0, 3], &mut out[..16])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("index_select:") && err.contains("index 3"),
+        "{err}"
+    );
+    let err = index_add(&x[..16], s, 1, &[1, 2, 0], &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("index_add:"), "{err}");
 }

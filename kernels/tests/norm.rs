@@ -13,7 +13,10 @@ fn assert_close(got: &[f32], want: &[f64], rtol: f64, atol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w} (err {err:e})");
+        assert!(
+            err <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (err {err:e})"
+        );
     }
 }
 
@@ -36,7 +39,12 @@ fn ln_row(x: &[f64], w: Option<&[f64]>, b: Option<&[f64]>) -> (Vec<f64>, f64, f6
 fn rms_row(x: &[f64], w: Option<&[f64]>) -> (Vec<f64>, f64) {
     let ms = x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64;
     let r = 1.0 / (ms + EPS as f64).sqrt();
-    ((0..x.len()).map(|j| x[j] * r * w.map_or(1.0, |w| w[j])).collect(), r)
+    (
+        (0..x.len())
+            .map(|j| x[j] * r * w.map_or(1.0, |w| w[j]))
+            .collect(),
+        r,
+    )
 }
 
 /// Σ_rows Σ_j f(row)_j · g_j: the scalar whose gradient the backward kernels compute.
@@ -71,7 +79,11 @@ fn finite_diff(
 fn assert_fd(got: &[f32], fd: &[(usize, f64)], what: &str) {
     for &(i, want) in fd {
         let err = (got[i] as f64 - want).abs();
-        assert!(err <= 1e-4 * (1.0 + want.abs()), "{what}[{i}]: got {}, finite differences {want}", got[i]);
+        assert!(
+            err <= 1e-4 * (1.0 + want.abs()),
+            "{what}[{i}]: got {}, finite differences {want}",
+            got[i]
+        );
     }
 }
 
@@ -82,8 +94,10 @@ fn layer_norm_forward_matches_reference() {
     let mut rng = StdRng::seed_from_u64(20);
     for &(rows, cols) in SHAPES {
         for offset in [0.0f32, 100.0] {
-            let x: Vec<f32> =
-                rand_vec(&mut rng, rows * cols, -2.0, 2.0).iter().map(|v| v + offset).collect();
+            let x: Vec<f32> = rand_vec(&mut rng, rows * cols, -2.0, 2.0)
+                .iter()
+                .map(|v| v + offset)
+                .collect();
             let w = rand_vec(&mut rng, cols, 0.5, 1.5);
             let b = rand_vec(&mut rng, cols, -1.0, 1.0);
             let (w64, b64) = (f64s(&w), f64s(&b));
@@ -94,8 +108,11 @@ fn layer_norm_forward_matches_reference() {
                 layer_norm(&x, rows, cols, EPS, wo, bo, &mut out, &mut mean, &mut rstd);
                 let (mut want, mut want_m, mut want_r) = (vec![], vec![], vec![]);
                 for xr in x.chunks(cols) {
-                    let (y, m, r) =
-                        ln_row(&f64s(xr), use_w.then_some(&w64[..]), use_b.then_some(&b64[..]));
+                    let (y, m, r) = ln_row(
+                        &f64s(xr),
+                        use_w.then_some(&w64[..]),
+                        use_b.then_some(&b64[..]),
+                    );
                     want.extend(y);
                     want_m.push(m);
                     want_r.push(r);
@@ -127,16 +144,22 @@ fn layer_norm_backward_matches_formula_and_finite_differences() {
             layer_norm(&x, rows, cols, EPS, wo, bo, &mut out, &mut mean, &mut rstd);
             let mut dx = vec![f32::NAN; rows * cols];
             let (mut dw, mut db) = (vec![f32::NAN; cols], vec![f32::NAN; cols]);
-            let (dwo, dbo) = if affine { (Some(&mut dw[..]), Some(&mut db[..])) } else { (None, None) };
+            let (dwo, dbo) = if affine {
+                (Some(&mut dw[..]), Some(&mut db[..]))
+            } else {
+                (None, None)
+            };
             layer_norm_backward(&x, rows, cols, wo, &mean, &rstd, &g, &mut dx, dwo, dbo);
 
             // Analytic reference (WAN_ARCH §9) in f64.
-            let (mut want_dx, mut want_dw, mut want_db) = (vec![], vec![0f64; cols], vec![0f64; cols]);
+            let (mut want_dx, mut want_dw, mut want_db) =
+                (vec![], vec![0f64; cols], vec![0f64; cols]);
             for (xr, gr) in x64.chunks(cols).zip(g64.chunks(cols)) {
                 let (_, m, r) = ln_row(xr, None, None);
                 let xh: Vec<f64> = xr.iter().map(|v| (v - m) * r).collect();
-                let gh: Vec<f64> =
-                    (0..cols).map(|j| gr[j] * if affine { w64[j] } else { 1.0 }).collect();
+                let gh: Vec<f64> = (0..cols)
+                    .map(|j| gr[j] * if affine { w64[j] } else { 1.0 })
+                    .collect();
                 let mg = gh.iter().sum::<f64>() / cols as f64;
                 let mgx = gh.iter().zip(&xh).map(|(a, b)| a * b).sum::<f64>() / cols as f64;
                 want_dx.extend((0..cols).map(|j| r * (gh[j] - mg - xh[j] * mgx)));
@@ -154,7 +177,9 @@ fn layer_norm_backward_matches_formula_and_finite_differences() {
 
             // Finite differences of the f64 forward.
             let (wr, br) = (affine.then_some(&w64[..]), affine.then_some(&b64[..]));
-            let fd = finite_diff(&x64, 64, |xp| loss(xp, cols, &g64, &|r| ln_row(r, wr, br).0));
+            let fd = finite_diff(&x64, 64, |xp| {
+                loss(xp, cols, &g64, &|r| ln_row(r, wr, br).0)
+            });
             assert_fd(&dx, &fd, &format!("{what} dx"));
             if affine {
                 let fd = finite_diff(&w64, 32, |wp| {
@@ -180,7 +205,15 @@ fn rms_norm_forward_matches_reference() {
         for use_w in [false, true] {
             let mut out = vec![f32::NAN; rows * cols];
             let mut rstd = vec![0.0; rows];
-            rms_norm(&x, rows, cols, EPS, use_w.then_some(&w[..]), &mut out, &mut rstd);
+            rms_norm(
+                &x,
+                rows,
+                cols,
+                EPS,
+                use_w.then_some(&w[..]),
+                &mut out,
+                &mut rstd,
+            );
             let (mut want, mut want_r) = (vec![], vec![]);
             for xr in x.chunks(cols) {
                 let (y, r) = rms_row(&f64s(xr), use_w.then_some(&w64[..]));
@@ -214,7 +247,9 @@ fn rms_norm_backward_matches_formula_and_finite_differences() {
             let (mut want_dx, mut want_dw) = (vec![], vec![0f64; cols]);
             for (xr, gr) in x64.chunks(cols).zip(g64.chunks(cols)) {
                 let (_, r) = rms_row(xr, None);
-                let gh: Vec<f64> = (0..cols).map(|j| gr[j] * if use_w { w64[j] } else { 1.0 }).collect();
+                let gh: Vec<f64> = (0..cols)
+                    .map(|j| gr[j] * if use_w { w64[j] } else { 1.0 })
+                    .collect();
                 let m = gh.iter().zip(xr).map(|(a, b)| a * b).sum::<f64>() / cols as f64;
                 want_dx.extend((0..cols).map(|j| r * gh[j] - xr[j] * r * r * r * m));
                 for j in 0..cols {
@@ -228,7 +263,9 @@ fn rms_norm_backward_matches_formula_and_finite_differences() {
             let wr = use_w.then_some(&w64[..]);
             let fd = finite_diff(&x64, 64, |xp| loss(xp, cols, &g64, &|r| rms_row(r, wr).0));
             assert_fd(&dx, &fd, &format!("{what} dx"));
-            let fd = finite_diff(&w64, 32, |wp| loss(&x64, cols, &g64, &|r| rms_row(r, Some(wp)).0));
+            let fd = finite_diff(&w64, 32, |wp| {
+                loss(&x64, cols, &g64, &|r| rms_row(r, Some(wp)).0)
+            });
             if use_w {
                 assert_fd(&dw, &fd, &format!("{what} dweight"));
             }

@@ -4,7 +4,13 @@ use fym_kernels::cpu::patchify::{patchify, unpatchify, PatchOrder, PatchSize, Vi
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn dims(batch: usize, channels: usize, frames: usize, height: usize, width: usize) -> VideoDims {
-    VideoDims { batch, channels, frames, height, width }
+    VideoDims {
+        batch,
+        channels,
+        frames,
+        height,
+        width,
+    }
 }
 
 fn numel(d: VideoDims) -> usize {
@@ -27,11 +33,18 @@ fn reference_tokens(x: &[f32], d: VideoDims, p: PatchSize, order: PatchOrder) ->
                                 for k in 0..p.w {
                                     let s = (f * hq + h) * wq + w;
                                     let e = match order {
-                                        PatchOrder::ChannelFirst => ((c * p.t + i) * p.h + j) * p.w + k,
-                                        PatchOrder::ChannelLast => ((i * p.h + j) * p.w + k) * d.channels + c,
+                                        PatchOrder::ChannelFirst => {
+                                            ((c * p.t + i) * p.h + j) * p.w + k
+                                        }
+                                        PatchOrder::ChannelLast => {
+                                            ((i * p.h + j) * p.w + k) * d.channels + c
+                                        }
                                     };
                                     let (ff, hh, ww) = (f * p.t + i, h * p.h + j, w * p.w + k);
-                                    let src = (((b * d.channels + c) * d.frames + ff) * d.height + hh) * d.width + ww;
+                                    let src = (((b * d.channels + c) * d.frames + ff) * d.height
+                                        + hh)
+                                        * d.width
+                                        + ww;
                                     out[(b * fq * hq * wq + s) * feat + e] = x[src];
                                 }
                             }
@@ -101,16 +114,44 @@ fn patchify_rejects_bad_sizes() {
     let x = vec![0.0; numel(d)];
     let mut t = vec![0.0; numel(d)];
     let p = PatchSize { t: 2, h: 2, w: 2 };
-    let err = patchify(&x, d, p, PatchOrder::ChannelFirst, &mut t).unwrap_err().to_string();
-    assert!(err.starts_with("patchify:") && err.contains("not divisible"), "{err}");
-    let err = unpatchify(&t, d, p, PatchOrder::ChannelLast, &mut vec![0.0; numel(d)]).unwrap_err().to_string();
-    assert!(err.starts_with("unpatchify:") && err.contains("not divisible"), "{err}");
+    let err = patchify(&x, d, p, PatchOrder::ChannelFirst, &mut t)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("patchify:") && err.contains("not divisible"),
+        "{err}"
+    );
+    let err = unpatchify(&t, d, p, PatchOrder::ChannelLast, &mut vec![0.0; numel(d)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("unpatchify:") && err.contains("not divisible"),
+        "{err}"
+    );
     let zero = PatchSize { t: 1, h: 0, w: 2 };
-    let err = patchify(&x, d, zero, PatchOrder::ChannelFirst, &mut t).unwrap_err().to_string();
+    let err = patchify(&x, d, zero, PatchOrder::ChannelFirst, &mut t)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("patchify:"), "{err}");
     let p1 = PatchSize { t: 1, h: 2, w: 2 };
-    let err = patchify(&x[1..], d, p1, PatchOrder::ChannelFirst, &mut t).unwrap_err().to_string();
-    assert!(err.starts_with("patchify:") && err.contains("got 95"), "{err}");
-    let err = unpatchify(&t[1..], d, p1, PatchOrder::ChannelFirst, &mut vec![0.0; numel(d)]).unwrap_err().to_string();
-    assert!(err.starts_with("unpatchify:") && err.contains("got 95"), "{err}");
+    let err = patchify(&x[1..], d, p1, PatchOrder::ChannelFirst, &mut t)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("patchify:") && err.contains("got 95"),
+        "{err}"
+    );
+    let err = unpatchify(
+        &t[1..],
+        d,
+        p1,
+        PatchOrder::ChannelFirst,
+        &mut vec![0.0; numel(d)],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("unpatchify:") && err.contains("got 95"),
+        "{err}"
+    );
 }

@@ -11,7 +11,10 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            err <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -64,7 +67,12 @@ fn sum_to_shape_matches_reference() {
         let mut out = vec![f32::NAN; target.iter().product()];
         sum_to_shape(&x, shape, target, &mut out).unwrap();
         let want = reference_sum_to(&x, shape, target);
-        assert_close(&out, &want, 1e-6, &format!("sum_to_shape {shape:?} -> {target:?}"));
+        assert_close(
+            &out,
+            &want,
+            1e-6,
+            &format!("sum_to_shape {shape:?} -> {target:?}"),
+        );
     }
 }
 
@@ -80,7 +88,12 @@ fn sum_axis_matches_reference() {
             let mut out = vec![f32::NAN; target.iter().product()];
             sum_axis(&x, shape, axis, &mut out).unwrap();
             let want = reference_sum_to(&x, shape, &target);
-            assert_close(&out, &want, 1e-6, &format!("sum_axis {shape:?} axis {axis}"));
+            assert_close(
+                &out,
+                &want,
+                1e-6,
+                &format!("sum_axis {shape:?} axis {axis}"),
+            );
         }
     }
 }
@@ -91,7 +104,10 @@ fn sum_all_accumulates_in_f64() {
     for n in [0, 1, 17, 200_001] {
         let x = rand_vec(&mut rng, n);
         let want: f64 = x.iter().map(|&v| v as f64).sum();
-        assert!((sum_all(&x) - want).abs() < 1e-9 * (1.0 + want.abs()), "n {n}");
+        assert!(
+            (sum_all(&x) - want).abs() < 1e-9 * (1.0 + want.abs()),
+            "n {n}"
+        );
     }
     // 1 + 2^24 tiny values: an f32 accumulator would stay at 2^24.
     let mut x = vec![1.0f32; 1 << 24];
@@ -104,13 +120,30 @@ fn reductions_reject_bad_shapes() {
     let x = vec![0.0; 6];
     let mut out = vec![0.0; 3];
     let err = sum_axis(&x, &[2, 3], 2, &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("sum_axis:") && err.contains("axis 2"), "{err}");
-    let err = sum_axis(&x, &[2, 3], 0, &mut out[..2]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("sum_axis:") && err.contains("axis 2"),
+        "{err}"
+    );
+    let err = sum_axis(&x, &[2, 3], 0, &mut out[..2])
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("sum_axis:"), "{err}");
-    let err = sum_to_shape(&x, &[2, 3], &[2], &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("sum_to_shape:") && err.contains("ranks"), "{err}");
-    let err = sum_to_shape(&x, &[2, 3], &[2, 2], &mut out).unwrap_err().to_string();
-    assert!(err.starts_with("sum_to_shape:") && err.contains("[2, 2]"), "{err}");
-    let err = sum_to_shape(&x[..5], &[2, 3], &[1, 3], &mut out).unwrap_err().to_string();
+    let err = sum_to_shape(&x, &[2, 3], &[2], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("sum_to_shape:") && err.contains("ranks"),
+        "{err}"
+    );
+    let err = sum_to_shape(&x, &[2, 3], &[2, 2], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("sum_to_shape:") && err.contains("[2, 2]"),
+        "{err}"
+    );
+    let err = sum_to_shape(&x[..5], &[2, 3], &[1, 3], &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("sum_to_shape:"), "{err}");
 }

@@ -25,7 +25,14 @@ fn direct_angles(pos: [f64; 3], head_dim: usize) -> Vec<f64> {
 }
 
 /// Direct rotation of `[batch, seq, heads, head_dim]` with f32 cos/sin of the f64 angles.
-fn direct_rope(x: &[f32], batch: usize, heads: usize, pos: &[[f64; 3]], d: usize, inv: bool) -> Vec<f64> {
+fn direct_rope(
+    x: &[f32],
+    batch: usize,
+    heads: usize,
+    pos: &[[f64; 3]],
+    d: usize,
+    inv: bool,
+) -> Vec<f64> {
     let mut out = vec![0f64; x.len()];
     for b in 0..batch {
         for (s, &p) in pos.iter().enumerate() {
@@ -47,7 +54,15 @@ fn direct_rope(x: &[f32], batch: usize, heads: usize, pos: &[[f64; 3]], d: usize
 
 #[test]
 fn split_matches_wan() {
-    let cases = [(16, (8, 4, 4)), (8, (4, 2, 2)), (32, (12, 10, 10)), (128, (44, 42, 42)), (2, (2, 0, 0)), (6, (2, 2, 2)), (12, (4, 4, 4))];
+    let cases = [
+        (16, (8, 4, 4)),
+        (8, (4, 2, 2)),
+        (32, (12, 10, 10)),
+        (128, (44, 42, 42)),
+        (2, (2, 0, 0)),
+        (6, (2, 2, 2)),
+        (12, (4, 4, 4)),
+    ];
     for (d, want) in cases {
         assert_eq!(rope_split(d), want, "head_dim {d}");
     }
@@ -71,13 +86,25 @@ fn dev_config_frequencies() {
         .chain(omega_hw.iter().map(|w| 5.0 * w))
         .collect();
     for (k, &a) in want.iter().enumerate() {
-        assert!((table.cos[k] as f64 - a.cos()).abs() < 1e-7, "cos[{k}] {} vs {}", table.cos[k], a.cos());
-        assert!((table.sin[k] as f64 - a.sin()).abs() < 1e-7, "sin[{k}] {} vs {}", table.sin[k], a.sin());
+        assert!(
+            (table.cos[k] as f64 - a.cos()).abs() < 1e-7,
+            "cos[{k}] {} vs {}",
+            table.cos[k],
+            a.cos()
+        );
+        assert!(
+            (table.sin[k] as f64 - a.sin()).abs() < 1e-7,
+            "sin[{k}] {} vs {}",
+            table.sin[k],
+            a.sin()
+        );
     }
     // D = 8: ω_t = [1, 0.01], ω_h = ω_w = [1].
     let t8 = rope_table(&[[2.0, 3.0, 4.0]], 8, THETA).unwrap();
     for (k, a) in [2.0f64, 0.02, 3.0, 4.0].into_iter().enumerate() {
-        assert!((t8.cos[k] as f64 - a.cos()).abs() < 1e-7 && (t8.sin[k] as f64 - a.sin()).abs() < 1e-7);
+        assert!(
+            (t8.cos[k] as f64 - a.cos()).abs() < 1e-7 && (t8.sin[k] as f64 - a.sin()).abs() < 1e-7
+        );
     }
 }
 
@@ -88,8 +115,16 @@ fn table_is_f64_angles_rounded_to_f32() {
         let t = rope_table(&pos, d, THETA).unwrap();
         for (s, &p) in pos.iter().enumerate() {
             for (k, a) in direct_angles(p, d).into_iter().enumerate() {
-                assert_eq!(t.cos[s * d / 2 + k], a.cos() as f32, "d {d} token {s} pair {k}");
-                assert_eq!(t.sin[s * d / 2 + k], a.sin() as f32, "d {d} token {s} pair {k}");
+                assert_eq!(
+                    t.cos[s * d / 2 + k],
+                    a.cos() as f32,
+                    "d {d} token {s} pair {k}"
+                );
+                assert_eq!(
+                    t.sin[s * d / 2 + k],
+                    a.sin() as f32,
+                    "d {d} token {s} pair {k}"
+                );
             }
         }
     }
@@ -102,11 +137,11 @@ fn grid_positions_are_frame_major() {
     let pos = grid_positions(f, h, w, Some(&fp));
     let plain = grid_positions(f, h, w, None);
     assert_eq!(pos.len(), f * h * w);
-    for fi in 0..f {
+    for (fi, &t) in fp.iter().enumerate() {
         for hi in 0..h {
             for wi in 0..w {
                 let s = (fi * h + hi) * w + wi;
-                assert_eq!(pos[s], [fp[fi], hi as f64, wi as f64]);
+                assert_eq!(pos[s], [t, hi as f64, wi as f64]);
                 assert_eq!(plain[s], [fi as f64, hi as f64, wi as f64]);
             }
         }
@@ -116,8 +151,9 @@ fn grid_positions_are_frame_major() {
 #[test]
 fn apply_matches_direct_formula_and_inverts() {
     let mut rng = StdRng::seed_from_u64(40);
-    // (batch, heads, head_dim, frames, height, width, frame positions)
-    let cases: &[(usize, usize, usize, usize, usize, usize, Option<&[f64]>)] = &[
+    /// (batch, heads, head_dim, frames, height, width, frame positions)
+    type Case<'a> = (usize, usize, usize, usize, usize, usize, Option<&'a [f64]>);
+    let cases: &[Case] = &[
         (1, 1, 16, 1, 1, 1, None),
         (2, 3, 16, 3, 2, 5, Some(&[0.0, 2.5, 7.25])),
         (1, 2, 8, 4, 3, 3, Some(&[0.5, 1.0, 13.0, 20.125])),
@@ -136,7 +172,10 @@ fn apply_matches_direct_formula_and_inverts() {
             rope_apply(&x, batch, heads, &table, inverse, &mut out).unwrap();
             let want = direct_rope(&x, batch, heads, &pos, d, inverse);
             for (i, (&g, &e)) in out.iter().zip(&want).enumerate() {
-                assert!((g as f64 - e).abs() < 1e-6, "{what} inverse {inverse} [{i}]: {g} vs {e}");
+                assert!(
+                    (g as f64 - e).abs() < 1e-6,
+                    "{what} inverse {inverse} [{i}]: {g} vs {e}"
+                );
             }
         }
         // inverse ∘ forward = identity.
@@ -153,7 +192,10 @@ fn apply_matches_direct_formula_and_inverts() {
         rope_apply(&g, batch, heads, &table, true, &mut dx).unwrap();
         let lhs: f64 = y.iter().zip(&g).map(|(&a, &b)| a as f64 * b as f64).sum();
         let rhs: f64 = x.iter().zip(&dx).map(|(&a, &b)| a as f64 * b as f64).sum();
-        assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "{what} adjoint: {lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()),
+            "{what} adjoint: {lhs} vs {rhs}"
+        );
         let half = d / 2;
         for (t, chunk) in dx.chunks_exact(heads * d).enumerate() {
             let s = t % pos.len();
@@ -177,17 +219,34 @@ fn rope_rejects_bad_input() {
         let err = rope_table(&pos, d, theta).unwrap_err().to_string();
         assert!(err.starts_with("rope_table:"), "{err}");
     }
-    let err = rope_table(&[[0.0, f64::INFINITY, 0.0]], 16, THETA).unwrap_err().to_string();
-    assert!(err.starts_with("rope_table:") && err.contains("position 0"), "{err}");
+    let err = rope_table(&[[0.0, f64::INFINITY, 0.0]], 16, THETA)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("rope_table:") && err.contains("position 0"),
+        "{err}"
+    );
 
     let table = rope_table(&pos, 16, THETA).unwrap();
     let x = vec![0.0; 2 * 4 * 16];
     let mut out = vec![0.0; x.len()];
-    let err = rope_apply(&x, 1, 2, &table, false, &mut out[..64]).unwrap_err().to_string();
-    assert!(err.starts_with("rope_apply:") && err.contains("head_dim 16"), "{err}");
-    let err = rope_apply(&x[..100], 1, 2, &table, false, &mut out).unwrap_err().to_string();
+    let err = rope_apply(&x, 1, 2, &table, false, &mut out[..64])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("rope_apply:") && err.contains("head_dim 16"),
+        "{err}"
+    );
+    let err = rope_apply(&x[..100], 1, 2, &table, false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("rope_apply:"), "{err}");
-    let broken = RopeTable { cos: vec![0.0; 3], ..table };
-    let err = rope_apply(&x, 1, 2, &broken, false, &mut out).unwrap_err().to_string();
+    let broken = RopeTable {
+        cos: vec![0.0; 3],
+        ..table
+    };
+    let err = rope_apply(&x, 1, 2, &broken, false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("rope_apply:"), "{err}");
 }

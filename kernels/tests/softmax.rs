@@ -11,7 +11,10 @@ fn assert_close(got: &[f32], want: &[f64], rtol: f64, atol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
-        assert!(err <= atol + rtol * w.abs(), "{what}[{i}]: got {g}, want {w} (err {err:e})");
+        assert!(
+            err <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (err {err:e})"
+        );
     }
 }
 
@@ -37,7 +40,13 @@ fn softmax_matches_reference() {
                 .chunks(cols)
                 .flat_map(|r| softmax_row(&r.iter().map(|&v| v as f64).collect::<Vec<_>>()))
                 .collect();
-            assert_close(&y, &want, 5e-6, 1e-30, &format!("softmax {rows}x{cols} [{lo}, {hi})"));
+            assert_close(
+                &y,
+                &want,
+                5e-6,
+                1e-30,
+                &format!("softmax {rows}x{cols} [{lo}, {hi})"),
+            );
         }
     }
     let mut y = [0.0; 3];
@@ -71,7 +80,11 @@ fn softmax_backward_matches_formula_and_finite_differences() {
         for i in (0..x64.len()).step_by(step) {
             let (r, h) = (i / cols, 1e-6);
             let row = |xr: &[f64]| -> f64 {
-                softmax_row(xr).iter().zip(&dy[r * cols..]).map(|(p, &g)| p * g as f64).sum()
+                softmax_row(xr)
+                    .iter()
+                    .zip(&dy[r * cols..])
+                    .map(|(p, &g)| p * g as f64)
+                    .sum()
             };
             let mut xr = x64[r * cols..(r + 1) * cols].to_vec();
             xr[i % cols] += h;
@@ -79,7 +92,11 @@ fn softmax_backward_matches_formula_and_finite_differences() {
             xr[i % cols] -= 2.0 * h;
             let lm = row(&xr);
             let fd = (lp - lm) / (2.0 * h);
-            assert!((dx[i] as f64 - fd).abs() < 1e-5, "{what}[{i}]: {} vs finite differences {fd}", dx[i]);
+            assert!(
+                (dx[i] as f64 - fd).abs() < 1e-5,
+                "{what}[{i}]: {} vs finite differences {fd}",
+                dx[i]
+            );
         }
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
     // n ∈ [−126, 128]: 2^n as two factors so each stays a normal float.
     let half = ni >> 1;
@@ -206,9 +206,17 @@ impl BroadcastPlan {
             }
         }
         let Some(&(inner, a_inner, b_inner)) = dims.last() else {
-            return BroadcastPlan { inner: 1, a_inner: true, b_inner: true, outer: Vec::new() };
+            return BroadcastPlan {
+                inner: 1,
+                a_inner: true,
+                b_inner: true,
+                outer: Vec::new(),
+            };
         };
-        let (mut sa, mut sb) = (if a_inner { inner } else { 1 }, if b_inner { inner } else { 1 });
+        let (mut sa, mut sb) = (
+            if a_inner { inner } else { 1 },
+            if b_inner { inner } else { 1 },
+        );
         let mut outer = Vec::with_capacity(dims.len() - 1);
         for &(n, ha, hb) in dims[..dims.len() - 1].iter().rev() {
             outer.push((n, if ha { sa } else { 0 }, if hb { sb } else { 0 }));
@@ -220,10 +228,21 @@ impl BroadcastPlan {
             }
         }
         outer.reverse();
-        BroadcastPlan { inner, a_inner, b_inner, outer }
+        BroadcastPlan {
+            inner,
+            a_inner,
+            b_inner,
+            outer,
+        }
     }
 
-    fn run<F: Fn(f32, f32) -> f32 + Copy + Sync>(&self, a: &[f32], b: &[f32], out: &mut [f32], f: F) {
+    fn run<F: Fn(f32, f32) -> f32 + Copy + Sync>(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        f: F,
+    ) {
         let inner = self.inner;
         par_chunks_mut(out, TASK_ELEMS, |off, o| {
             let mut rows = RowWalker::new(&self.outer, off / inner);

@@ -28,7 +28,10 @@ pub fn embedding(
     if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
         return Err(crate::Error::shape(
             OP,
-            format!("id {} at position {i} is out of range for vocab {vocab}", ids[i]),
+            format!(
+                "id {} at position {i} is out of range for vocab {vocab}",
+                ids[i]
+            ),
         ));
     }
     if dim == 0 {
@@ -63,7 +66,10 @@ pub fn embedding_backward(dy: &[f32], dim: usize, ids: &[u32], dtable: &mut [f32
     // Sequential: repeated ids add into the same row, and text batches are small.
     for (g, &id) in dy.chunks_exact(dim).zip(ids) {
         let id = id as usize;
-        assert!(id < vocab, "embedding_backward: id {id} out of range for vocab {vocab}");
+        assert!(
+            id < vocab,
+            "embedding_backward: id {id} out of range for vocab {vocab}"
+        );
         for (d, &v) in dtable[id * dim..(id + 1) * dim].iter_mut().zip(g) {
             *d += v;
         }

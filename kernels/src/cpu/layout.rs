@@ -116,8 +116,11 @@ fn simplify_permutation(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usi
             kept.push(n);
         }
     }
-    let perm: Vec<usize> =
-        perm.iter().filter(|&&p| shape[p] != 1).map(|&p| new_id[p]).collect();
+    let perm: Vec<usize> = perm
+        .iter()
+        .filter(|&&p| shape[p] != 1)
+        .map(|&p| new_id[p])
+        .collect();
     if perm.is_empty() {
         return (vec![1], vec![0]);
     }
@@ -170,12 +173,22 @@ pub fn slice_axis_add_back(
     len: usize,
     dst: &mut [f32],
 ) -> crate::Result<()> {
-    let (_, n, inner) =
-        check_slice("slice_axis_add_back", dst_shape, axis, start, len, dst.len(), src.len())?;
+    let (_, n, inner) = check_slice(
+        "slice_axis_add_back",
+        dst_shape,
+        axis,
+        start,
+        len,
+        dst.len(),
+        src.len(),
+    )?;
     for_blocks(dst, n * inner, |o0, blocks| {
         for (o, block) in blocks.chunks_exact_mut(n * inner).enumerate() {
             let s = &src[(o0 + o) * len * inner..(o0 + o + 1) * len * inner];
-            for (d, &v) in block[start * inner..(start + len) * inner].iter_mut().zip(s) {
+            for (d, &v) in block[start * inner..(start + len) * inner]
+                .iter_mut()
+                .zip(s)
+            {
                 *d += v;
             }
         }
@@ -194,7 +207,11 @@ fn check_slice(
     full: usize,
     part: usize,
 ) -> crate::Result<(usize, usize, usize)> {
-    ensure_shape!(axis < shape.len(), op, "axis {axis} out of range for shape {shape:?}");
+    ensure_shape!(
+        axis < shape.len(),
+        op,
+        "axis {axis} out of range for shape {shape:?}"
+    );
     let (outer, n, inner) = split_at_axis(shape, axis);
     ensure_shape!(
         start.checked_add(len).is_some_and(|end| end <= n),
@@ -213,16 +230,28 @@ fn check_slice(
 }
 
 /// Concatenates tensors (data, shape) along `axis` into `out`. All other dims must agree.
-pub fn concat_axis(inputs: &[(&[f32], &[usize])], axis: usize, out: &mut [f32]) -> crate::Result<()> {
+pub fn concat_axis(
+    inputs: &[(&[f32], &[usize])],
+    axis: usize,
+    out: &mut [f32],
+) -> crate::Result<()> {
     const OP: &str = "concat_axis";
     let Some(&(_, first)) = inputs.first() else {
         return Err(crate::Error::shape(OP, "no inputs"));
     };
-    ensure_shape!(axis < first.len(), OP, "axis {axis} out of range for shape {first:?}");
+    ensure_shape!(
+        axis < first.len(),
+        OP,
+        "axis {axis} out of range for shape {first:?}"
+    );
     let mut total = 0;
     for (i, &(data, shape)) in inputs.iter().enumerate() {
         let agree = shape.len() == first.len()
-            && shape.iter().zip(first).enumerate().all(|(d, (a, b))| d == axis || a == b);
+            && shape
+                .iter()
+                .zip(first)
+                .enumerate()
+                .all(|(d, (a, b))| d == axis || a == b);
         ensure_shape!(
             agree,
             OP,
@@ -267,12 +296,19 @@ fn check_indices(
     full: usize,
     part: usize,
 ) -> crate::Result<(usize, usize, usize)> {
-    ensure_shape!(axis < shape.len(), op, "axis {axis} out of range for shape {shape:?}");
+    ensure_shape!(
+        axis < shape.len(),
+        op,
+        "axis {axis} out of range for shape {shape:?}"
+    );
     let (outer, n, inner) = split_at_axis(shape, axis);
     if let Some(bad) = indices.iter().position(|&i| i >= n) {
         return Err(crate::Error::shape(
             op,
-            format!("index {} (position {bad}) out of range for dim {axis} of shape {shape:?}", indices[bad]),
+            format!(
+                "index {} (position {bad}) out of range for dim {axis} of shape {shape:?}",
+                indices[bad]
+            ),
         ));
     }
     ensure_shape!(
@@ -314,8 +350,7 @@ pub fn index_add(
     indices: &[usize],
     dst: &mut [f32],
 ) -> crate::Result<()> {
-    let (_, n, inner) =
-        check_indices("index_add", dst_shape, axis, indices, dst.len(), src.len())?;
+    let (_, n, inner) = check_indices("index_add", dst_shape, axis, indices, dst.len(), src.len())?;
     let k = indices.len();
     // Repeated indices accumulate: within one outer block the adds run in order, and blocks are
     // disjoint.

@@ -31,13 +31,18 @@ fn backward_tasks(rows: usize, cols: usize) -> usize {
 }
 
 fn check_len(op: &str, name: &str, got: usize, want: usize) {
-    assert_eq!(got, want, "{op}: {name} has {got} elements, expected {want}");
+    assert_eq!(
+        got, want,
+        "{op}: {name} has {got} elements, expected {want}"
+    );
 }
 
 /// Runs `f(row_start, row_end)` for consecutive blocks of `rows_per_task` rows, in parallel.
 fn for_row_blocks(rows: usize, rows_per_task: usize, f: impl Fn(usize, usize) + Sync) {
     let tasks = rows.div_ceil(rows_per_task);
-    parallel_for(tasks, |t| f(t * rows_per_task, ((t + 1) * rows_per_task).min(rows)));
+    parallel_for(tasks, |t| {
+        f(t * rows_per_task, ((t + 1) * rows_per_task).min(rows))
+    });
 }
 
 /// Σ(x − c) and Σ(x − c)² with 16 lanes.
@@ -139,11 +144,21 @@ pub fn layer_norm(
         rstd.fill(1.0 / eps.sqrt());
         return;
     }
-    let (po, pm, pr) = (SharedMut::new(out), SharedMut::new(mean), SharedMut::new(rstd));
+    let (po, pm, pr) = (
+        SharedMut::new(out),
+        SharedMut::new(mean),
+        SharedMut::new(rstd),
+    );
     for_row_blocks(rows, forward_rows_per_task(rows, cols), |r0, r1| {
         let n = r1 - r0;
         // SAFETY: row blocks are disjoint, so are their slices of out/mean/rstd.
-        let (o, m, r) = unsafe { (po.slice(r0 * cols, n * cols), pm.slice(r0, n), pr.slice(r0, n)) };
+        let (o, m, r) = unsafe {
+            (
+                po.slice(r0 * cols, n * cols),
+                pm.slice(r0, n),
+                pr.slice(r0, n),
+            )
+        };
         layer_norm_rows(&x[r0 * cols..r1 * cols], cols, eps, weight, bias, o, m, r);
     });
 }
@@ -241,8 +256,11 @@ pub fn layer_norm_backward(
     let (want_dw, want_db) = (dweight.is_some(), dbias.is_some());
     let mut dw_parts = vec![0f64; if want_dw { tasks * cols } else { 0 }];
     let mut db_parts = vec![0f64; if want_db { tasks * cols } else { 0 }];
-    let (pdx, pdw, pdb) =
-        (SharedMut::new(dx), SharedMut::new(&mut dw_parts), SharedMut::new(&mut db_parts));
+    let (pdx, pdw, pdb) = (
+        SharedMut::new(dx),
+        SharedMut::new(&mut dw_parts),
+        SharedMut::new(&mut db_parts),
+    );
     parallel_for(tasks, |t| {
         let (r0, r1) = ((t * per).min(rows), ((t + 1) * per).min(rows));
         let n = r1 - r0;
@@ -419,10 +437,22 @@ pub fn rms_norm_backward(
         let (r0, r1) = ((t * per).min(rows), ((t + 1) * per).min(rows));
         let n = r1 - r0;
         // SAFETY: task `t` owns rows r0..r1 of dx and partial `t` of the weight gradient.
-        let (dxb, dwb) =
-            unsafe { (pdx.slice(r0 * cols, n * cols), want_dw.then(|| pdw.slice(t * cols, cols))) };
+        let (dxb, dwb) = unsafe {
+            (
+                pdx.slice(r0 * cols, n * cols),
+                want_dw.then(|| pdw.slice(t * cols, cols)),
+            )
+        };
         let rr = r0 * cols..r1 * cols;
-        rms_norm_backward_rows(&x[rr.clone()], cols, weight, &rstd[r0..r1], &dy[rr], dxb, dwb);
+        rms_norm_backward_rows(
+            &x[rr.clone()],
+            cols,
+            weight,
+            &rstd[r0..r1],
+            &dy[rr],
+            dxb,
+            dwb,
+        );
     });
     if let Some(dw) = dweight {
         sum_partials(&dw_parts, dw);

@@ -65,7 +65,9 @@ impl Grid {
             p.w
         );
         ensure_shape!(
-            d.frames % p.t == 0 && d.height % p.h == 0 && d.width % p.w == 0,
+            d.frames.is_multiple_of(p.t)
+                && d.height.is_multiple_of(p.h)
+                && d.width.is_multiple_of(p.w),
             op,
             "video frames x height x width {}x{}x{} is not divisible by the patch {}x{}x{}",
             d.frames,

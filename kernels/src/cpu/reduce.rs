@@ -18,7 +18,12 @@ fn combine_lanes(acc: [f32; LANES], tail: f32) -> f32 {
     for i in 0..LANES / 2 {
         half[i] = acc[i] + acc[i + LANES / 2];
     }
-    let q = [half[0] + half[4], half[1] + half[5], half[2] + half[6], half[3] + half[7]];
+    let q = [
+        half[0] + half[4],
+        half[1] + half[5],
+        half[2] + half[6],
+        half[3] + half[7],
+    ];
     (q[0] + q[2]) + (q[1] + q[3]) + tail
 }
 
@@ -42,7 +47,12 @@ pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let mut acc = [0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..LANES {
             acc[i] += x[i] * y[i];
@@ -68,7 +78,11 @@ fn sum_f64(x: &[f32]) -> f64 {
 /// Sums `x` (shape `shape`) over `axis`; `out` has `shape` with that axis removed.
 pub fn sum_axis(x: &[f32], shape: &[usize], axis: usize, out: &mut [f32]) -> crate::Result<()> {
     const OP: &str = "sum_axis";
-    ensure_shape!(axis < shape.len(), OP, "axis {axis} out of range for shape {shape:?}");
+    ensure_shape!(
+        axis < shape.len(),
+        OP,
+        "axis {axis} out of range for shape {shape:?}"
+    );
     let mut target = shape.to_vec();
     target[axis] = 1;
     // Removing a size-1 dim does not move any element, so `out` is laid out as `target`.
@@ -105,7 +119,10 @@ fn sum_to_shape_impl(
             "target {target:?} dim {d} is neither 1 nor {n} (shape {shape:?})"
         );
     }
-    let (numel, out_numel) = (shape.iter().product::<usize>(), target.iter().product::<usize>());
+    let (numel, out_numel) = (
+        shape.iter().product::<usize>(),
+        target.iter().product::<usize>(),
+    );
     ensure_shape!(
         x.len() == numel && out.len() == out_numel,
         op,
@@ -152,7 +169,12 @@ impl ReducePlan {
             let kept = t == n;
             match dims.last_mut() {
                 Some(last) if last.kept == kept => last.size *= n,
-                _ => dims.push(ReduceDim { size: n, kept, out_stride: 0, x_stride: 0 }),
+                _ => dims.push(ReduceDim {
+                    size: n,
+                    kept,
+                    out_stride: 0,
+                    x_stride: 0,
+                }),
             }
         }
         let (mut xs, mut os) = (1, 1);
@@ -202,7 +224,11 @@ impl ReducePlan {
                 for k in i0..i1 {
                     let xb = &x[k * first.x_stride..(k + 1) * first.x_stride];
                     let ob = k * first.out_stride;
-                    let acc = if first.kept { &mut acc[ob..ob + first.out_stride] } else { &mut *acc };
+                    let acc = if first.kept {
+                        &mut acc[ob..ob + first.out_stride]
+                    } else {
+                        &mut *acc
+                    };
                     self.accumulate(xb, &self.dims[1..], acc);
                 }
             });

@@ -26,18 +26,25 @@ pub struct RopeTable {
 pub fn rope_table(positions: &[[f64; 3]], head_dim: usize, theta: f64) -> crate::Result<RopeTable> {
     const OP: &str = "rope_table";
     ensure_shape!(
-        head_dim > 0 && head_dim % 2 == 0,
+        head_dim > 0 && head_dim.is_multiple_of(2),
         OP,
         "head_dim {head_dim} must be even and positive"
     );
     let (dt, dh, dw) = rope_split(head_dim);
     ensure_shape!(
-        dt % 2 == 0 && dh % 2 == 0 && dw % 2 == 0,
+        dt.is_multiple_of(2) && dh.is_multiple_of(2) && dw.is_multiple_of(2),
         OP,
         "head_dim {head_dim} splits into t/h/w = {dt}/{dh}/{dw}; every part must be even"
     );
-    ensure_shape!(theta.is_finite() && theta > 0.0, OP, "theta {theta} must be finite and > 0");
-    if let Some(i) = positions.iter().position(|p| p.iter().any(|v| !v.is_finite())) {
+    ensure_shape!(
+        theta.is_finite() && theta > 0.0,
+        OP,
+        "theta {theta} must be finite and > 0"
+    );
+    if let Some(i) = positions
+        .iter()
+        .position(|p| p.iter().any(|v| !v.is_finite()))
+    {
         return Err(crate::Error::shape(
             OP,
             format!("position {i} {:?} is not finite", positions[i]),
@@ -60,7 +67,12 @@ pub fn rope_table(positions: &[[f64; 3]], head_dim: usize, theta: f64) -> crate:
             sin.push(angle.sin() as f32);
         }
     }
-    Ok(RopeTable { seq: positions.len(), head_dim, cos, sin })
+    Ok(RopeTable {
+        seq: positions.len(),
+        head_dim,
+        cos,
+        sin,
+    })
 }
 
 /// Positions of a frame-major `frames × height × width` grid. `frame_positions` (len `frames`)
@@ -137,7 +149,7 @@ pub fn rope_apply(
     const OP: &str = "rope_apply";
     let (seq, d) = (table.seq, table.head_dim);
     ensure_shape!(
-        d % 2 == 0 && table.cos.len() == seq * d / 2 && table.sin.len() == seq * d / 2,
+        d.is_multiple_of(2) && table.cos.len() == seq * d / 2 && table.sin.len() == seq * d / 2,
         OP,
         "table for seq {seq}, head_dim {d} has {} cos / {} sin entries, expected {}",
         table.cos.len(),

@@ -15,7 +15,10 @@ fn rows_per_task(cols: usize) -> usize {
 fn max_f32(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 16];
     let chunks = x.chunks_exact(16);
-    let mut m = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut m = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     for c in chunks {
         for i in 0..16 {
             acc[i] = acc[i].max(c[i]);
@@ -55,7 +58,10 @@ simd_dispatch! {
 }
 
 fn check_len(op: &str, name: &str, got: usize, want: usize) {
-    assert_eq!(got, want, "{op}: {name} has {got} elements, expected {want}");
+    assert_eq!(
+        got, want,
+        "{op}: {name} has {got} elements, expected {want}"
+    );
 }
 
 /// Numerically stable softmax of each row.
