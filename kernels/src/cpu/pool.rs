@@ -1,14 +1,23 @@
 //! Work splitting over the CPU cores. Kernels call [`parallel_for`] with a number of independent
-//! tasks; tasks are dealt out in contiguous chunks, one chunk per thread.
+//! tasks; the calling thread and a persistent pool of parked worker threads claim the tasks in
+//! contiguous chunks until none is left.
+//!
+//! One call runs on the pool at a time. A call made while the pool is busy — a task calling
+//! `parallel_for` (nested), or another thread calling at the same time — runs inline on its own
+//! thread, so there is no deadlock and no oversubscription of the cores.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Number of worker threads kernels use (default: all available cores).
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n,
     }
 }
@@ -18,22 +27,219 @@ pub fn set_num_threads(n: usize) {
     THREADS.store(n, Ordering::Relaxed);
 }
 
-/// Runs `f(task)` for every task in `0..n_tasks`, spread over up to [`num_threads`] threads.
-/// Runs inline when there is one task or one thread.
+/// Runs `f(task)` exactly once for every task in `0..n_tasks`, spread over up to
+/// [`num_threads`] threads (the caller included). Runs inline when there is one task, one
+/// thread, or when the pool is already busy (nested or concurrent calls).
+///
+/// A panic in a task is re-raised on the caller after every thread has left the call.
 pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
     let threads = num_threads().min(n_tasks);
     if threads <= 1 {
         (0..n_tasks).for_each(f);
         return;
     }
-    let chunk = n_tasks.div_ceil(threads);
-    std::thread::scope(|s| {
-        for t in 1..threads {
-            let f = &f;
-            s.spawn(move || (t * chunk..((t + 1) * chunk).min(n_tasks)).for_each(f));
+    let pool = pool();
+    if pool
+        .busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        (0..n_tasks).for_each(f);
+        return;
+    }
+    pool.ensure_workers(threads - 1);
+    // A few chunks per thread so that a thread slowed by another process on the machine does not
+    // hold everyone up; with one task per thread (the GEMM split) every chunk is one task.
+    let job = Job {
+        task: &f,
+        n_tasks,
+        chunk: n_tasks.div_ceil(threads * 4).max(1),
+        next: AtomicUsize::new(0),
+    };
+    // Workers only see the job through a lifetime-erased pointer; `Publication::drop` waits until
+    // every worker has let go of it, so it never outlives `f` or `job` (even if a task panics).
+    let job_ptr = JobPtr(std::ptr::from_ref(&job).cast::<Job<'static>>());
+    let publication = Publication::new(pool, job_ptr, threads - 1);
+    let caller_result = catch_unwind(AssertUnwindSafe(|| job.run()));
+    let worker_panicked = publication.finish();
+    if let Err(payload) = caller_result {
+        resume_unwind(payload);
+    }
+    if worker_panicked {
+        panic!("parallel_for: a task panicked on a worker thread");
+    }
+}
+
+/// One `parallel_for` call as the threads see it.
+struct Job<'a> {
+    task: &'a (dyn Fn(usize) + Sync),
+    n_tasks: usize,
+    chunk: usize,
+    next: AtomicUsize,
+}
+
+impl Job<'_> {
+    /// Claims chunks of tasks until none is left.
+    fn run(&self) {
+        loop {
+            let start = self.next.fetch_add(self.chunk, Ordering::Relaxed);
+            if start >= self.n_tasks {
+                return;
+            }
+            (start..(start + self.chunk).min(self.n_tasks)).for_each(self.task);
         }
-        (0..chunk.min(n_tasks)).for_each(&f);
-    });
+    }
+}
+
+#[derive(Clone, Copy)]
+struct JobPtr(*const Job<'static>);
+// SAFETY: the pointee is only read (its counter is atomic) and stays alive while any worker holds
+// the pointer, see `Publication`.
+unsafe impl Send for JobPtr {}
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work_ready: Condvar,
+    work_done: Condvar,
+    /// Held by the one `parallel_for` call that owns the workers.
+    busy: AtomicBool,
+}
+
+struct PoolState {
+    job: Option<JobPtr>,
+    /// Bumped per published job, so a worker joins each job at most once.
+    generation: u64,
+    /// Workers the current job still accepts.
+    open_slots: usize,
+    /// Workers inside the current job.
+    active: usize,
+    workers: usize,
+    worker_panicked: bool,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            job: None,
+            generation: 0,
+            open_slots: 0,
+            active: 0,
+            workers: 0,
+            worker_panicked: false,
+        }),
+        work_ready: Condvar::new(),
+        work_done: Condvar::new(),
+        busy: AtomicBool::new(false),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Tasks run outside the lock, so a poisoned lock cannot hold a half-updated state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns workers until there are `n`. If the OS refuses a thread the pool simply stays
+    /// smaller: the caller still runs every task that no worker claims.
+    fn ensure_workers(&'static self, n: usize) {
+        let mut state = self.lock();
+        while state.workers < n {
+            let spawned = std::thread::Builder::new()
+                .name(format!("fym-pool-{}", state.workers))
+                .spawn(move || self.worker_loop());
+            if spawned.is_err() {
+                break;
+            }
+            state.workers += 1;
+        }
+    }
+
+    fn worker_loop(&self) {
+        let mut seen_generation = 0;
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if state.generation != seen_generation {
+                        seen_generation = state.generation;
+                        if let Some(job) = state.job.filter(|_| state.open_slots > 0) {
+                            state.open_slots -= 1;
+                            state.active += 1;
+                            break job;
+                        }
+                    }
+                    state = self
+                        .work_ready
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            // SAFETY: `active` was raised under the lock while the job was published, and the
+            // publishing caller waits for `active == 0` before the job goes out of scope.
+            let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0).run() }));
+            let mut state = self.lock();
+            state.worker_panicked |= result.is_err();
+            state.active -= 1;
+            if state.active == 0 {
+                self.work_done.notify_all();
+            }
+        }
+    }
+}
+
+/// A job visible to the workers; withdrawing it waits until every worker that joined has left.
+struct Publication {
+    pool: &'static Pool,
+    finished: bool,
+}
+
+impl Publication {
+    fn new(pool: &'static Pool, job: JobPtr, slots: usize) -> Self {
+        let mut state = pool.lock();
+        state.job = Some(job);
+        state.generation += 1;
+        state.open_slots = slots;
+        state.worker_panicked = false;
+        drop(state);
+        pool.work_ready.notify_all();
+        Publication {
+            pool,
+            finished: false,
+        }
+    }
+
+    /// Withdraws the job, waits for the workers, frees the pool; returns whether a worker's task
+    /// panicked.
+    fn finish(mut self) -> bool {
+        self.finished = true;
+        self.withdraw()
+    }
+
+    fn withdraw(&self) -> bool {
+        let mut state = self.pool.lock();
+        state.job = None;
+        state.open_slots = 0;
+        while state.active > 0 {
+            state = self
+                .pool
+                .work_done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let panicked = state.worker_panicked;
+        drop(state);
+        self.pool.busy.store(false, Ordering::Release);
+        panicked
+    }
+}
+
+impl Drop for Publication {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.withdraw();
+        }
+    }
 }
 
 /// A raw pointer that parallel tasks may share because each task writes a disjoint region.
@@ -46,6 +252,11 @@ unsafe impl<T> Sync for SharedMut<T> {}
 impl<T> SharedMut<T> {
     pub fn new(s: &mut [T]) -> Self {
         SharedMut(s.as_mut_ptr())
+    }
+    /// The pointer. Closures should call this rather than read `.0`: capturing the field alone
+    /// would capture a bare `*mut T`, which is not `Sync`.
+    pub fn ptr(&self) -> *mut T {
+        self.0
     }
     /// # Safety
     /// `offset..offset+len` must lie inside the original slice and no other task may touch it

@@ -1,0 +1,165 @@
+//! AVX-512 micro-kernel: a 14×32 tile of C held in 28 zmm accumulators.
+//!
+//! Per k step it loads two 16-wide vectors of the B panel and broadcasts 14 values of the A panel,
+//! feeding 28 independent FMAs: enough to cover the 4-cycle FMA latency on both FMA ports, with
+//! 28 + 2 B vectors + 1 broadcast = 31 of the 32 zmm registers in use.
+//! Blocking: a `kc·32` B panel (32 KiB at kc = 256) stays in the 48 KiB L1 while the A panels
+//! (`kc·14`) stream from L2, where the `mc·kc` A block (336 KiB) lives.
+
+use super::micro::MicroKernel;
+use super::pack::Operand;
+use std::arch::x86_64::*;
+
+const MR: usize = 14;
+const NR: usize = 32;
+
+pub(super) static KERNEL: MicroKernel = MicroKernel {
+    mr: MR,
+    nr: NR,
+    mc: MR * 24,
+    kc: 256,
+    nc: 1024,
+    pack: pack_panel,
+    tiles: &[
+        tile::<1>, tile::<2>, tile::<3>, tile::<4>, tile::<5>, tile::<6>, tile::<7>, tile::<8>,
+        tile::<9>, tile::<10>, tile::<11>, tile::<12>, tile::<13>, tile::<14>,
+    ],
+};
+
+/// # Safety
+/// See [`super::micro::TileFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const R: usize>(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // Warm the C rows now so their misses overlap the k loop instead of stalling the stores.
+    for i in 0..R {
+        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + NR - 1) as *const i8);
+    }
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for _ in 0..kc {
+        let b0 = _mm512_loadu_ps(b);
+        let b1 = _mm512_loadu_ps(b.add(16));
+        for (i, acc_row) in acc.iter_mut().enumerate() {
+            let a_i = _mm512_set1_ps(*a.add(i));
+            acc_row[0] = _mm512_fmadd_ps(a_i, b0, acc_row[0]);
+            acc_row[1] = _mm512_fmadd_ps(a_i, b1, acc_row[1]);
+        }
+        a = a.add(MR);
+        b = b.add(NR);
+    }
+    let alpha = _mm512_set1_ps(alpha);
+    let beta_v = _mm512_set1_ps(beta);
+    for (i, acc_row) in acc.iter().enumerate() {
+        let c_row = c.add(i * ldc);
+        for (j, &v) in acc_row.iter().enumerate() {
+            let c_ij = c_row.add(16 * j);
+            let scaled = _mm512_mul_ps(alpha, v);
+            let out = if beta == 0.0 {
+                scaled
+            } else {
+                _mm512_fmadd_ps(beta_v, _mm512_loadu_ps(c_ij), scaled)
+            };
+            _mm512_storeu_ps(c_ij, out);
+        }
+    }
+}
+
+/// [`super::pack::PanelPacker`] with AVX-512: masked 16-wide copies when the panel's lines are
+/// adjacent in memory, 16×16 register transposes when each line is contiguous along k.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_panel(src: Operand, used: usize, depth: usize, width: usize, panel: &mut [f32]) {
+    assert!(used <= width && panel.len() >= depth * width && depth > 0);
+    let dst = panel.as_mut_ptr();
+    if src.row_stride == 1 {
+        assert!(src.data.len() >= (depth - 1) * src.col_stride + used);
+        for k in 0..depth {
+            let (from, to) = (
+                src.data.as_ptr().add(k * src.col_stride),
+                dst.add(k * width),
+            );
+            for x0 in (0..width).step_by(16) {
+                let lanes = (width - x0).min(16);
+                let present = used.saturating_sub(x0).min(16);
+                // SAFETY: the masks keep the load inside line k's `used` values (checked above)
+                // and the store inside the panel's row k.
+                let v = _mm512_maskz_loadu_ps(lane_mask(present), from.wrapping_add(x0));
+                _mm512_mask_storeu_ps(to.add(x0), lane_mask(lanes), v);
+            }
+        }
+        return;
+    }
+    debug_assert_eq!(src.col_stride, 1);
+    if used > 0 {
+        assert!(src.data.len() >= (used - 1) * src.row_stride + depth);
+    }
+    for x0 in (0..width).step_by(16) {
+        let lanes = (width - x0).min(16);
+        let present = used.saturating_sub(x0).min(16);
+        for k0 in (0..depth).step_by(16) {
+            let steps = (depth - k0).min(16);
+            let mut block = [_mm512_setzero_ps(); 16];
+            for (x, row) in block.iter_mut().enumerate().take(present) {
+                // SAFETY: line x0 + x < used holds `depth` values from its start (checked above).
+                let line = src.data.as_ptr().add((x0 + x) * src.row_stride + k0);
+                *row = _mm512_maskz_loadu_ps(lane_mask(steps), line);
+            }
+            let columns = transpose16(block);
+            for (j, column) in columns.iter().enumerate().take(steps) {
+                // SAFETY: row k0 + j < depth of the panel, lanes x0.. x0 + lanes ≤ width.
+                _mm512_mask_storeu_ps(dst.add((k0 + j) * width + x0), lane_mask(lanes), *column);
+            }
+        }
+    }
+}
+
+fn lane_mask(lanes: usize) -> __mmask16 {
+    ((1u32 << lanes) - 1) as __mmask16
+}
+
+/// Transposes a 16×16 block: `out[j]` lane `i` = `rows[i]` lane `j`. Pairs of rows are
+/// interleaved at 32-bit, then 64-bit granularity, then 128-bit lanes are gathered in two steps.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in (0..16).step_by(2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // After this step, u[4g + j] holds element j (+4, +8, +12 in the other 128-bit lanes) of rows
+    // 4g..4g + 4.
+    let mut u = [_mm512_setzero_ps(); 16];
+    for g in (0..16).step_by(4) {
+        let pd = |v: __m512| _mm512_castps_pd(v);
+        u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[g]), pd(t[g + 2])));
+        u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[g]), pd(t[g + 2])));
+        u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[g + 1]), pd(t[g + 3])));
+        u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[g + 1]), pd(t[g + 3])));
+    }
+    // Lanes 0 and 2 / 1 and 3 of row groups (0, 1) and (2, 3).
+    let mut v = [_mm512_setzero_ps(); 16];
+    for j in 0..4 {
+        v[j] = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
+        v[4 + j] = _mm512_shuffle_f32x4::<0xdd>(u[j], u[4 + j]);
+        v[8 + j] = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
+        v[12 + j] = _mm512_shuffle_f32x4::<0xdd>(u[8 + j], u[12 + j]);
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for j in 0..4 {
+        out[j] = _mm512_shuffle_f32x4::<0x88>(v[j], v[8 + j]);
+        out[8 + j] = _mm512_shuffle_f32x4::<0xdd>(v[j], v[8 + j]);
+        out[4 + j] = _mm512_shuffle_f32x4::<0x88>(v[4 + j], v[12 + j]);
+        out[12 + j] = _mm512_shuffle_f32x4::<0xdd>(v[4 + j], v[12 + j]);
+    }
+    out
+}

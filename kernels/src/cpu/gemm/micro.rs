@@ -1,0 +1,39 @@
+//! What the blocked driver needs to know about a register-tiled micro-kernel.
+
+use super::pack::PanelPacker;
+
+/// Computes one tile `C[0..R, 0..nr] = alpha · Ã·B̃ + beta · C` from packed panels: `a` holds `kc`
+/// steps of `mr` values (rows of op(A) at one k), `b` holds `kc` steps of `nr` values (columns of
+/// op(B) at one k). `R` is fixed by the instance (see [`MicroKernel::tiles`]). With `beta == 0`,
+/// `C` is not read.
+///
+/// # Safety
+/// `a` must be valid for `kc·mr` reads, `b` for `kc·nr` reads, `c` for `R` rows of `nr` values
+/// with row stride `ldc`, and the CPU must support the instance's target features.
+pub(super) type TileFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
+/// A micro-kernel with its register tile and the cache blocking that suits it.
+pub(super) struct MicroKernel {
+    /// Rows of C per tile (A panel width).
+    pub mr: usize,
+    /// Columns of C per tile (B panel width).
+    pub nr: usize,
+    /// Rows of A packed at once: `mc·kc` floats stay in L2 while every B panel streams past.
+    pub mc: usize,
+    /// Depth of one packed block: one `kc·nr` B panel stays in L1 while the A panels stream.
+    pub kc: usize,
+    /// Columns of B packed at once (`kc·nc` floats, in L2/L3).
+    pub nc: usize,
+    /// `tiles[r - 1]` computes a tile of `r` rows, so ragged bottom tiles cost only what they use.
+    pub tiles: &'static [TileFn],
+    /// Packs A and B panels for this kernel.
+    pub pack: PanelPacker,
+}
