@@ -1,0 +1,114 @@
+//! How one attention call splits into independent dense problems, and where their rows live.
+//!
+//! Every mask mode is a set of *groups*, each a dense (unmasked) attention between a list of query
+//! tokens and a list of key tokens: `Full` is one group of all tokens; `Spatial` is one group per
+//! frame (contiguous tokens); `Temporal` is one group per spatial position (the frame-many tokens at
+//! stride `tokens_per_frame`). Masked-out pairs are therefore never visited at all.
+
+use super::{AttnDims, MaskMode};
+use std::cell::RefCell;
+
+/// Query rows per tile.
+pub(super) const TILE_Q: usize = 64;
+/// Key rows per tile.
+pub(super) const TILE_K: usize = 64;
+
+/// The groups of one call and the memory offsets of their rows.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub dims: AttnDims,
+    /// Independent groups per (batch, head).
+    pub groups: usize,
+    /// Query tokens per group.
+    pub len_q: usize,
+    /// Key tokens per group.
+    pub len_kv: usize,
+    /// Token index of a group's first token is `g · group_step`.
+    pub group_step: usize,
+    /// Distance in tokens between consecutive tokens of a group.
+    pub stride: usize,
+    /// `head_dim` padded to a whole number of vectors (the tiles' row length).
+    pub dim_padded: usize,
+}
+
+impl Plan {
+    /// `dims` must already be validated for `mask`.
+    pub(super) fn new(dims: AttnDims, mask: MaskMode) -> Plan {
+        let dim_padded = super::simd::round_up(dims.head_dim);
+        let tpf = dims.tokens_per_frame;
+        let (groups, len_q, len_kv, group_step, stride) = match mask {
+            MaskMode::Full => (1, dims.seq_q, dims.seq_kv, 0, 1),
+            MaskMode::Spatial => (dims.seq_q / tpf, tpf, tpf, tpf, 1),
+            MaskMode::Temporal => (tpf, dims.seq_q / tpf, dims.seq_q / tpf, 1, tpf),
+        };
+        Plan {
+            dims,
+            groups,
+            len_q,
+            len_kv,
+            group_step,
+            stride,
+            dim_padded,
+        }
+    }
+
+    /// Sequence index of the `i`-th token of group `g`.
+    pub(super) fn token(&self, g: usize, i: usize) -> usize {
+        g * self.group_step + i * self.stride
+    }
+
+    /// Offset in q/out of query `i` of group `g`, batch `b`, head `h`.
+    pub(super) fn q_offset(&self, b: usize, h: usize, g: usize, i: usize) -> usize {
+        let d = &self.dims;
+        ((b * d.seq_q + self.token(g, i)) * d.heads + h) * d.head_dim
+    }
+
+    /// Offset in k/v of key `j` of group `g`, batch `b`, head `h`.
+    pub(super) fn kv_offset(&self, b: usize, h: usize, g: usize, j: usize) -> usize {
+        let d = &self.dims;
+        ((b * d.seq_kv + self.token(g, j)) * d.heads + h) * d.head_dim
+    }
+
+    /// Offset in lse of query `i` of group `g`.
+    pub(super) fn lse_offset(&self, b: usize, h: usize, g: usize, i: usize) -> usize {
+        (b * self.dims.heads + h) * self.dims.seq_q + self.token(g, i)
+    }
+
+    /// Number of (batch, head, group) problems.
+    pub(super) fn problems(&self) -> usize {
+        self.dims.batch * self.dims.heads * self.groups
+    }
+
+    /// Splits a problem index into (batch, head, group).
+    pub(super) fn problem(&self, p: usize) -> (usize, usize, usize) {
+        let g = p % self.groups;
+        let bh = p / self.groups;
+        (bh / self.dims.heads, bh % self.dims.heads, g)
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's tile scratch cut into pieces of the given lengths (contents
+/// unspecified). Kept per thread so that many small tasks do not each allocate.
+pub(super) fn with_scratch<const N: usize, R>(
+    sizes: [usize; N],
+    f: impl FnOnce([&mut [f32]; N]) -> R,
+) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let total: usize = sizes.iter().sum();
+        if buf.len() < total {
+            buf.resize(total, 0.0);
+        }
+        let mut rest: &mut [f32] = &mut buf[..total];
+        let pieces = sizes.map(|n| {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            piece
+        });
+        f(pieces)
+    })
+}
