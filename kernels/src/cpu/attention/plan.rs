@@ -91,24 +91,29 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's tile scratch cut into pieces of the given lengths (contents
-/// unspecified). Kept per thread so that many small tasks do not each allocate.
-pub(super) fn with_scratch<const N: usize, R>(
-    sizes: [usize; N],
-    f: impl FnOnce([&mut [f32]; N]) -> R,
-) -> R {
+/// Runs `f` with this thread's tile scratch of `len` floats (contents unspecified). Kept per
+/// thread so that many small tasks do not each allocate.
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| {
         let mut buf = cell.borrow_mut();
-        let total: usize = sizes.iter().sum();
-        if buf.len() < total {
-            buf.resize(total, 0.0);
+        if buf.len() < len {
+            buf.resize(len, 0.0);
         }
-        let mut rest: &mut [f32] = &mut buf[..total];
-        let pieces = sizes.map(|n| {
-            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n);
-            rest = tail;
-            piece
-        });
-        f(pieces)
+        f(&mut buf[..len])
+    })
+}
+
+/// Cuts `buf` into consecutive pieces of the given lengths.
+///
+/// The tile loops take their scratch this way rather than through a closure because a closure
+/// body is not compiled with the enclosing function's `target_feature`, which would leave every
+/// intrinsic an out-of-line call.
+#[inline(always)]
+pub(super) fn carve<const N: usize>(buf: &mut [f32], sizes: [usize; N]) -> [&mut [f32]; N] {
+    let mut rest = buf;
+    sizes.map(|n| {
+        let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = tail;
+        piece
     })
 }
