@@ -15,8 +15,7 @@
 //! product is the `C += A·B` of [`super::simd::gemm_generic`] without transposing `P`:
 //! `Sᵀ = K·Qᵀ`, `dV += Pᵀ·dO`, `dPᵀ = V·dOᵀ`, `dK += dSᵀ·Q`, `dQᵀ += Kᵀ·dSᵀ`.
 
-use super::forward::{gather_rows, gather_transposed};
-use super::plan::{carve, with_scratch, Plan, TILE_K, TILE_Q};
+use super::plan::{carve, gather_rows, gather_transposed, with_scratch, Plan, TILE_K, TILE_Q};
 use super::simd::{round_up, Isa, Portable, Simd, LANES};
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::LOG2_E;
@@ -75,12 +74,21 @@ unsafe fn task_avx2(bw: &Backward, task: usize, buf: &mut [f32]) {
     task_body::<super::simd::Avx2>(bw, task, buf)
 }
 
-/// Transposes `n` rows of `rows` (row length `dp`) into `cols` (`dp × ld`), zero past `n`.
-fn transpose_into(rows: &[f32], n: usize, dp: usize, ld: usize, cols: &mut [f32]) {
-    cols[..dp * ld].fill(0.0);
-    for i in 0..n {
-        for e in 0..dp {
-            cols[e * ld + i] = rows[i * dp + e];
+/// Transposes `n` rows of `rows` (row length `dp`) into `cols`, blocked by query tile: tile `t`
+/// is a `dp × tq` matrix at `t · dp · tq`, zero past `n`. Blocked rather than one `dp × n`
+/// matrix because rows `tq` floats apart spread over the L1 sets, where rows a long sequence
+/// apart (a multiple of 4 KiB) would all land in the same set and evict each other.
+fn transpose_blocked(rows: &[f32], n: usize, dp: usize, tq: usize, factor: f32, cols: &mut [f32]) {
+    for (t, block) in cols.chunks_exact_mut(dp * tq).enumerate() {
+        for (e, col) in block.chunks_exact_mut(tq).enumerate() {
+            for (ii, x) in col.iter_mut().enumerate() {
+                let i = t * tq + ii;
+                *x = if i < n {
+                    rows[i * dp + e] * factor
+                } else {
+                    0.0
+                };
+            }
         }
     }
 }
@@ -91,8 +99,9 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
     let (d, dp) = (plan.dims.head_dim, plan.dim_padded);
     let (b, h, g) = plan.problem(task / bw.splits);
     let split = task % bw.splits;
-    let (nq, nqp) = (plan.len_q, round_up(plan.len_q));
+    let nq = plan.len_q;
     let key_tiles = plan.len_kv.div_ceil(TILE_K);
+    let (tq, tk) = (plan.tile_q, plan.tile_k);
     let (t0, t1) = (
         split * key_tiles / bw.splits,
         (split + 1) * key_tiles / bw.splits,
@@ -105,11 +114,8 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         carve(buf, scratch_sizes(plan));
     gather_rows(plan, bw.q, Plan::q_offset, b, h, g, 0, nq, 1.0, qr);
     gather_rows(plan, bw.d_out, Plan::q_offset, b, h, g, 0, nq, 1.0, dor);
-    transpose_into(qr, nq, dp, nqp, qt);
-    for x in qt[..dp * nqp].iter_mut() {
-        *x *= c;
-    }
-    transpose_into(dor, nq, dp, nqp, dot);
+    transpose_blocked(qr, nq, dp, tq, c, qt);
+    transpose_blocked(dor, nq, dp, tq, 1.0, dot);
     dqt.fill(0.0);
     lse2.fill(f32::INFINITY);
     dd.fill(0.0);
@@ -122,7 +128,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
         gather_rows(plan, bw.k, Plan::kv_offset, b, h, g, j0, nk, 1.0, kr);
-        gather_transposed(plan, bw.k, b, h, g, j0, nk, TILE_K, kt);
+        gather_transposed(plan, bw.k, b, h, g, j0, nk, tk, kt);
         gather_rows(plan, bw.v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vr);
         dk.fill(0.0);
         dv.fill(0.0);
@@ -136,14 +142,14 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 kr.as_ptr(),
                 dp,
-                qt.as_ptr().add(i0),
-                nqp,
+                qt.as_ptr().add(i0 * dp),
+                tq,
                 pt.as_mut_ptr(),
-                TILE_Q,
+                tq,
                 false,
             );
             for j in 0..nk {
-                let row = pt.as_mut_ptr().add(j * TILE_Q);
+                let row = pt.as_mut_ptr().add(j * tq);
                 for e in (0..nip).step_by(LANES) {
                     let s = S::sub(S::load(row.add(e)), S::load(lse2.as_ptr().add(i0 + e)));
                     S::store(row.add(e), S::exp2(s));
@@ -154,7 +160,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 ni,
                 pt.as_ptr(),
-                TILE_Q,
+                tq,
                 dor.as_ptr().add(i0 * dp),
                 dp,
                 dv.as_mut_ptr(),
@@ -168,17 +174,14 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 vr.as_ptr(),
                 dp,
-                dot.as_ptr().add(i0),
-                nqp,
+                dot.as_ptr().add(i0 * dp),
+                tq,
                 dst.as_mut_ptr(),
-                TILE_Q,
+                tq,
                 false,
             );
             for j in 0..nk {
-                let (p_row, ds_row) = (
-                    pt.as_ptr().add(j * TILE_Q),
-                    dst.as_mut_ptr().add(j * TILE_Q),
-                );
+                let (p_row, ds_row) = (pt.as_ptr().add(j * tq), dst.as_mut_ptr().add(j * tq));
                 for e in (0..nip).step_by(LANES) {
                     let diff = S::sub(S::load(ds_row.add(e)), S::load(dd.as_ptr().add(i0 + e)));
                     S::store(ds_row.add(e), S::mul(S::load(p_row.add(e)), diff));
@@ -189,7 +192,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 ni,
                 dst.as_ptr(),
-                TILE_Q,
+                tq,
                 qr.as_ptr().add(i0 * dp),
                 dp,
                 dk.as_mut_ptr(),
@@ -201,11 +204,11 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 nip,
                 nk,
                 kt.as_ptr(),
-                TILE_K,
+                tk,
                 dst.as_ptr(),
-                TILE_Q,
-                dqt.as_mut_ptr().add(i0),
-                nqp,
+                tq,
+                dqt.as_mut_ptr().add(i0 * dp),
+                tq,
                 true,
             );
         }
@@ -227,29 +230,31 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         } else {
             bw.dq.slice((task * nq + i) * d, d)
         };
+        let block = &dqt[i / tq * dp * tq..];
         for (e, x) in dq_row.iter_mut().enumerate() {
-            *x = dqt[e * nqp + i] * bw.scale;
+            *x = block[e * tq + i % tq] * bw.scale;
         }
     }
 }
 
 /// Scratch of one backward task (the whole group's queries, and one key tile).
 fn scratch_sizes(plan: &Plan) -> [usize; 14] {
-    let (dp, nq, nqp) = (plan.dim_padded, plan.len_q, round_up(plan.len_q));
+    let (dp, nq, tq, tk) = (plan.dim_padded, plan.len_q, plan.tile_q, plan.tile_k);
+    let nqp = nq.div_ceil(tq) * tq;
     [
-        nq * dp,         // q rows
-        nq * dp,         // dO rows
-        dp * nqp,        // scale·log2(e)·Qᵀ
-        dp * nqp,        // dOᵀ
-        dp * nqp,        // dQᵀ accumulator
-        nqp,             // lse · log2 e (+inf past nq)
-        nqp,             // D_i
-        TILE_K * dp,     // K rows
-        dp * TILE_K,     // Kᵀ
-        TILE_K * dp,     // V rows
-        TILE_K * dp,     // dK tile
-        TILE_K * dp,     // dV tile
-        TILE_K * TILE_Q, // Sᵀ → Pᵀ
-        TILE_K * TILE_Q, // dPᵀ → dSᵀ
+        nq * dp,  // q rows
+        nq * dp,  // dO rows
+        dp * nqp, // scale·log2(e)·Qᵀ, blocked
+        dp * nqp, // dOᵀ, blocked
+        dp * nqp, // dQᵀ accumulator, blocked
+        nqp,      // lse · log2 e (+inf past nq)
+        nqp,      // D_i
+        tk * dp,  // K rows
+        dp * tk,  // Kᵀ
+        tk * dp,  // V rows
+        tk * dp,  // dK tile
+        tk * dp,  // dV tile
+        tk * tq,  // Sᵀ → Pᵀ
+        tk * tq,  // dPᵀ → dSᵀ
     ]
 }

@@ -1,21 +1,24 @@
 //! Forward tiles: one task = one tile of `TILE_Q` queries of one (batch, head, group); it streams
 //! over the group's key tiles with an online softmax (running max and sum per row, base-2
 //! exponent with `scale·log2 e` folded into the gathered queries) and accumulates `P·V` in a
-//! padded `TILE_Q × head_dim` tile. Tasks write disjoint rows of `out` and `lse`.
+//! padded `TILE_Q × head_dim` tile. Key tiles come from [`KeyTiles`]. Tasks write
+//! disjoint rows of `out` and `lse`.
 
-use super::plan::{carve, with_scratch, Plan, TILE_K, TILE_Q};
-use super::simd::{exp2_shifted_sum, round_up, row_max, scale_row, Isa, Portable, Simd};
+use super::pack::KeyTiles;
+use super::plan::{carve, gather_rows, with_scratch, Plan, TILE_K, TILE_Q};
+use super::simd::{
+    exp2_scalar, exp2_shifted_sum, round_up, row_max, scale_row, Isa, Portable, Simd,
+};
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::{LN_2, LOG2_E};
 
-/// What a forward task reads and writes. `v`/`out` are `None` when only the lse is wanted (pass 1
-/// of the map statistics), which skips the `P·V` half of the work.
+/// What a forward task reads and writes. `out` is `None` when only the lse is wanted (pass 1 of
+/// the map statistics, keys packed without values), which skips the `P·V` half of the work.
 pub(super) struct Forward<'a> {
     pub plan: Plan,
     pub scale: f32,
     pub q: &'a [f32],
-    pub k: &'a [f32],
-    pub v: Option<&'a [f32]>,
+    pub keys: &'a KeyTiles<'a>,
     pub out: Option<SharedMut<f32>>,
     pub lse: SharedMut<f32>,
 }
@@ -57,57 +60,6 @@ unsafe fn task_avx2(f: &Forward, task: usize, buf: &mut [f32]) {
     task_body::<super::simd::Avx2>(f, task, buf)
 }
 
-/// Copies `nk` key rows transposed into `kt` (`dp × ldk`, zero in padded rows and columns).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gather_transposed(
-    plan: &Plan,
-    src: &[f32],
-    b: usize,
-    h: usize,
-    g: usize,
-    j0: usize,
-    nk: usize,
-    ldk: usize,
-    kt: &mut [f32],
-) {
-    let d = plan.dims.head_dim;
-    kt[..plan.dim_padded * ldk].fill(0.0);
-    for j in 0..nk {
-        let row = &src[plan.kv_offset(b, h, g, j0 + j)..][..d];
-        for (e, &x) in row.iter().enumerate() {
-            kt[e * ldk + j] = x;
-        }
-    }
-}
-
-/// Copies `n` rows (tokens `i0..i0+n` of group `g`) into `dst` with row length `dim_padded`,
-/// multiplied by `factor`, zero-padded. `offset` maps (b, h, g, i) to the row's offset in `src`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gather_rows(
-    plan: &Plan,
-    src: &[f32],
-    offset: impl Fn(&Plan, usize, usize, usize, usize) -> usize,
-    b: usize,
-    h: usize,
-    g: usize,
-    i0: usize,
-    n: usize,
-    factor: f32,
-    dst: &mut [f32],
-) {
-    let (d, dp) = (plan.dims.head_dim, plan.dim_padded);
-    for i in 0..n {
-        let row = &src[offset(plan, b, h, g, i0 + i)..][..d];
-        let out = &mut dst[i * dp..(i + 1) * dp];
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o = x * factor;
-        }
-        out[d..].fill(0.0);
-    }
-}
-
 #[inline(always)]
 unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
     let plan = &f.plan;
@@ -116,7 +68,9 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
     let (b, h, g) = plan.problem(task / q_tiles);
     let i0 = (task % q_tiles) * TILE_Q;
     let nq = (plan.len_q - i0).min(TILE_Q);
-    let [qs, kt, vs, s, o, m, l] = carve(buf, scratch_sizes(plan));
+    let [qs, s, o, m, l, kv_buf] = carve(buf, scratch_sizes(plan));
+    let problem = task / q_tiles;
+    let with_values = f.out.is_some();
     gather_rows(
         plan,
         f.q,
@@ -132,10 +86,11 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
     o.fill(0.0);
     m.fill(f32::NEG_INFINITY);
     l.fill(0.0);
-    for j0 in (0..plan.len_kv).step_by(TILE_K) {
+    for tile in 0..f.keys.tiles {
+        let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
         let nkp = round_up(nk);
-        gather_transposed(plan, f.k, b, h, g, j0, nk, nkp, kt);
+        let (kt, vt) = f.keys.tile(problem, tile, kv_buf);
         S::gemm(
             nq,
             nkp,
@@ -143,32 +98,30 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
             qs.as_ptr(),
             dp,
             kt.as_ptr(),
-            nkp,
+            plan.tile_k,
             s.as_mut_ptr(),
             nkp,
             false,
         );
         for i in 0..nq {
             let row = &mut s[i * nkp..(i + 1) * nkp];
-            row[nk..].fill(f32::NEG_INFINITY);
-            let new_max = m[i].max(row_max::<S>(row));
-            let row_sum = exp2_shifted_sum::<S>(row, new_max);
-            let alpha = (m[i] - new_max).exp2();
+            let new_max = m[i].max(row_max::<S>(row, nk));
+            let row_sum = exp2_shifted_sum::<S>(row, nk, new_max);
+            let alpha = exp2_scalar(m[i] - new_max);
             l[i] = l[i] * alpha + row_sum;
             m[i] = new_max;
-            if alpha != 1.0 && f.v.is_some() {
+            if alpha != 1.0 && with_values {
                 scale_row::<S>(&mut o[i * dp..(i + 1) * dp], alpha);
             }
         }
-        if let Some(v) = f.v {
-            gather_rows(plan, v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vs);
+        if with_values {
             S::gemm(
                 nq,
                 dp,
                 nk,
                 s.as_ptr(),
                 nkp,
-                vs.as_ptr(),
+                vt.as_ptr(),
                 dp,
                 o.as_mut_ptr(),
                 dp,
@@ -192,17 +145,16 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
     }
 }
 
-/// Scratch of one forward task: q tile, Kᵀ tile, V tile, scores, output accumulator, row max,
-/// row sum.
-fn scratch_sizes(plan: &Plan) -> [usize; 7] {
+/// Scratch of one forward task: q tile, scores, output accumulator, row max, row sum, key tile.
+fn scratch_sizes(plan: &Plan) -> [usize; 6] {
     let dp = plan.dim_padded;
+    let (tq, tk) = (plan.tile_q, plan.tile_k);
     [
-        TILE_Q * dp,
-        dp * TILE_K,
-        TILE_K * dp,
-        TILE_Q * TILE_K,
-        TILE_Q * dp,
-        TILE_Q,
-        TILE_Q,
+        tq * dp,
+        tq * tk,
+        tq * dp,
+        tq,
+        tq,
+        KeyTiles::scratch_len(plan),
     ]
 }

@@ -3,9 +3,9 @@
 //! `Σ p` inside the temporal mask and `Σ p²`. One task = one query tile of one (batch, head); its
 //! three sums go to its own slot and are reduced per head by the caller.
 
-use super::forward::{gather_rows, gather_transposed};
-use super::plan::{carve, with_scratch, Plan, TILE_K, TILE_Q};
-use super::simd::{round_up, Isa, Portable, Simd, LANES};
+use super::pack::KeyTiles;
+use super::plan::{carve, gather_rows, with_scratch, Plan, TILE_K, TILE_Q};
+use super::simd::{load_scores, round_up, Isa, Portable, Simd, LANES};
 use std::f32::consts::LOG2_E;
 
 /// Per-task sums: `[Σ_{M_s} p, Σ_{M_t} p, Σ p²]`.
@@ -16,7 +16,7 @@ pub(super) struct MapStats<'a> {
     pub plan: Plan,
     pub scale: f32,
     pub q: &'a [f32],
-    pub k: &'a [f32],
+    pub keys: &'a KeyTiles<'a>,
     pub lse: &'a [f32],
 }
 
@@ -72,16 +72,18 @@ unsafe fn task_body<S: Simd>(ms: &MapStats, task: usize, buf: &mut [f32]) -> Sum
     let i0 = (task % q_tiles) * TILE_Q;
     let nq = (plan.len_q - i0).min(TILE_Q);
     let c = ms.scale * LOG2_E;
-    let [qs, kt, s, lse2] = carve(buf, scratch_sizes(plan));
+    let [qs, s, lse2, kv_buf] = carve(buf, scratch_sizes(plan));
+    let problem = task / q_tiles;
     gather_rows(plan, ms.q, Plan::q_offset, b, h, g, i0, nq, c, qs);
     for (i, l) in lse2[..nq].iter_mut().enumerate() {
         *l = ms.lse[plan.lse_offset(b, h, g, i0 + i)] * LOG2_E;
     }
     let mut sums: Sums = [0.0; 3];
-    for j0 in (0..plan.len_kv).step_by(TILE_K) {
+    for tile in 0..ms.keys.tiles {
+        let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
         let nkp = round_up(nk);
-        gather_transposed(plan, ms.k, b, h, g, j0, nk, nkp, kt);
+        let (kt, _) = ms.keys.tile(problem, tile, kv_buf);
         S::gemm(
             nq,
             nkp,
@@ -89,18 +91,17 @@ unsafe fn task_body<S: Simd>(ms: &MapStats, task: usize, buf: &mut [f32]) -> Sum
             qs.as_ptr(),
             dp,
             kt.as_ptr(),
-            nkp,
+            plan.tile_k,
             s.as_mut_ptr(),
             nkp,
             false,
         );
         for i in 0..nq {
             let row = &mut s[i * nkp..(i + 1) * nkp];
-            row[nk..].fill(f32::NEG_INFINITY);
             let (shift, mut sq) = (S::splat(lse2[i]), S::zero());
-            for chunk in row.chunks_exact_mut(LANES) {
-                let p = S::exp2(S::sub(S::load(chunk.as_ptr()), shift));
-                S::store(chunk.as_mut_ptr(), p);
+            for c in (0..nkp).step_by(LANES) {
+                let p = S::exp2(S::sub(load_scores::<S>(row.as_ptr(), c, nk), shift));
+                S::store(row.as_mut_ptr().add(c), p);
                 sq = S::fmadd(p, p, sq);
             }
             sums[2] += S::reduce_sum(sq) as f64;
@@ -123,8 +124,12 @@ unsafe fn task_body<S: Simd>(ms: &MapStats, task: usize, buf: &mut [f32]) -> Sum
     sums
 }
 
-/// Scratch of one statistics task: q tile, Kᵀ tile, probabilities, row lse.
+/// Scratch of one statistics task: q tile, probabilities, row lse, key tile.
 fn scratch_sizes(plan: &Plan) -> [usize; 4] {
-    let dp = plan.dim_padded;
-    [TILE_Q * dp, dp * TILE_K, TILE_Q * TILE_K, TILE_Q]
+    [
+        plan.tile_q * plan.dim_padded,
+        plan.tile_q * plan.tile_k,
+        plan.tile_q,
+        KeyTiles::scratch_len(plan),
+    ]
 }

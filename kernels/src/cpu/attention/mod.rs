@@ -11,6 +11,7 @@
 mod backward;
 mod forward;
 mod map_stats;
+mod pack;
 mod plan;
 mod simd;
 
@@ -65,12 +66,13 @@ pub fn attention_forward(
     check_len(OP, "v", v.len(), kv_len, dims)?;
     check_len(OP, "out", out.len(), q_len, dims)?;
     check_len(OP, "lse", lse.len(), lse_len, dims)?;
+    let plan = Plan::new(dims, mask);
+    let keys = pack::KeyTiles::new(&plan, k, Some(v));
     let fwd = forward::Forward {
-        plan: Plan::new(dims, mask),
+        plan,
         scale,
         q,
-        k,
-        v: Some(v),
+        keys: &keys,
         out: Some(SharedMut::new(out)),
         lse: SharedMut::new(lse),
     };
@@ -217,12 +219,12 @@ pub fn attention_map_stats(
     let plan = Plan::new(dims, MaskMode::Full);
     let isa = Isa::detect();
     let mut lse = vec![0.0f32; lse_len];
+    let keys = pack::KeyTiles::new(&plan, k, None);
     let fwd = forward::Forward {
         plan,
         scale,
         q,
-        k,
-        v: None,
+        keys: &keys,
         out: None,
         lse: SharedMut::new(&mut lse),
     };
@@ -232,7 +234,7 @@ pub fn attention_map_stats(
         plan,
         scale,
         q,
-        k,
+        keys: &keys,
         lse: &lse,
     };
     let mut sums = vec![[0.0f64; 3]; stats.tasks()];

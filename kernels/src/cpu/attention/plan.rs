@@ -29,6 +29,11 @@ pub(super) struct Plan {
     pub stride: usize,
     /// `head_dim` padded to a whole number of vectors (the tiles' row length).
     pub dim_padded: usize,
+    /// Width of a query tile in the buffers: `TILE_Q`, or the padded group length when shorter
+    /// (small temporal groups then cost in proportion to their size).
+    pub tile_q: usize,
+    /// Width of a key tile in the buffers, likewise.
+    pub tile_k: usize,
 }
 
 impl Plan {
@@ -49,6 +54,8 @@ impl Plan {
             group_step,
             stride,
             dim_padded,
+            tile_q: TILE_Q.min(super::simd::round_up(len_q)),
+            tile_k: TILE_K.min(super::simd::round_up(len_kv)),
         }
     }
 
@@ -84,6 +91,57 @@ impl Plan {
         let g = p % self.groups;
         let bh = p / self.groups;
         (bh / self.dims.heads, bh % self.dims.heads, g)
+    }
+}
+
+/// Copies `nk` key rows transposed into `kt` (`dp × ldk`, zero in padded rows and columns).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gather_transposed(
+    plan: &Plan,
+    src: &[f32],
+    b: usize,
+    h: usize,
+    g: usize,
+    j0: usize,
+    nk: usize,
+    ldk: usize,
+    kt: &mut [f32],
+) {
+    let d = plan.dims.head_dim;
+    kt[..plan.dim_padded * ldk].fill(0.0);
+    for j in 0..nk {
+        let row = &src[plan.kv_offset(b, h, g, j0 + j)..][..d];
+        for (e, &x) in row.iter().enumerate() {
+            kt[e * ldk + j] = x;
+        }
+    }
+}
+
+/// Copies `n` rows (tokens `i0..i0+n` of group `g`) into `dst` with row length `dim_padded`,
+/// multiplied by `factor`, zero-padded. `offset` maps (b, h, g, i) to the row's offset in `src`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gather_rows(
+    plan: &Plan,
+    src: &[f32],
+    offset: impl Fn(&Plan, usize, usize, usize, usize) -> usize,
+    b: usize,
+    h: usize,
+    g: usize,
+    i0: usize,
+    n: usize,
+    factor: f32,
+    dst: &mut [f32],
+) {
+    let (d, dp) = (plan.dims.head_dim, plan.dim_padded);
+    for i in 0..n {
+        let row = &src[offset(plan, b, h, g, i0 + i)..][..d];
+        let out = &mut dst[i * dp..(i + 1) * dp];
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o = x * factor;
+        }
+        out[d..].fill(0.0);
     }
 }
 

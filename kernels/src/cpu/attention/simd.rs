@@ -28,6 +28,10 @@ pub(super) trait Simd {
     unsafe fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// Loads the first `n` (< LANES) floats at `p`; the other lanes are `fill` (nothing past
+    /// `p + n` is read). Used for ragged tile edges instead of padding memory, which would make
+    /// the next full-vector load stall on store forwarding.
+    unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Self::V;
     /// `a·b + c`.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -177,6 +181,11 @@ impl Simd for Avx512 {
         std::arch::x86_64::_mm512_storeu_ps(p, v)
     }
     #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Self::V {
+        use std::arch::x86_64::*;
+        _mm512_mask_loadu_ps(_mm512_set1_ps(fill), ((1u32 << n) - 1) as __mmask16, p)
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::arch::x86_64::_mm512_fmadd_ps(a, b, c)
     }
@@ -258,8 +267,9 @@ unsafe fn gemm_avx512(
 /// 16-lane arrays; LLVM vectorizes the lane loops for whatever the enclosing function targets.
 type Lanes = [f32; LANES];
 
+/// Scalar `2^x` with the same polynomial as the vector paths (no libm call in the tile loops).
 #[inline(always)]
-fn lanes_exp2(x: f32) -> f32 {
+pub(super) fn exp2_scalar(x: f32) -> f32 {
     if x < -126.0 {
         return 0.0; // also -inf; below 2^-126 is denormal, flushed
     }
@@ -304,6 +314,10 @@ macro_rules! lanes_simd {
                 std::ptr::write_unaligned(p as *mut Lanes, v)
             }
             #[inline(always)]
+            unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Lanes {
+                std::array::from_fn(|i| if i < n { *p.add(i) } else { fill })
+            }
+            #[inline(always)]
             unsafe fn fmadd(a: Lanes, b: Lanes, c: Lanes) -> Lanes {
                 std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
             }
@@ -325,7 +339,7 @@ macro_rules! lanes_simd {
             }
             #[inline(always)]
             unsafe fn exp2(x: Lanes) -> Lanes {
-                std::array::from_fn(|i| lanes_exp2(x[i]))
+                std::array::from_fn(|i| exp2_scalar(x[i]))
             }
             #[inline(always)]
             unsafe fn reduce_sum(v: Lanes) -> f32 {
@@ -438,29 +452,40 @@ impl Isa {
     }
 }
 
-/// Row helpers on slices whose length is a multiple of [`LANES`].
+/// Vector `c` of a score row whose first `valid` entries are real: lanes past `valid` read as
+/// `-inf` (probability 0).
 #[inline(always)]
-pub(super) unsafe fn row_max<S: Simd>(row: &[f32]) -> f32 {
+pub(super) unsafe fn load_scores<S: Simd>(row: *const f32, c: usize, valid: usize) -> S::V {
+    if c + LANES <= valid {
+        S::load(row.add(c))
+    } else {
+        S::load_partial(row.add(c), valid - c, f32::NEG_INFINITY)
+    }
+}
+
+/// Max of the first `valid` entries of a score row (row length a multiple of [`LANES`]).
+#[inline(always)]
+pub(super) unsafe fn row_max<S: Simd>(row: &[f32], valid: usize) -> f32 {
     let mut m = S::splat(f32::NEG_INFINITY);
-    for c in row.chunks_exact(LANES) {
-        m = S::max(m, S::load(c.as_ptr()));
+    for c in (0..row.len()).step_by(LANES) {
+        m = S::max(m, load_scores::<S>(row.as_ptr(), c, valid));
     }
     S::reduce_max(m)
 }
 
-/// `row[j] = 2^(row[j] − shift)`; returns the sum of the new values.
+/// `row[j] = 2^(row[j] − shift)` (0 past `valid`); returns the sum of the new values.
 #[inline(always)]
-pub(super) unsafe fn exp2_shifted_sum<S: Simd>(row: &mut [f32], shift: f32) -> f32 {
+pub(super) unsafe fn exp2_shifted_sum<S: Simd>(row: &mut [f32], valid: usize, shift: f32) -> f32 {
     let (mut acc, sv) = (S::zero(), S::splat(shift));
-    for c in row.chunks_exact_mut(LANES) {
-        let p = S::exp2(S::sub(S::load(c.as_ptr()), sv));
-        S::store(c.as_mut_ptr(), p);
+    for c in (0..row.len()).step_by(LANES) {
+        let p = S::exp2(S::sub(load_scores::<S>(row.as_ptr(), c, valid), sv));
+        S::store(row.as_mut_ptr().add(c), p);
         acc = S::add(p, acc);
     }
     S::reduce_sum(acc)
 }
 
-/// `row *= alpha`.
+/// `row *= alpha` (length a multiple of [`LANES`]).
 #[inline(always)]
 pub(super) unsafe fn scale_row<S: Simd>(row: &mut [f32], alpha: f32) {
     let av = S::splat(alpha);
