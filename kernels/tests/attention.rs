@@ -132,8 +132,8 @@ fn reference(x: &Inputs, mask: MaskMode, scale: f64) -> Reference {
                 let (oq, row) = (x.q_at(b, i, h), &p[i * d.seq_kv..(i + 1) * d.seq_kv]);
                 for (j, &pij) in row.iter().enumerate() {
                     let vj = &x.v[x.kv_at(b, j, h)..][..hd];
-                    for e in 0..hd {
-                        r.out[oq + e] += pij * vj[e] as f64;
+                    for (o, &ve) in r.out[oq..oq + hd].iter_mut().zip(vj) {
+                        *o += pij * ve as f64;
                     }
                 }
             }
@@ -149,8 +149,8 @@ fn reference(x: &Inputs, mask: MaskMode, scale: f64) -> Reference {
                     let ok = x.kv_at(b, j, h);
                     let dp: f64 = (0..hd).map(|e| d_o[e] as f64 * x.v[ok + e] as f64).sum();
                     let ds = pij * (dp - di);
-                    for e in 0..hd {
-                        r.dv[ok + e] += pij * d_o[e] as f64;
+                    for (e, &g) in d_o.iter().enumerate() {
+                        r.dv[ok + e] += pij * g as f64;
                         r.dq[oq + e] += scale * ds * x.k[ok + e] as f64;
                         r.dk[ok + e] += scale * ds * x.q[oq + e] as f64;
                     }

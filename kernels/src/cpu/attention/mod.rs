@@ -146,7 +146,7 @@ pub fn attention_backward(
 /// about four tasks per thread.
 fn backward_splits(problems: usize, key_tiles: usize, threads: usize) -> usize {
     let target = 4 * threads;
-    if threads <= 1 || problems >= target || problems % threads == 0 {
+    if threads <= 1 || problems >= target || problems.is_multiple_of(threads) {
         1
     } else {
         target.div_ceil(problems).min(key_tiles).max(1)
@@ -358,4 +358,126 @@ fn check_len(
         "{name} has {got} elements, expected {want} for {dims:?} (q/out [B, seq_q, H, D], k/v [B, seq_kv, H, D], lse [B, H, seq_q])"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every instruction-set path this CPU supports must agree with the best one (which the
+    //! integration tests check against an f64 reference).
+    use super::simd::{Isa, FORCED_ISA};
+    use super::*;
+
+    fn outputs(isa: Isa, dims: AttnDims, mask: MaskMode) -> Vec<Vec<f32>> {
+        FORCED_ISA.with(|f| f.set(Some(isa)));
+        let n_q = dims.batch * dims.seq_q * dims.heads * dims.head_dim;
+        let n_kv = dims.batch * dims.seq_kv * dims.heads * dims.head_dim;
+        let wave =
+            |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * k).sin()).collect() };
+        let (q, k, v, d_out) = (
+            wave(n_q, 0.37),
+            wave(n_kv, 0.71),
+            wave(n_kv, 0.13),
+            wave(n_q, 0.53),
+        );
+        let mut out = vec![0.0; n_q];
+        let mut lse = vec![0.0; dims.batch * dims.heads * dims.seq_q];
+        attention_forward(dims, mask, 0.4, &q, &k, &v, &mut out, &mut lse).unwrap();
+        let (mut dq, mut dk, mut dv) = (vec![0.0; n_q], vec![0.0; n_kv], vec![0.0; n_kv]);
+        attention_backward(
+            dims, mask, 0.4, &q, &k, &v, &out, &lse, &d_out, &mut dq, &mut dk, &mut dv,
+        )
+        .unwrap();
+        let mut all = vec![out, lse, dq, dk, dv];
+        if dims.seq_q == dims.seq_kv && dims.tokens_per_frame > 0 {
+            let stats = attention_map_stats(dims, 0.4, &q, &k).unwrap();
+            all.push(
+                stats
+                    .iter()
+                    .flat_map(|s| {
+                        [
+                            s.cos_spatial,
+                            s.cos_temporal,
+                            s.mass_spatial,
+                            s.mass_temporal,
+                        ]
+                    })
+                    .map(|x| x as f32)
+                    .collect(),
+            );
+        }
+        FORCED_ISA.with(|f| f.set(None));
+        all
+    }
+
+    #[test]
+    fn every_supported_path_agrees_with_the_best() {
+        let best = Isa::best();
+        let paths: Vec<Isa> = match best {
+            Isa::Avx512 => vec![Isa::Avx2, Isa::Portable],
+            Isa::Avx2 => vec![Isa::Portable],
+            Isa::Portable => vec![],
+        };
+        let cases = [
+            (
+                AttnDims {
+                    batch: 2,
+                    heads: 2,
+                    seq_q: 105,
+                    seq_kv: 105,
+                    head_dim: 12,
+                    tokens_per_frame: 35,
+                },
+                MaskMode::Full,
+            ),
+            (
+                AttnDims {
+                    batch: 1,
+                    heads: 2,
+                    seq_q: 140,
+                    seq_kv: 140,
+                    head_dim: 32,
+                    tokens_per_frame: 2,
+                },
+                MaskMode::Temporal,
+            ),
+            (
+                AttnDims {
+                    batch: 1,
+                    heads: 1,
+                    seq_q: 150,
+                    seq_kv: 150,
+                    head_dim: 8,
+                    tokens_per_frame: 75,
+                },
+                MaskMode::Spatial,
+            ),
+            (
+                AttnDims {
+                    batch: 1,
+                    heads: 1,
+                    seq_q: 70,
+                    seq_kv: 9,
+                    head_dim: 64,
+                    tokens_per_frame: 0,
+                },
+                MaskMode::Full,
+            ),
+        ];
+        for (dims, mask) in cases {
+            let want = outputs(best, dims, mask);
+            for &isa in &paths {
+                for (i, (g, w)) in outputs(isa, dims, mask).iter().zip(&want).enumerate() {
+                    let scale = w.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                    let diff = g
+                        .iter()
+                        .zip(w)
+                        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(
+                        diff <= 1e-5 * scale,
+                        "{isa:?} vs {best:?}, output {i}, {mask:?} {dims:?}: {diff}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -437,8 +437,23 @@ pub(super) enum Isa {
     Portable,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Lets the unit tests run every path this CPU supports, not only the best one.
+    pub(super) static FORCED_ISA: std::cell::Cell<Option<Isa>> = const { std::cell::Cell::new(None) };
+}
+
 impl Isa {
     pub(super) fn detect() -> Isa {
+        #[cfg(test)]
+        if let Some(isa) = FORCED_ISA.with(|f| f.get()) {
+            return isa;
+        }
+        Isa::best()
+    }
+
+    /// The fastest path this CPU supports.
+    pub(super) fn best() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::is_x86_feature_detected!("avx512f") {
