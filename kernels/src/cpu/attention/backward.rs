@@ -1,0 +1,260 @@
+//! Backward tiles (flash-attention-2 style): `P` is recomputed from q, k and the saved lse;
+//! `D_i = rowsum(dO ⊙ O)`, `dV += Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − D_i)`,
+//! `dK += scale·dSᵀ·Q`, `dQ += scale·dS·K`.
+//!
+//! Parallel split: one task = one (batch, head, group) and a contiguous range of its key tiles.
+//! The task owns the dK/dV rows of its keys outright, so those need no synchronisation; the only
+//! sum across key tiles is dQ, which the task accumulates privately. When there are at least as
+//! many problems as useful tasks, a task holds all key tiles and writes dQ directly; otherwise
+//! the key tiles are split and each task writes its dQ share into its own slot of a partial buffer
+//! that is summed afterwards. This keeps the one-pass cost (5 tile products per tile pair) instead
+//! of a second pass over all tiles for dQ (7 products), and the partial buffer exists only when
+//! there are fewer problems than threads.
+//!
+//! Everything is computed transposed (keys as rows, queries along the vector lanes), so every
+//! product is the `C += A·B` of [`super::simd::gemm_generic`] without transposing `P`:
+//! `Sᵀ = K·Qᵀ`, `dV += Pᵀ·dO`, `dPᵀ = V·dOᵀ`, `dK += dSᵀ·Q`, `dQᵀ += Kᵀ·dSᵀ`.
+
+use super::plan::{carve, gather_rows, gather_transposed, with_scratch, Plan, TILE_K, TILE_Q};
+use super::simd::{round_up, Isa, Portable, Simd, LANES};
+use crate::cpu::pool::SharedMut;
+use std::f32::consts::LOG2_E;
+
+pub(super) struct Backward<'a> {
+    pub plan: Plan,
+    pub scale: f32,
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub out: &'a [f32],
+    pub lse: &'a [f32],
+    pub d_out: &'a [f32],
+    /// Key-tile ranges per problem.
+    pub splits: usize,
+    /// dQ destination: `dq` itself when `splits == 1`, else a `tasks × len_q × head_dim` buffer.
+    pub dq: SharedMut<f32>,
+    pub dk: SharedMut<f32>,
+    pub dv: SharedMut<f32>,
+}
+
+impl Backward<'_> {
+    fn scratch_len(&self) -> usize {
+        scratch_sizes(&self.plan).iter().sum()
+    }
+
+    pub(super) fn tasks(&self) -> usize {
+        self.plan.problems() * self.splits
+    }
+
+    pub(super) fn run_task(&self, isa: Isa, task: usize) {
+        with_scratch(self.scratch_len(), |buf| {
+            // SAFETY: the feature-gated variants only run where `Isa::detect` found the feature.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => task_avx512(self, task, buf),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => task_avx2(self, task, buf),
+                    _ => task_body::<Portable>(self, task, buf),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn task_avx512(bw: &Backward, task: usize, buf: &mut [f32]) {
+    task_body::<super::simd::Avx512>(bw, task, buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn task_avx2(bw: &Backward, task: usize, buf: &mut [f32]) {
+    task_body::<super::simd::Avx2>(bw, task, buf)
+}
+
+/// Transposes `n` rows of `rows` (row length `dp`) into `cols`, blocked by query tile: tile `t`
+/// is a `dp × tq` matrix at `t · dp · tq`, zero past `n`. Blocked rather than one `dp × n`
+/// matrix because rows `tq` floats apart spread over the L1 sets, where rows a long sequence
+/// apart (a multiple of 4 KiB) would all land in the same set and evict each other.
+fn transpose_blocked(rows: &[f32], n: usize, dp: usize, tq: usize, factor: f32, cols: &mut [f32]) {
+    for (t, block) in cols.chunks_exact_mut(dp * tq).enumerate() {
+        for (e, col) in block.chunks_exact_mut(tq).enumerate() {
+            for (ii, x) in col.iter_mut().enumerate() {
+                let i = t * tq + ii;
+                *x = if i < n {
+                    rows[i * dp + e] * factor
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
+    let plan = &bw.plan;
+    let (d, dp) = (plan.dims.head_dim, plan.dim_padded);
+    let (b, h, g) = plan.problem(task / bw.splits);
+    let split = task % bw.splits;
+    let nq = plan.len_q;
+    let key_tiles = plan.len_kv.div_ceil(TILE_K);
+    let (tq, tk) = (plan.tile_q, plan.tile_k);
+    let (t0, t1) = (
+        split * key_tiles / bw.splits,
+        (split + 1) * key_tiles / bw.splits,
+    );
+    if t0 == t1 {
+        return;
+    }
+    let c = bw.scale * LOG2_E;
+    let [qr, dor, qt, dot, dqt, lse2, dd, kr, kt, vr, dk, dv, pt, dst] =
+        carve(buf, scratch_sizes(plan));
+    gather_rows(plan, bw.q, Plan::q_offset, b, h, g, 0, nq, 1.0, qr);
+    gather_rows(plan, bw.d_out, Plan::q_offset, b, h, g, 0, nq, 1.0, dor);
+    transpose_blocked(qr, nq, dp, tq, c, qt);
+    transpose_blocked(dor, nq, dp, tq, 1.0, dot);
+    dqt.fill(0.0);
+    lse2.fill(f32::INFINITY);
+    dd.fill(0.0);
+    for i in 0..nq {
+        lse2[i] = bw.lse[plan.lse_offset(b, h, g, i)] * LOG2_E;
+        let o = &bw.out[plan.q_offset(b, h, g, i)..][..d];
+        dd[i] = o.iter().zip(&dor[i * dp..]).map(|(x, y)| x * y).sum();
+    }
+    for tile in t0..t1 {
+        let j0 = tile * TILE_K;
+        let nk = (plan.len_kv - j0).min(TILE_K);
+        gather_rows(plan, bw.k, Plan::kv_offset, b, h, g, j0, nk, 1.0, kr);
+        gather_transposed(plan, bw.k, b, h, g, j0, nk, tk, kt);
+        gather_rows(plan, bw.v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vr);
+        dk.fill(0.0);
+        dv.fill(0.0);
+        for i0 in (0..nq).step_by(TILE_Q) {
+            let ni = (nq - i0).min(TILE_Q);
+            let nip = round_up(ni);
+            // Sᵀ (keys × queries), already in log2 units; then Pᵀ = 2^(Sᵀ − lse2).
+            S::gemm(
+                nk,
+                nip,
+                dp,
+                kr.as_ptr(),
+                dp,
+                qt.as_ptr().add(i0 * dp),
+                tq,
+                pt.as_mut_ptr(),
+                tq,
+                false,
+            );
+            for j in 0..nk {
+                let row = pt.as_mut_ptr().add(j * tq);
+                for e in (0..nip).step_by(LANES) {
+                    let s = S::sub(S::load(row.add(e)), S::load(lse2.as_ptr().add(i0 + e)));
+                    S::store(row.add(e), S::exp2(s));
+                }
+            }
+            S::gemm(
+                nk,
+                dp,
+                ni,
+                pt.as_ptr(),
+                tq,
+                dor.as_ptr().add(i0 * dp),
+                dp,
+                dv.as_mut_ptr(),
+                dp,
+                true,
+            );
+            // dPᵀ = V·dOᵀ, then dSᵀ = Pᵀ ⊙ (dPᵀ − D).
+            S::gemm(
+                nk,
+                nip,
+                dp,
+                vr.as_ptr(),
+                dp,
+                dot.as_ptr().add(i0 * dp),
+                tq,
+                dst.as_mut_ptr(),
+                tq,
+                false,
+            );
+            for j in 0..nk {
+                let (p_row, ds_row) = (pt.as_ptr().add(j * tq), dst.as_mut_ptr().add(j * tq));
+                for e in (0..nip).step_by(LANES) {
+                    let diff = S::sub(S::load(ds_row.add(e)), S::load(dd.as_ptr().add(i0 + e)));
+                    S::store(ds_row.add(e), S::mul(S::load(p_row.add(e)), diff));
+                }
+            }
+            S::gemm(
+                nk,
+                dp,
+                ni,
+                dst.as_ptr(),
+                tq,
+                qr.as_ptr().add(i0 * dp),
+                dp,
+                dk.as_mut_ptr(),
+                dp,
+                true,
+            );
+            S::gemm(
+                dp,
+                nip,
+                nk,
+                kt.as_ptr(),
+                tk,
+                dst.as_ptr(),
+                tq,
+                dqt.as_mut_ptr().add(i0 * dp),
+                tq,
+                true,
+            );
+        }
+        for j in 0..nk {
+            let off = plan.kv_offset(b, h, g, j0 + j);
+            // SAFETY: key j0+j of this (b, h, g) lies in this task's key-tile range only.
+            let (dk_row, dv_row) = (bw.dk.slice(off, d), bw.dv.slice(off, d));
+            for e in 0..d {
+                dk_row[e] = dk[j * dp + e] * bw.scale;
+                dv_row[e] = dv[j * dp + e];
+            }
+        }
+    }
+    for i in 0..nq {
+        // SAFETY: with one split the query rows of (b, h, g) belong to this task alone; with
+        // several, slot `task` of the partial buffer does.
+        let dq_row = if bw.splits == 1 {
+            bw.dq.slice(plan.q_offset(b, h, g, i), d)
+        } else {
+            bw.dq.slice((task * nq + i) * d, d)
+        };
+        let block = &dqt[i / tq * dp * tq..];
+        for (e, x) in dq_row.iter_mut().enumerate() {
+            *x = block[e * tq + i % tq] * bw.scale;
+        }
+    }
+}
+
+/// Scratch of one backward task (the whole group's queries, and one key tile).
+fn scratch_sizes(plan: &Plan) -> [usize; 14] {
+    let (dp, nq, tq, tk) = (plan.dim_padded, plan.len_q, plan.tile_q, plan.tile_k);
+    let nqp = nq.div_ceil(tq) * tq;
+    [
+        nq * dp,  // q rows
+        nq * dp,  // dO rows
+        dp * nqp, // scale·log2(e)·Qᵀ, blocked
+        dp * nqp, // dOᵀ, blocked
+        dp * nqp, // dQᵀ accumulator, blocked
+        nqp,      // lse · log2 e (+inf past nq)
+        nqp,      // D_i
+        tk * dp,  // K rows
+        dp * tk,  // Kᵀ
+        tk * dp,  // V rows
+        tk * dp,  // dK tile
+        tk * dp,  // dV tile
+        tk * tq,  // Sᵀ → Pᵀ
+        tk * tq,  // dPᵀ → dSᵀ
+    ]
+}
