@@ -87,13 +87,20 @@ fn every_cuda_source_compiles_to_ptx_with_its_kernels() {
             }
         }
     }
-    assert!(failures.is_empty(), "CUDA compile failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "CUDA compile failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn every_file_with_expected_kernels_is_in_the_source_table() {
     for (file, _) in EXPECTED_KERNELS {
-        assert!(cuda::cuda_source(file).is_ok(), "{file} missing from CUDA_SOURCES");
+        assert!(
+            cuda::cuda_source(file).is_ok(),
+            "{file} missing from CUDA_SOURCES"
+        );
     }
     assert_eq!(CUDA_SOURCES.len(), EXPECTED_KERNELS.len());
 }
@@ -115,9 +122,12 @@ fn compile_errors_name_the_file_and_carry_the_log() {
         eprintln!("{reason}");
         return;
     }
-    let err = cuda::compile_ptx("broken.cu", "extern \"C\" __global__ void k() { undeclared(); }")
-        .unwrap_err()
-        .to_string();
+    let err = cuda::compile_ptx(
+        "broken.cu",
+        "extern \"C\" __global__ void k() { undeclared(); }",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("broken.cu"), "{err}");
     assert!(err.contains("undeclared"), "{err}");
 }
