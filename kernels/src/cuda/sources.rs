@@ -1,0 +1,30 @@
+//! The CUDA sources of fym, embedded in the binary so that NVRTC can compile them at run time
+//! wherever the binary goes.
+
+/// Every `.cu` file under `kernels/cuda/`: (file name, source). Each is compiled on its own, once
+/// per process, the first time one of its kernels is launched.
+pub const CUDA_SOURCES: &[(&str, &str)] = &[
+    ("elementwise.cu", include_str!("../../cuda/elementwise.cu")),
+    ("softmax.cu", include_str!("../../cuda/softmax.cu")),
+    ("norm.cu", include_str!("../../cuda/norm.cu")),
+    ("rope.cu", include_str!("../../cuda/rope.cu")),
+];
+
+/// Headers the `.cu` files include by name; handed to NVRTC in memory with every compile.
+pub const CUDA_HEADERS: &[(&str, &str)] =
+    &[("fym_common.cuh", include_str!("../../cuda/fym_common.cuh"))];
+
+/// The source of `file` from [`CUDA_SOURCES`].
+pub fn cuda_source(file: &str) -> crate::Result<&'static str> {
+    CUDA_SOURCES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, src)| *src)
+        .ok_or_else(|| crate::Error::Compile {
+            file: file.to_string(),
+            msg: format!(
+                "no such CUDA source; known files: {:?}",
+                CUDA_SOURCES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+            ),
+        })
+}

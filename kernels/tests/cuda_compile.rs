@@ -1,0 +1,133 @@
+//! Compiles every `.cu` file of fym with NVRTC (no GPU needed) and checks that each kernel the
+//! launchers call is exported under its unmangled `extern "C"` name. Skips, saying why, only when
+//! libnvrtc cannot be found; with NVRTC present a compile error fails the test.
+
+use fym_kernels::cuda::{self, CUDA_SOURCES};
+
+/// Kernel families per file; each exists as `<name>_f32` and `<name>_bf16`.
+const EXPECTED_KERNELS: &[(&str, &[&str])] = &[
+    (
+        "elementwise.cu",
+        &[
+            "add",
+            "sub",
+            "mul",
+            "div",
+            "add_row",
+            "sub_row",
+            "mul_row",
+            "div_row",
+            "affine",
+            "axpy",
+            "gelu_tanh",
+            "gelu_tanh_backward",
+            "silu",
+            "silu_backward",
+        ],
+    ),
+    ("softmax.cu", &["softmax", "softmax_backward"]),
+    (
+        "norm.cu",
+        &[
+            "layer_norm",
+            "layer_norm_backward_dx",
+            "layer_norm_param_grad",
+            "rms_norm",
+            "rms_norm_backward_dx",
+            "rms_norm_param_grad",
+        ],
+    ),
+    ("rope.cu", &["rope_apply"]),
+];
+
+fn skip_reason() -> Option<String> {
+    match cuda::require_nvrtc() {
+        Ok(()) => None,
+        Err(e) => Some(format!("skipped: {e}")),
+    }
+}
+
+#[test]
+fn every_cuda_source_compiles_to_ptx_with_its_kernels() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("{reason}");
+        return;
+    }
+    eprintln!(
+        "NVRTC {:?} from {:?}, CUDA headers from {:?}",
+        cuda::nvrtc_version().unwrap(),
+        cuda::nvrtc_library(),
+        cuda::cuda_include_dir()
+    );
+    let mut failures = Vec::new();
+    for (file, src) in CUDA_SOURCES {
+        let ptx = match cuda::compile_ptx(file, src) {
+            Ok(ptx) => ptx,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        assert!(
+            ptx.contains(".target sm_90"),
+            "{file}: PTX not for sm_90:\n{}",
+            &ptx[..ptx.len().min(400)]
+        );
+        let expected = EXPECTED_KERNELS
+            .iter()
+            .find(|(name, _)| name == file)
+            .unwrap_or_else(|| panic!("{file} has no expected-kernel list in this test"))
+            .1;
+        for family in expected {
+            for suffix in ["f32", "bf16"] {
+                let entry = format!(".visible .entry {family}_{suffix}(");
+                if !ptx.contains(&entry) {
+                    failures.push(format!("{file}: PTX lacks `{entry}`"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "CUDA compile failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_file_with_expected_kernels_is_in_the_source_table() {
+    for (file, _) in EXPECTED_KERNELS {
+        assert!(
+            cuda::cuda_source(file).is_ok(),
+            "{file} missing from CUDA_SOURCES"
+        );
+    }
+    assert_eq!(CUDA_SOURCES.len(), EXPECTED_KERNELS.len());
+}
+
+#[test]
+fn cubin_for_hopper_is_an_elf_image() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("{reason}");
+        return;
+    }
+    let (file, src) = CUDA_SOURCES[0];
+    let cubin = cuda::compile_cubin(file, src, "sm_90").unwrap();
+    assert_eq!(&cubin[..4], b"\x7fELF", "{file}: CUBIN is not an ELF image");
+}
+
+#[test]
+fn compile_errors_name_the_file_and_carry_the_log() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("{reason}");
+        return;
+    }
+    let err = cuda::compile_ptx(
+        "broken.cu",
+        "extern \"C\" __global__ void k() { undeclared(); }",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("broken.cu"), "{err}");
+    assert!(err.contains("undeclared"), "{err}");
+}
