@@ -106,6 +106,32 @@ pub fn grid_positions(
     out
 }
 
+/// Rotates one head: `out[i] = x[i]·c2[i] + x[i ^ 1]·s2[i]` with the per-element tables
+/// `c2 = [c0, c0, c1, c1, …]`, `s2 = [−s0, s0, −s1, s1, …]`. Blocks of 16 turn the pair swap
+/// into one in-register shuffle, so the loop vectorizes; the pair layout itself does not.
+#[inline(always)]
+fn rotate_head(x: &[f32], c2: &[f32], s2: &[f32], out: &mut [f32]) {
+    const B: usize = 16;
+    let blocks = x.len() / B * B;
+    let (xb, cb, sb) = (
+        x[..blocks].chunks_exact(B),
+        c2.chunks_exact(B),
+        s2.chunks_exact(B),
+    );
+    for (((o, x), c), s) in out.chunks_exact_mut(B).zip(xb).zip(cb).zip(sb) {
+        let mut swapped = [0f32; B];
+        for i in 0..B {
+            swapped[i] = x[i ^ 1];
+        }
+        for i in 0..B {
+            o[i] = x[i] * c[i] + swapped[i] * s[i];
+        }
+    }
+    for i in blocks..x.len() {
+        out[i] = x[i] * c2[i] + x[i ^ 1] * s2[i];
+    }
+}
+
 simd_dispatch! {
     /// Rotates whole tokens: `x`/`out` hold rows of `heads × head_dim` for the consecutive tokens
     /// starting at flat token `first` (token `i` uses table row `i % seq`); `sign` = −1 rotates
@@ -120,17 +146,19 @@ simd_dispatch! {
     ) {
         let (seq, head_dim) = (table.seq, table.head_dim);
         let half = head_dim / 2;
+        let (mut c2, mut s2) = (vec![0f32; head_dim], vec![0f32; head_dim]);
         let tokens = x.chunks_exact(heads * head_dim).zip(out.chunks_exact_mut(heads * head_dim));
         for (t, (xt, ot)) in tokens.enumerate() {
             let row = (first + t) % seq * half;
             let (c, s) = (&table.cos[row..row + half], &table.sin[row..row + half]);
+            for k in 0..half {
+                c2[2 * k] = c[k];
+                c2[2 * k + 1] = c[k];
+                s2[2 * k] = -sign * s[k];
+                s2[2 * k + 1] = sign * s[k];
+            }
             for (xh, oh) in xt.chunks_exact(head_dim).zip(ot.chunks_exact_mut(head_dim)) {
-                for k in 0..half {
-                    let (a, b) = (xh[2 * k], xh[2 * k + 1]);
-                    let (c, s) = (c[k], sign * s[k]);
-                    oh[2 * k] = a * c - b * s;
-                    oh[2 * k + 1] = a * s + b * c;
-                }
+                rotate_head(xh, &c2, &s2, oh);
             }
         }
     }
