@@ -33,6 +33,9 @@ pub enum Error {
     /// Adaptive-RoPE positions or sparse frame sampling called with unusable arguments.
     #[error("adaptive RoPE: {0}")]
     Rope(String),
+    /// An op of the tensor engine failed (shapes, kernels).
+    #[error(transparent)]
+    Tensor(#[from] fym_autograd::Error),
     /// Two buffers that must agree in size do not.
     #[error("{op}: {msg}")]
     Shape { op: String, msg: String },

@@ -173,7 +173,7 @@ impl WanModel {
             }
         }
         let positions = grid_positions(f, h, w, opts.frame_positions.as_deref());
-        let table: Arc<RopeTable> = Arc::new(rope_table(&positions, c.attention_head_dim, ROPE_THETA)?);
+        let table: Arc<RopeTable> = Arc::new(rope_table(&positions, c.attention_head_dim, ROPE_THETA).map_err(fym_autograd::Error::from)?);
 
         // §2 patch embedding = patchify (c,i,j,k) + linear.
         let pe_w = self.p("patch_embedding.weight")?.reshape(&[dim, c.in_channels * pt * ph * pw])?;
