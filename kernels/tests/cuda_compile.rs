@@ -1,6 +1,7 @@
 //! Compiles every `.cu` file of fym with NVRTC (no GPU needed) and checks that each kernel the
 //! launchers call is exported under its unmangled `extern "C"` name. Skips, saying why, only when
-//! libnvrtc cannot be found; with NVRTC present a compile error fails the test.
+//! libnvrtc cannot be found (and `FYM_REQUIRE_NVRTC` is not 1); with NVRTC present a compile
+//! error fails the test.
 
 use fym_kernels::cuda::{self, CUDA_SOURCES};
 
@@ -40,9 +41,13 @@ const EXPECTED_KERNELS: &[(&str, &[&str])] = &[
     ("rope.cu", &["rope_apply"]),
 ];
 
+/// Why NVRTC tests cannot run here; `FYM_REQUIRE_NVRTC=1` (set by CI) turns a skip into a failure.
 fn skip_reason() -> Option<String> {
     match cuda::require_nvrtc() {
         Ok(()) => None,
+        Err(e) if std::env::var_os("FYM_REQUIRE_NVRTC").is_some_and(|v| v == "1") => {
+            panic!("FYM_REQUIRE_NVRTC=1 but NVRTC is unusable: {e}")
+        }
         Err(e) => Some(format!("skipped: {e}")),
     }
 }
@@ -130,4 +135,17 @@ fn compile_errors_name_the_file_and_carry_the_log() {
     .to_string();
     assert!(err.contains("broken.cu"), "{err}");
     assert!(err.contains("undeclared"), "{err}");
+}
+
+#[test]
+fn a_missing_header_names_the_env_var_to_set() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("{reason}");
+        return;
+    }
+    let err = cuda::compile_ptx("needs_header.cu", "#include <fym_no_such_header.h>\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(cuda::CUDA_INCLUDE_ENV), "{err}");
+    assert!(err.contains("fym_no_such_header.h"), "{err}");
 }

@@ -234,7 +234,7 @@ pub fn compile_cubin(file: &str, src: &str, sm_arch: &str) -> Result<Vec<u8>> {
 }
 
 fn add_header_hint(msg: String, include_dir: Option<&Path>) -> String {
-    if !msg.contains("could not open source file") {
+    if !msg.contains("open source file") {
         return msg;
     }
     let hint = match include_dir {
