@@ -11,70 +11,9 @@ use std::collections::BTreeMap;
 
 use fym_autograd::{ParamSet, Tensor};
 
-use crate::Result;
-
-/// Which projection of an attention layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proj {
-    Q,
-    K,
-    V,
-    Out,
-}
-
-impl Proj {
-    pub const ALL: [Proj; 4] = [Proj::Q, Proj::K, Proj::V, Proj::Out];
-
-    /// The diffusers module name.
-    pub fn module(self) -> &'static str {
-        match self {
-            Proj::Q => "to_q",
-            Proj::K => "to_k",
-            Proj::V => "to_v",
-            Proj::Out => "to_out.0",
-        }
-    }
-
-    pub fn from_module(name: &str) -> Option<Proj> {
-        Proj::ALL.into_iter().find(|p| p.module() == name)
-    }
-}
-
-/// One adapted projection: block `layer`, `attn` 1 (self) or 2 (cross), projection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Target {
-    pub layer: usize,
-    pub attn: usize,
-    pub proj: Proj,
-}
-
-impl Target {
-    /// PEFT/diffusers key prefix, e.g. `transformer.blocks.0.attn1.to_q`.
-    pub fn key(&self) -> String {
-        format!("transformer.blocks.{}.attn{}.{}", self.layer, self.attn, self.proj.module())
-    }
-}
-
-/// What an adapter is for (stored in exported metadata).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AdapterKind {
-    /// Ordinary LoRA over all heads.
-    Plain,
-    /// Spatial-head LoRA (appearance).
-    Spatial,
-    /// Temporal-head LoRA (motion).
-    Temporal,
-}
-
-impl AdapterKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            AdapterKind::Plain => "plain",
-            AdapterKind::Spatial => "spatial",
-            AdapterKind::Temporal => "temporal",
-        }
-    }
-}
+pub use crate::lora_io::{AdapterKind, Attn, LoraSite, LoraTarget};
+use crate::lora_io::{LoraAdapter, LoraFactors as HostFactors};
+use crate::{HostTensor, Result};
 
 /// Low-rank factors of one projection: `Δy = ((x·Aᵀ)·(B⊙M_B)ᵀ)·scale` with `A [r, in]`,
 /// `B [out, r]`; `mask` (when head-restricted) is `[out, 1]` on B or `[1, in]` on A.
@@ -94,7 +33,7 @@ pub struct Adapter {
     pub alpha: f32,
     /// Heads of each layer this adapter may change (None: all heads).
     pub heads: Option<BTreeMap<usize, Vec<usize>>>,
-    pub factors: BTreeMap<Target, LoraFactors>,
+    pub factors: BTreeMap<LoraSite, LoraFactors>,
     pub enabled: bool,
 }
 
@@ -110,7 +49,7 @@ impl Adapter {
         kind: AdapterKind,
         rank: usize,
         alpha: f32,
-        targets: &[(Target, usize, usize)],
+        targets: &[(LoraSite, usize, usize)],
         heads: Option<BTreeMap<usize, Vec<usize>>>,
         head_dim: usize,
         rng: &mut impl rand::Rng,
@@ -136,7 +75,7 @@ impl Adapter {
             return Ok(());
         };
         for (target, f) in self.factors.iter_mut() {
-            let layer_heads = heads.get(&target.layer).map(|v| v.as_slice()).unwrap_or(&[]);
+            let layer_heads = heads.get(&target.block).map(|v| v.as_slice()).unwrap_or(&[]);
             let features = |n: usize| -> Vec<f32> {
                 let mut m = vec![0.0; n];
                 for &h in layer_heads {
@@ -146,7 +85,7 @@ impl Adapter {
                 }
                 m
             };
-            if target.proj == Proj::Out {
+            if target.target == LoraTarget::ToOut {
                 let n = f.a.dim(1);
                 f.mask_a = Some(Tensor::from_vec(features(n), &[1, n])?);
                 f.mask_b = None;
@@ -160,7 +99,7 @@ impl Adapter {
     }
 
     /// The adapter's delta on `x` for `target`, or None when it does not adapt it.
-    pub fn delta(&self, target: Target, x: &Tensor) -> Result<Option<Tensor>> {
+    pub fn delta(&self, target: LoraSite, x: &Tensor) -> Result<Option<Tensor>> {
         let Some(f) = self.factors.get(&target).filter(|_| self.enabled) else { return Ok(None) };
         let a = match &f.mask_a {
             Some(m) => f.a.mul(m)?,
@@ -179,7 +118,7 @@ impl Adapter {
         for (target, f) in &self.factors {
             for (suffix, t) in [("lora_A.weight", &f.a), ("lora_B.weight", &f.b)] {
                 if t.is_param() {
-                    set.push(format!("{}.{suffix}", target.key()), t.clone());
+                    set.push(format!("transformer.{}.{suffix}", target.module_path()), t.clone());
                 }
             }
         }
@@ -196,23 +135,49 @@ impl Adapter {
         Ok(())
     }
 
-    /// Effective PEFT factors (masks applied) by key, ready for export: a head-restricted factor
-    /// becomes an ordinary factor whose other heads' rows/columns are zero.
-    pub fn export_factors(&self) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>> {
-        let mut out = BTreeMap::new();
-        for (target, f) in &self.factors {
-            let a = match &f.mask_a {
-                Some(m) => fym_autograd::no_grad(|| f.a.mul(m))?,
-                None => f.a.clone(),
+    /// The adapter as PEFT factors (masks applied: a head-restricted factor becomes an ordinary
+    /// factor whose other heads' rows/columns are zero), ready to write with
+    /// [`crate::lora_io::write_lora`].
+    pub fn to_io(&self, stage: Option<&str>, head_dim: usize) -> Result<LoraAdapter> {
+        let masked = |t: &Tensor, m: &Option<Tensor>| -> Result<HostTensor> {
+            let v = match m {
+                Some(m) => fym_autograd::no_grad(|| t.mul(m))?,
+                None => t.clone(),
             };
-            let b = match &f.mask_b {
-                Some(m) => fym_autograd::no_grad(|| f.b.mul(m))?,
-                None => f.b.clone(),
-            };
-            out.insert(format!("{}.lora_A.weight", target.key()), (a.shape().to_vec(), a.to_vec()));
-            out.insert(format!("{}.lora_B.weight", target.key()), (b.shape().to_vec(), b.to_vec()));
+            HostTensor::new(v.shape().to_vec(), v.to_vec())
+        };
+        let mut factors = BTreeMap::new();
+        for (site, f) in &self.factors {
+            factors.insert(*site, HostFactors { a: masked(&f.a, &f.mask_a)?, b: masked(&f.b, &f.mask_b)? });
         }
-        Ok(out)
+        Ok(LoraAdapter {
+            rank: self.rank,
+            alpha: self.alpha,
+            kind: self.kind,
+            stage: stage.map(str::to_string),
+            heads: self.heads.clone(),
+            head_dim: self.heads.as_ref().map(|_| head_dim),
+            factors,
+        })
+    }
+
+    /// An adapter from PEFT factors read from a file; `trainable` makes the factors parameters.
+    pub fn from_io(io: &LoraAdapter, head_dim: usize, trainable: bool) -> Result<Self> {
+        let mut factors = BTreeMap::new();
+        for (site, f) in &io.factors {
+            let make = |h: &HostTensor| -> Result<Tensor> {
+                Ok(if trainable {
+                    Tensor::param(h.data.clone(), &h.shape)?
+                } else {
+                    Tensor::from_vec(h.data.clone(), &h.shape)?
+                })
+            };
+            factors.insert(*site, LoraFactors { a: make(&f.a)?, b: make(&f.b)?, mask_a: None, mask_b: None });
+        }
+        let mut adapter =
+            Adapter { kind: io.kind, rank: io.rank, alpha: io.alpha, heads: io.heads.clone(), factors, enabled: true };
+        adapter.build_masks(io.head_dim.unwrap_or(head_dim))?;
+        Ok(adapter)
     }
 }
 
@@ -224,7 +189,7 @@ pub struct Adapters {
 
 impl Adapters {
     /// `base + Σ deltas` for `target`.
-    pub fn apply(&self, target: Target, x: &Tensor, base: Tensor) -> Result<Tensor> {
+    pub fn apply(&self, target: LoraSite, x: &Tensor, base: Tensor) -> Result<Tensor> {
         let mut y = base;
         for adapter in &self.list {
             if let Some(d) = adapter.delta(target, x)? {

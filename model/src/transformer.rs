@@ -10,7 +10,7 @@ use fym_autograd::{MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor,
 use fym_kernels::cpu::rope::{grid_positions, rope_table};
 
 use crate::config::WanConfig;
-use crate::lora::{Adapters, Target};
+use crate::lora::{Adapters, Attn, LoraSite, LoraTarget};
 use crate::{Error, Result};
 
 const ROPE_THETA: f64 = 10000.0;
@@ -126,7 +126,7 @@ impl WanModel {
     }
 
     /// `Linear` with optional LoRA adapters on the given target.
-    fn project(&self, x: &Tensor, prefix: &str, target: Option<Target>) -> Result<Tensor> {
+    fn project(&self, x: &Tensor, prefix: &str, target: Option<LoraSite>) -> Result<Tensor> {
         let base = x.linear(self.p(&format!("{prefix}.weight"))?, Some(self.p(&format!("{prefix}.bias"))?))?;
         match target {
             Some(t) => self.adapters.apply(t, x, base),
@@ -224,7 +224,7 @@ impl WanModel {
 
         // 1. self-attention
         let n1 = x.layer_norm(None, None, eps)?.mul(&scale_msa.affine(1.0, 1.0)?)?.add(&shift_msa)?;
-        let a1 = self.attention(layer, 1, &n1, &n1, Some((table, tokens_per_frame)), heads, eps)?;
+        let a1 = self.attention(layer, Attn::SelfAttn, &n1, &n1, Some((table, tokens_per_frame)), heads, eps)?;
         let x = x.add(&a1.mul(&gate_msa)?)?;
 
         // 2. cross-attention (affine LayerNorm, no modulation, no gate)
@@ -233,7 +233,7 @@ impl WanModel {
         } else {
             x.clone()
         };
-        let a2 = self.attention(layer, 2, &n2, ctx, None, heads, eps)?;
+        let a2 = self.attention(layer, Attn::CrossAttn, &n2, ctx, None, heads, eps)?;
         let x = x.add(&a2)?;
 
         // 3. feed-forward
@@ -248,18 +248,18 @@ impl WanModel {
     fn attention(
         &self,
         layer: usize,
-        attn: usize,
+        attn: Attn,
         xq: &Tensor,
         xkv: &Tensor,
         rope: Option<(&Arc<RopeTable>, usize)>,
         heads: usize,
         eps: f32,
     ) -> Result<Tensor> {
-        let pre = format!("blocks.{layer}.attn{attn}");
-        let target = |proj| Some(Target { layer, attn, proj });
-        let q = self.project(xq, &format!("{pre}.to_q"), target(crate::lora::Proj::Q))?;
-        let k = self.project(xkv, &format!("{pre}.to_k"), target(crate::lora::Proj::K))?;
-        let v = self.project(xkv, &format!("{pre}.to_v"), target(crate::lora::Proj::V))?;
+        let pre = format!("blocks.{layer}.{}", attn.as_str());
+        let target = |target| Some(LoraSite { block: layer, attn, target });
+        let q = self.project(xq, &format!("{pre}.to_q"), target(LoraTarget::ToQ))?;
+        let k = self.project(xkv, &format!("{pre}.to_k"), target(LoraTarget::ToK))?;
+        let v = self.project(xkv, &format!("{pre}.to_v"), target(LoraTarget::ToV))?;
         let mut q = q.rms_norm(Some(self.p(&format!("{pre}.norm_q.weight"))?), eps)?;
         let mut k = k.rms_norm(Some(self.p(&format!("{pre}.norm_k.weight"))?), eps)?;
         let mut tokens_per_frame = 1;
@@ -272,7 +272,7 @@ impl WanModel {
             }
         }
         let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;
-        self.project(&o, &format!("{pre}.to_out.0"), target(crate::lora::Proj::Out))
+        self.project(&o, &format!("{pre}.to_out.0"), target(LoraTarget::ToOut))
     }
 }
 
