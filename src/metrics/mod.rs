@@ -1,1 +1,4 @@
-//! (in progress)
+//! Motion-transfer metrics: point tracking, motion fidelity, appearance checks, leakage, consistency.
+
+pub mod image;
+pub mod tracker;
