@@ -63,17 +63,16 @@ fn similarity_of(da: &[[f64; 2]], db: &[[f64; 2]]) -> f64 {
         return 1.0;
     }
     let d2 = STATIC_SPEED * STATIC_SPEED;
-    let total: f64 = da
-        .iter()
-        .zip(db)
-        .map(|(u, v)| {
-            let dot = u[0] * v[0] + u[1] * v[1] + d2;
-            let nu = (u[0] * u[0] + u[1] * u[1] + d2).sqrt();
-            let nv = (v[0] * v[0] + v[1] * v[1] + d2).sqrt();
-            (dot / (nu * nv)).clamp(-1.0, 1.0)
-        })
-        .sum();
-    total / n as f64
+    let (mut total, mut weight) = (0.0, 0.0);
+    for (u, v) in da.iter().zip(db) {
+        let (su, sv) = (u[0].hypot(u[1]), v[0].hypot(v[1]));
+        let dot = u[0] * v[0] + u[1] * v[1] + d2;
+        let cos = (dot / ((su * su + d2).sqrt() * (sv * sv + d2).sqrt())).clamp(-1.0, 1.0);
+        let w = su.max(sv).max(STATIC_SPEED);
+        total += w * cos;
+        weight += w;
+    }
+    total / weight
 }
 
 /// Weight of a track in the score: how clearly it moves (0 for static, 1 from 1.5 px on).
@@ -189,7 +188,8 @@ mod tests {
         let d2 = STATIC_SPEED * STATIC_SPEED;
         let s1 = (2.0 + d2) / ((1.0 + d2).sqrt() * (4.0 + d2).sqrt());
         let s2 = d2 / ((1.0 + d2).sqrt() * d2.sqrt());
-        assert!((track_similarity(&a, &b) - 0.5 * (s1 + s2)).abs() < 1e-12);
+        // Frame weights: the faster of the two displacements, 2 then 1.
+        assert!((track_similarity(&a, &b) - (2.0 * s1 + s2) / 3.0).abs() < 1e-12);
     }
 
     #[test]

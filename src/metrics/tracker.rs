@@ -5,7 +5,8 @@
 //! bilinear samples) and the mismatch vector `b = Σ δI·[Ix, Iy]` give the update `η = G⁻¹ b`,
 //! iterated until `|η| < epsilon`; the guess doubles into the next finer level. A forward–backward
 //! check (track the result back to the previous frame) marks a point lost when it does not return
-//! within `fb_threshold` pixels; a lost track stays lost.
+//! within `fb_threshold` pixels, or when its window no longer looks like the first frame's
+//! (normalised cross-correlation below `min_correlation`: occlusion); a lost track stays lost.
 
 use super::image::{Plane, Pyramid};
 use crate::video::Video;
@@ -23,6 +24,10 @@ pub struct TrackerConfig {
     pub epsilon: f32,
     /// Forward–backward distance (pixels) above which a point is marked lost.
     pub fb_threshold: f32,
+    /// Smallest normalised cross-correlation between the point's window in the first frame and
+    /// its tracked window: a window that changed more is being occluded, or dragged along by an
+    /// occluding edge, and the point is marked lost (brightness or contrast changes alone pass).
+    pub min_correlation: f32,
     /// Minimum eigenvalue of `G` divided by the window's pixel count: points below it have too
     /// little texture to be tracked (used when choosing grid points and to stop a singular solve).
     pub min_eigenvalue: f32,
@@ -36,6 +41,7 @@ impl Default for TrackerConfig {
             max_iterations: 20,
             epsilon: 0.01,
             fb_threshold: 1.0,
+            min_correlation: 0.9,
             min_eigenvalue: 1e-4,
         }
     }
@@ -105,18 +111,40 @@ pub fn lk_step(
         if min_eigenvalue(a, b, c) / area < cfg.min_eigenvalue * 1e-2 || det <= 0.0 {
             return None;
         }
+        // Both windows are compared with their means removed, so a global brightness change
+        // between frames (flicker, exposure) does not bias the solve.
+        let mut template = Vec::with_capacity(((2 * r + 1) * (2 * r + 1)) as usize);
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let (sx, sy) = (px + dx as f32, py + dy as f32);
+                template.push((
+                    lp.image.sample(sx, sy),
+                    lp.gx.sample(sx, sy),
+                    lp.gy.sample(sx, sy),
+                ));
+            }
+        }
+        let template_mean = template.iter().map(|t| t.0).sum::<f32>() / area;
+        let mut moved = vec![0.0f32; template.len()];
         let mut nu = [0.0f32; 2];
         for _ in 0..cfg.max_iterations {
-            let (mut bx, mut by) = (0.0f32, 0.0f32);
+            let mut k = 0;
             for dy in -r..=r {
                 for dx in -r..=r {
-                    let (sx, sy) = (px + dx as f32, py + dy as f32);
-                    let diff = lp.image.sample(sx, sy)
-                        - ln.image
-                            .sample(sx + guess[0] + nu[0], sy + guess[1] + nu[1]);
-                    bx += diff * lp.gx.sample(sx, sy);
-                    by += diff * lp.gy.sample(sx, sy);
+                    let (sx, sy) = (
+                        px + dx as f32 + guess[0] + nu[0],
+                        py + dy as f32 + guess[1] + nu[1],
+                    );
+                    moved[k] = ln.image.sample(sx, sy);
+                    k += 1;
                 }
+            }
+            let moved_mean = moved.iter().sum::<f32>() / area;
+            let (mut bx, mut by) = (0.0f32, 0.0f32);
+            for (t, m) in template.iter().zip(&moved) {
+                let diff = (t.0 - template_mean) - (m - moved_mean);
+                bx += diff * t.1;
+                by += diff * t.2;
             }
             let eta = [(c * bx - b * by) / det, (a * by - b * bx) / det];
             nu[0] += eta[0];
@@ -134,6 +162,58 @@ pub fn lk_step(
     let inside = |v: f32, n: usize| v.is_finite() && v >= -0.5 && v <= n as f32 - 0.5;
     let base = &next.levels[0].image;
     (inside(out[0], base.width) && inside(out[1], base.height)).then_some(out)
+}
+
+/// Normalised cross-correlation between the window around `p` in `a` and around `q` in `b`
+/// (full resolution, bilinear): 1 for the same pattern under any brightness and contrast change;
+/// 0 when either window is flat.
+pub fn window_correlation(
+    a: &Pyramid,
+    b: &Pyramid,
+    p: [f32; 2],
+    q: [f32; 2],
+    window_radius: usize,
+) -> f32 {
+    let r = window_radius as isize;
+    let (ia, ib) = (&a.levels[0].image, &b.levels[0].image);
+    let mut pairs = Vec::with_capacity(((2 * r + 1) * (2 * r + 1)) as usize);
+    for dy in -r..=r {
+        for dx in -r..=r {
+            let (dx, dy) = (dx as f32, dy as f32);
+            pairs.push((
+                ia.sample(p[0] + dx, p[1] + dy) as f64,
+                ib.sample(q[0] + dx, q[1] + dy) as f64,
+            ));
+        }
+    }
+    let n = pairs.len() as f64;
+    let (ma, mb) = (
+        pairs.iter().map(|v| v.0).sum::<f64>() / n,
+        pairs.iter().map(|v| v.1).sum::<f64>() / n,
+    );
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (u, v) in pairs {
+        sab += (u - ma) * (v - mb);
+        saa += (u - ma) * (u - ma);
+        sbb += (v - mb) * (v - mb);
+    }
+    if saa <= 1e-12 || sbb <= 1e-12 {
+        0.0
+    } else {
+        (sab / (saa * sbb).sqrt()) as f32
+    }
+}
+
+/// One frame-to-frame step with the forward–backward check; `None` when lost.
+pub fn checked_step(
+    prev: &Pyramid,
+    next: &Pyramid,
+    p: [f32; 2],
+    cfg: &TrackerConfig,
+) -> Option<[f32; 2]> {
+    let q = lk_step(prev, next, p, cfg)?;
+    let back = lk_step(next, prev, q, cfg)?;
+    ((back[0] - p[0]).hypot(back[1] - p[1]) <= cfg.fb_threshold).then_some(q)
 }
 
 /// The pyramids of every frame of a video.
@@ -167,11 +247,17 @@ pub fn track_points_in(
             let mut p = start;
             for pair in pyramids.windows(2) {
                 if alive {
-                    let forward = lk_step(&pair[0], &pair[1], p, cfg);
-                    let back = forward.and_then(|q| lk_step(&pair[1], &pair[0], q, cfg));
-                    match (forward, back) {
-                        (Some(q), Some(b))
-                            if (b[0] - p[0]).hypot(b[1] - p[1]) <= cfg.fb_threshold =>
+                    // The window is compared with the first frame's: an occluding edge drags a
+                    // point slowly, each step looking fine, but its window drifts away from the start.
+                    match checked_step(&pair[0], &pair[1], p, cfg) {
+                        Some(q)
+                            if window_correlation(
+                                &pyramids[0],
+                                &pair[1],
+                                start,
+                                q,
+                                cfg.window_radius,
+                            ) >= cfg.min_correlation =>
                         {
                             p = q
                         }
