@@ -7,6 +7,7 @@ use super::segment::{foreground_mask, main_object, Background, BackgroundHint, M
 use super::shape::{classify_shape, Shape};
 use super::vocabulary::{palette, PromptAttributes};
 use crate::video::Video;
+use crate::world::Texture;
 
 /// Measured appearance of a video; a field is `None` when it could not be measured (no object
 /// found in any frame, or no background left).
@@ -14,7 +15,7 @@ use crate::video::Video;
 pub struct Appearance {
     pub color: Option<&'static str>,
     pub shape: Option<Shape>,
-    pub background: Option<&'static str>,
+    pub background: Option<Texture>,
 }
 
 /// The palette entry nearest (RGB Euclidean) to a colour.
@@ -192,7 +193,7 @@ mod tests {
             Appearance {
                 color: Some("red"),
                 shape: Some(Shape::Circle),
-                background: Some("stripes")
+                background: Some(Texture::Stripes)
             }
         );
         assert_eq!(nearest_color([0.2, 0.25, 0.8]), "blue");
@@ -203,12 +204,12 @@ mod tests {
         let reference = Appearance {
             color: Some("red"),
             shape: Some(Shape::Circle),
-            background: Some("stripes"),
+            background: Some(Texture::Stripes),
         };
         let prompt = PromptAttributes {
             color: Some("blue"),
             shape: Some(Shape::Circle),
-            background: Some("noise"),
+            background: Some(Texture::Noise),
         };
         let leaked = Appearance {
             color: Some("red"),
@@ -217,7 +218,7 @@ mod tests {
         let good = Appearance {
             color: Some("blue"),
             shape: Some(Shape::Circle),
-            background: Some("noise"),
+            background: Some(Texture::Noise),
         };
         assert_eq!(text_alignment(&good, &prompt).mean(), Some(1.0));
         assert_eq!(text_alignment(&leaked, &prompt).mean(), Some(1.0 / 3.0));

@@ -1,4 +1,4 @@
-//! Background kind of a frame (solid, gradient, stripes, checker, noise) from neighbour statistics
+//! Background texture of a frame (plain, gradient, stripes, checker, noise) from neighbour statistics
 //! of the pixels outside the objects.
 //!
 //! Over pairs of neighbouring background pixels in four directions (→, ↓, ↘, ↙) with RGB
@@ -10,11 +10,12 @@
 //!   cross an edge for a two-colour pattern);
 //! - `anisotropy` = min m / max m over the directions (0 when one direction never changes).
 //!
-//! Rules, in order: σ < 0.03 → solid; concentration ≥ 0.8 and roughness < 0.35 → gradient;
+//! Rules, in order: σ < 0.03 → plain; concentration ≥ 0.8 and roughness < 0.35 → gradient;
 //! concentration ≤ 0.45 → stripes if anisotropy < 0.25, else checker; otherwise noise.
 
 use super::segment::Mask;
 use crate::video::Video;
+use crate::world::Texture;
 
 /// Neighbour statistics of a frame's background (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -127,22 +128,22 @@ pub fn background_features(video: &Video, f: usize, objects: &Mask) -> Option<Ba
     })
 }
 
-/// The background kind named by the features (one of [`super::vocabulary::BACKGROUNDS`]).
-pub fn classify_background(features: &BackgroundFeatures) -> &'static str {
+/// The background texture the features point to.
+pub fn classify_background(features: &BackgroundFeatures) -> Texture {
     if features.spread < SOLID_SPREAD {
-        "solid"
+        Texture::Plain
     } else if features.concentration >= GRADIENT_CONCENTRATION
         && features.roughness < GRADIENT_ROUGHNESS
     {
-        "gradient"
+        Texture::Gradient
     } else if features.concentration <= PATTERN_CONCENTRATION {
         if features.anisotropy < STRIPES_ANISOTROPY {
-            "stripes"
+            Texture::Stripes
         } else {
-            "checker"
+            Texture::Checker
         }
     } else {
-        "noise"
+        Texture::Noise
     }
 }
 
@@ -173,27 +174,27 @@ mod tests {
             }
             let s = size as f32;
             let noise: Vec<f32> = (0..size * size).map(|_| rng.gen_range(0.2..0.8)).collect();
-            let cases: Vec<(&str, Video)> = vec![
-                ("solid", frame(size, |_, _| [0.2, 0.5, 0.3])),
+            let cases: Vec<(Texture, Video)> = vec![
+                (Texture::Plain, frame(size, |_, _| [0.2, 0.5, 0.3])),
                 (
-                    "gradient",
+                    Texture::Gradient,
                     frame(size, |y, _| {
                         [0.1 + 0.8 * y as f32 / s, 0.3, 0.9 - 0.6 * y as f32 / s]
                     }),
                 ),
                 (
-                    "gradient",
+                    Texture::Gradient,
                     frame(size, |y, x| [0.2 + 0.3 * (x + y) as f32 / s, 0.4, 0.5]),
                 ),
                 (
-                    "stripes",
+                    Texture::Stripes,
                     frame(
                         size,
                         |y, _| if (y / 4) % 2 == 0 { [0.9; 3] } else { [0.3; 3] },
                     ),
                 ),
                 (
-                    "stripes",
+                    Texture::Stripes,
                     frame(size, |_, x| {
                         if (x / 3) % 2 == 0 {
                             [0.8, 0.2, 0.2]
@@ -203,7 +204,7 @@ mod tests {
                     }),
                 ),
                 (
-                    "checker",
+                    Texture::Checker,
                     frame(size, |y, x| {
                         if (y / 4 + x / 4) % 2 == 0 {
                             [0.9; 3]
@@ -212,7 +213,7 @@ mod tests {
                         }
                     }),
                 ),
-                ("noise", frame(size, |y, x| [noise[y * size + x]; 3])),
+                (Texture::Noise, frame(size, |y, x| [noise[y * size + x]; 3])),
             ];
             for (want, video) in cases {
                 let f = background_features(&video, 0, &object).unwrap();

@@ -31,6 +31,7 @@
 //! Only tracks followed through every frame (forward–backward consistent) are used; a video with
 //! no such track counts as one static track.
 
+use super::segment::{main_object, Background, BackgroundHint};
 use super::tracker::{default_grid_spacing, track_grid, Track, TrackerConfig};
 use super::MetricsError;
 use crate::video::Video;
@@ -89,43 +90,37 @@ pub fn motion_weight(track: &Track) -> f64 {
 /// Motion fidelity of two sets of tracks (see the module documentation for the formula).
 /// Incomplete tracks are ignored; an empty set counts as one static track.
 pub fn motion_fidelity_tracks(reference: &[Track], generated: &[Track]) -> f64 {
-    let keep = |tracks: &[Track]| -> Vec<Vec<[f64; 2]>> {
+    let ones = |tracks: &[Track]| tracks.iter().map(|t| (t.clone(), 1.0)).collect::<Vec<_>>();
+    motion_fidelity_weighted(&ones(reference), &ones(generated))
+}
+
+/// [`motion_fidelity_tracks`] where each track stands for `multiplicity` tracks that move alike
+/// (its weight in the pooled mean is multiplied by it; as a candidate match it counts once).
+pub fn motion_fidelity_weighted(reference: &[(Track, f64)], generated: &[(Track, f64)]) -> f64 {
+    let keep = |tracks: &[(Track, f64)]| -> Vec<(Vec<[f64; 2]>, f64)> {
         let kept: Vec<_> = tracks
             .iter()
-            .filter(|t| t.is_complete())
-            .map(displacements)
+            .filter(|(t, _)| t.is_complete())
+            .map(|(t, m)| (displacements(t), motion_weight(t) * m))
             .collect();
         if kept.is_empty() {
-            let frames = tracks.first().map_or(1, |t| t.positions.len());
-            vec![vec![[0.0, 0.0]; frames.saturating_sub(1)]]
+            let frames = tracks.first().map_or(1, |(t, _)| t.positions.len());
+            vec![(vec![[0.0, 0.0]; frames.saturating_sub(1)], 0.0)]
         } else {
             kept
         }
     };
-    let weights = |tracks: &[Track]| -> Vec<f64> {
-        let w: Vec<_> = tracks
-            .iter()
-            .filter(|t| t.is_complete())
-            .map(motion_weight)
-            .collect();
-        if w.is_empty() {
-            vec![0.0]
-        } else {
-            w
-        }
-    };
     let (da, db) = (keep(reference), keep(generated));
-    let (wa, wb) = (weights(reference), weights(generated));
     let mut num = 0.0;
     let mut den = 0.0;
-    for (tracks, weights, others) in [(&da, &wa, &db), (&db, &wb, &da)] {
-        for (t, &w) in tracks.iter().zip(weights) {
-            if w == 0.0 {
+    for (tracks, others) in [(&da, &db), (&db, &da)] {
+        for (t, w) in tracks.iter() {
+            if *w == 0.0 {
                 continue;
             }
             let best = others
                 .iter()
-                .map(|o| similarity_of(t, o))
+                .map(|(o, _)| similarity_of(t, o))
                 .fold(f64::NEG_INFINITY, f64::max);
             num += w * best;
             den += w;
@@ -158,9 +153,49 @@ pub fn motion_fidelity(reference: &Video, generated: &Video) -> Result<f64, Metr
     }
     let cfg = TrackerConfig::default();
     let spacing = default_grid_spacing(reference.height, reference.width);
-    let a = track_grid(reference, spacing, &cfg);
-    let b = track_grid(generated, spacing, &cfg);
-    Ok(motion_fidelity_tracks(&a, &b))
+    let tracks = |video: &Video| {
+        let mut all: Vec<(Track, f64)> = track_grid(video, spacing, &cfg)
+            .into_iter()
+            .map(|t| (t, 1.0))
+            .collect();
+        all.extend(object_track(video, spacing));
+        all
+    };
+    Ok(motion_fidelity_weighted(
+        &tracks(reference),
+        &tracks(generated),
+    ))
+}
+
+/// Smallest mean largest-component fraction for the segmented object to count as one object.
+const COHERENT_OBJECT: f32 = 0.8;
+
+/// The main object's centroid path as one track standing for `area / spacing²` grid tracks, when
+/// one coherent foreground object is found in every frame. A flat-coloured object has no
+/// texture inside and its outline windows mix its motion with the background's, so the point
+/// tracker cannot follow it; its silhouette can be followed instead.
+pub fn object_track(video: &Video, spacing: usize) -> Option<(Track, f64)> {
+    let background = Background::estimate(video, &BackgroundHint::Border);
+    let mut positions = Vec::with_capacity(video.frames);
+    let (mut area, mut coherence) = (0.0f64, 0.0f32);
+    for f in 0..video.frames {
+        let object = main_object(video, f, &background)?;
+        positions.push(object.center);
+        area += object.area as f64;
+        coherence += object.component_fraction;
+    }
+    let frames = video.frames.max(1);
+    if coherence / (frames as f32) < COHERENT_OBJECT {
+        return None;
+    }
+    let multiplicity = (area / frames as f64 / (spacing * spacing) as f64).max(1.0);
+    Some((
+        Track {
+            valid: vec![true; positions.len()],
+            positions,
+        },
+        multiplicity,
+    ))
 }
 
 #[cfg(test)]

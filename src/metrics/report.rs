@@ -74,7 +74,7 @@ pub fn evaluate(
 }
 
 fn appearance_json(a: &Appearance) -> Value {
-    json!({ "color": a.color, "shape": a.shape.map(|s| s.name()), "background": a.background })
+    json!({ "color": a.color, "shape": a.shape.map(|s| s.name()), "background": a.background.map(|t| t.name()) })
 }
 
 fn categories_json(c: &CategoryScores) -> Value {
@@ -106,7 +106,7 @@ impl Report {
                     "prompt": {
                         "color": s.prompt.color,
                         "shape": s.prompt.shape.map(|v| v.name()),
-                        "background": s.prompt.background,
+                        "background": s.prompt.background.map(|t| t.name()),
                     },
                     "reference": appearance_json(&s.reference),
                     "generated": appearance_json(&s.generated),
@@ -132,7 +132,7 @@ impl Report {
                     "{} {} on {}",
                     a.color.unwrap_or("?"),
                     a.shape.map_or("?", |v| v.name()),
-                    a.background.unwrap_or("?")
+                    a.background.map_or("?", |t| t.name())
                 )
             };
             lines.push(format!("text_alignment        {}", opt(s.alignment.mean())));

@@ -9,33 +9,7 @@
 
 use super::segment::Mask;
 
-/// The shapes of the synthetic world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    Circle,
-    Square,
-    Triangle,
-    Star,
-}
-
-impl Shape {
-    pub const ALL: [Shape; 4] = [Shape::Circle, Shape::Square, Shape::Triangle, Shape::Star];
-
-    /// The caption word.
-    pub fn name(self) -> &'static str {
-        match self {
-            Shape::Circle => "circle",
-            Shape::Square => "square",
-            Shape::Triangle => "triangle",
-            Shape::Star => "star",
-        }
-    }
-
-    /// The shape named by a caption word.
-    pub fn from_name(word: &str) -> Option<Shape> {
-        Shape::ALL.into_iter().find(|s| s.name() == word)
-    }
-}
+pub use crate::world::Shape;
 
 /// Solidity below which a silhouette is a star.
 const STAR_SOLIDITY: f32 = 0.8;

@@ -1,38 +1,25 @@
-//! The synthetic world's words (colours, shapes, backgrounds) and parsing a caption into them.
+//! The synthetic world's words (colours, shapes, background textures) and parsing a caption into them.
 
 use super::shape::Shape;
+use crate::world::Color;
 
-/// Colour names and their RGB, in caption order.
-pub fn palette() -> &'static [(&'static str, [f32; 3])] {
-    const PALETTE: [(&str, [f32; 3]); 9] = [
-        ("red", [0.9, 0.1, 0.1]),
-        ("green", [0.1, 0.8, 0.2]),
-        ("blue", [0.1, 0.2, 0.9]),
-        ("yellow", [0.95, 0.9, 0.1]),
-        ("cyan", [0.1, 0.85, 0.9]),
-        ("magenta", [0.9, 0.1, 0.85]),
-        ("orange", [1.0, 0.55, 0.0]),
-        ("purple", [0.5, 0.1, 0.7]),
-        ("white", [0.95, 0.95, 0.95]),
-    ];
-    &PALETTE
-}
+pub use crate::world::palette;
+use crate::world::Texture;
 
-/// Background kinds of the synthetic world.
-pub const BACKGROUNDS: [&str; 5] = ["solid", "gradient", "stripes", "checker", "noise"];
-
-/// Caption words that name a background kind (canonical name first).
-const BACKGROUND_WORDS: [(&str, &str); 10] = [
-    ("solid", "solid"),
-    ("plain", "solid"),
-    ("gradient", "gradient"),
-    ("stripes", "stripes"),
-    ("striped", "stripes"),
-    ("checker", "checker"),
-    ("checkered", "checker"),
-    ("checkerboard", "checker"),
-    ("noise", "noise"),
-    ("noisy", "noise"),
+/// Caption words that name a background texture: the world's own words and common variants.
+const BACKGROUND_WORDS: [(&str, Texture); 12] = [
+    ("plain", Texture::Plain),
+    ("solid", Texture::Plain),
+    ("gradient", Texture::Gradient),
+    ("striped", Texture::Stripes),
+    ("stripes", Texture::Stripes),
+    ("stripe", Texture::Stripes),
+    ("checkered", Texture::Checker),
+    ("checker", Texture::Checker),
+    ("checkerboard", Texture::Checker),
+    ("noisy", Texture::Noise),
+    ("noise", Texture::Noise),
+    ("textured", Texture::Noise),
 ];
 
 /// What a caption asks for; each field is `None` when the caption does not name one.
@@ -40,7 +27,7 @@ const BACKGROUND_WORDS: [(&str, &str); 10] = [
 pub struct PromptAttributes {
     pub color: Option<&'static str>,
     pub shape: Option<Shape>,
-    pub background: Option<&'static str>,
+    pub background: Option<Texture>,
 }
 
 impl PromptAttributes {
@@ -91,7 +78,7 @@ mod tests {
             PromptAttributes {
                 color: Some("blue"),
                 shape: Some(Shape::Star),
-                background: Some("checker")
+                background: Some(Texture::Checker)
             }
         );
         let q = parse_prompt("two circles, noise");
@@ -100,7 +87,7 @@ mod tests {
             PromptAttributes {
                 color: None,
                 shape: Some(Shape::Circle),
-                background: Some("noise")
+                background: Some(Texture::Noise)
             }
         );
         assert!(!parse_prompt("a cat surfing").any());
