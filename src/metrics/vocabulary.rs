@@ -1,10 +1,9 @@
 //! The synthetic world's words (colours, shapes, background textures) and parsing a caption into them.
 
 use super::shape::Shape;
-use crate::world::Color;
 
 pub use crate::world::palette;
-use crate::world::Texture;
+use crate::world::{Color, Texture};
 
 /// Caption words that name a background texture: the world's own words and common variants.
 const BACKGROUND_WORDS: [(&str, Texture); 12] = [
@@ -47,10 +46,10 @@ pub fn parse_prompt(caption: &str) -> PromptAttributes {
     {
         let word = word.to_ascii_lowercase();
         if out.color.is_none() {
-            out.color = palette()
-                .iter()
-                .find(|(name, _)| *name == word)
-                .map(|(name, _)| *name);
+            // Background tones (gray, black) are palette entries but never an object's colour.
+            out.color = Color::from_name(&word)
+                .filter(|c| c.is_object_color())
+                .map(Color::name);
         }
         if out.shape.is_none() {
             out.shape = Shape::from_name(&word)
@@ -91,5 +90,13 @@ mod tests {
             }
         );
         assert!(!parse_prompt("a cat surfing").any());
+        let c = parse_prompt(
+            "a green square zigzags up on a noisy background while the camera pans left",
+        );
+        assert_eq!(
+            (c.color, c.background),
+            (Some("green"), Some(Texture::Noise))
+        );
+        assert_eq!(parse_prompt("a gray star").color, None);
     }
 }
