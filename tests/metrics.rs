@@ -602,3 +602,80 @@ fn world_alignment_and_leakage_separate_followed_from_leaked_renders() {
         assert!(bad < Some(1.0) && leak_bad == Some(1.0), "{prompt}");
     }
 }
+
+#[test]
+fn cli_scores_two_files_as_json() {
+    let dir = std::env::temp_dir().join(format!("fym-metrics-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let render = |color| {
+        world::render(
+            &world_scene(Shape::Circle, color, Texture::Stripes, 0.15, diagonal()),
+            FRAMES,
+            SIZE,
+            SIZE,
+        )
+        .0
+    };
+    let (reference, generated) = (dir.join("reference.y4m"), dir.join("generated.gif"));
+    fym::video::write_y4m(
+        &reference,
+        &render(Color::Red),
+        fym::video::Chroma::C444,
+        8.0,
+    )
+    .unwrap();
+    // A GIF at twice the size: the CLI brings both to the smaller common size.
+    let big = fym::video::resize(
+        &render(Color::Blue),
+        2 * SIZE,
+        2 * SIZE,
+        fym::video::Filter::Bilinear,
+    );
+    fym::video::write_gif(&generated, &big, 8.0).unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fym"))
+            .arg("metrics")
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--generated")
+            .arg(&generated)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--json",
+        "--prompt",
+        "a blue circle moves right on a striped background",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("{json}");
+    assert!(json["motion_fidelity"].as_f64().unwrap() >= 0.9);
+    assert!(json["temporal_consistency"].as_f64().unwrap() > 0.9);
+    assert_eq!(json["text_alignment"], 1.0);
+    assert_eq!(json["leakage"], 0.0);
+    // A missing file is an error that names the flag and the path.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_fym"))
+        .args([
+            "metrics",
+            "--reference",
+            "/nonexistent/ref.y4m",
+            "--generated",
+        ])
+        .arg(&generated)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success()
+            && err.contains("--reference")
+            && err.contains("/nonexistent/ref.y4m"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
