@@ -1,0 +1,222 @@
+//! Shape of a silhouette from rotation-invariant moments: circle, square, triangle or star.
+//!
+//! Two features separate the four shapes at any rotation, down to objects about 8 px across:
+//! - **solidity** = area / area of the convex hull of the pixel squares' edge midpoints: ≈ 1 for the convex
+//!   shapes, ≈ 0.5–0.65 for a five-pointed star;
+//! - **fill** = area / (π r²), r = the largest distance from the centroid to a pixel centre plus
+//!   half a pixel: 1 for a disc, 2/π ≈ 0.64 for a square, 3√3/(4π) ≈ 0.41 for an equilateral
+//!   triangle.
+
+use super::segment::Mask;
+
+pub use crate::world::Shape;
+
+/// Solidity below which a silhouette is a star.
+const STAR_SOLIDITY: f32 = 0.8;
+/// Fill above which a convex silhouette is a circle (between the square's 0.64 and the disc's 1).
+const CIRCLE_FILL: f32 = 0.815;
+/// Fill above which a convex silhouette is a square (between the triangle's 0.41 and 0.64).
+const SQUARE_FILL: f32 = 0.56;
+
+/// Rotation-invariant silhouette features (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShapeFeatures {
+    pub area: usize,
+    pub fill: f32,
+    pub solidity: f32,
+}
+
+/// Features of a silhouette; `None` for an empty mask.
+pub fn shape_features(mask: &Mask) -> Option<ShapeFeatures> {
+    let area = mask.count();
+    if area == 0 {
+        return None;
+    }
+    let (mut sx, mut sy) = (0.0f64, 0.0f64);
+    for (y, x) in mask.pixels() {
+        sx += x as f64;
+        sy += y as f64;
+    }
+    let (cx, cy) = (sx / area as f64, sy / area as f64);
+    let r = mask
+        .pixels()
+        .map(|(y, x)| (x as f64 - cx).hypot(y as f64 - cy))
+        .fold(0.0, f64::max)
+        + 0.5;
+    let fill = area as f64 / (std::f64::consts::PI * r * r);
+    // Hull of the pixels' edge midpoints (doubled coordinates): it hugs a staircase boundary
+    // closer than the pixel corners would, which matters for 10-pixel objects.
+    let mut midpoints: Vec<(i64, i64)> = Vec::with_capacity(area * 4);
+    for (y, x) in mask.pixels() {
+        let (x, y) = (2 * x as i64, 2 * y as i64);
+        midpoints.extend([(x + 1, y), (x + 1, y + 2), (x, y + 1), (x + 2, y + 1)]);
+    }
+    let hull = convex_hull(midpoints);
+    let solidity = (area as f64 / (polygon_area(&hull) / 4.0).max(1.0)).min(1.0);
+    Some(ShapeFeatures {
+        area,
+        fill: fill as f32,
+        solidity: solidity as f32,
+    })
+}
+
+/// Classifies a silhouette by its features; `None` for an empty mask.
+pub fn classify_shape(mask: &Mask) -> Option<Shape> {
+    let f = shape_features(mask)?;
+    Some(if f.solidity < STAR_SOLIDITY {
+        Shape::Star
+    } else if f.fill >= CIRCLE_FILL {
+        Shape::Circle
+    } else if f.fill >= SQUARE_FILL {
+        Shape::Square
+    } else {
+        Shape::Triangle
+    })
+}
+
+/// Convex hull (Andrew's monotone chain), counter-clockwise, without collinear points.
+fn convex_hull(mut points: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    points.sort_unstable();
+    points.dedup();
+    if points.len() < 3 {
+        return points;
+    }
+    let cross = |o: (i64, i64), a: (i64, i64), b: (i64, i64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let mut hull: Vec<(i64, i64)> = Vec::with_capacity(points.len() + 1);
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &(i64, i64)>> = if pass == 0 {
+            Box::new(points.iter())
+        } else {
+            Box::new(points.iter().rev())
+        };
+        for &p in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0
+            {
+                hull.pop();
+            }
+            hull.push(p);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// Shoelace area of a simple polygon.
+fn polygon_area(poly: &[(i64, i64)]) -> f64 {
+    let n = poly.len();
+    let twice: i64 = (0..n)
+        .map(|i| {
+            let (a, b) = (poly[i], poly[(i + 1) % n]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    twice.abs() as f64 / 2.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rasterises a polygon (centre-sampled with 4×4 supersampling, coverage ≥ ½).
+    fn raster(size: usize, inside: impl Fn(f32, f32) -> bool) -> Mask {
+        let mut m = Mask::new(size, size);
+        for y in 0..size {
+            for x in 0..size {
+                let mut hits = 0;
+                for sy in 0..4 {
+                    for sx in 0..4 {
+                        let (px, py) = (
+                            x as f32 + (sx as f32 + 0.5) / 4.0,
+                            y as f32 + (sy as f32 + 0.5) / 4.0,
+                        );
+                        hits += inside(px, py) as usize;
+                    }
+                }
+                m.data[y * size + x] = hits >= 8;
+            }
+        }
+        m
+    }
+
+    fn polygon(vertices: Vec<(f32, f32)>) -> impl Fn(f32, f32) -> bool {
+        move |x, y| {
+            let mut inside = false;
+            let n = vertices.len();
+            for i in 0..n {
+                let (a, b) = (vertices[i], vertices[(i + 1) % n]);
+                if (a.1 > y) != (b.1 > y) && x < a.0 + (y - a.1) / (b.1 - a.1) * (b.0 - a.0) {
+                    inside = !inside;
+                }
+            }
+            inside
+        }
+    }
+
+    fn regular(c: f32, r: f32, n: usize, rot: f32, inner: Option<f32>) -> Vec<(f32, f32)> {
+        let count = if inner.is_some() { 2 * n } else { n };
+        (0..count)
+            .map(|i| {
+                let rr = match inner {
+                    Some(ri) if i % 2 == 1 => ri,
+                    _ => r,
+                };
+                let a = rot + i as f32 * std::f32::consts::TAU / count as f32;
+                (c + rr * a.cos(), c + rr * a.sin())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn classifies_rasterised_shapes_at_32_and_16_pixels_under_rotation() {
+        for size in [32usize, 16] {
+            let c = size as f32 / 2.0;
+            let r = size as f32 * 0.4;
+            for rot in [0.0f32, 0.3, 0.785, 1.2] {
+                let cases = [
+                    (
+                        Shape::Circle,
+                        raster(size, |x, y| (x - c).hypot(y - c) <= r),
+                    ),
+                    (
+                        Shape::Square,
+                        raster(size, polygon(regular(c, r, 4, rot, None))),
+                    ),
+                    (
+                        Shape::Triangle,
+                        raster(size, polygon(regular(c, r, 3, rot, None))),
+                    ),
+                    (
+                        Shape::Star,
+                        raster(size, polygon(regular(c, r, 5, rot, Some(0.45 * r)))),
+                    ),
+                ];
+                for (want, mask) in cases {
+                    let f = shape_features(&mask).unwrap();
+                    assert_eq!(
+                        classify_shape(&mask),
+                        Some(want),
+                        "size {size} rot {rot}: {f:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hull_of_an_axis_aligned_rectangle_is_its_area() {
+        let mut m = Mask::new(10, 10);
+        for y in 2..5 {
+            for x in 3..8 {
+                m.data[y * 10 + x] = true;
+            }
+        }
+        let f = shape_features(&m).unwrap();
+        assert_eq!(f.area, 15);
+        assert!((f.solidity - 1.0).abs() < 1e-6);
+        assert_eq!(classify_shape(&Mask::new(4, 4)), None);
+    }
+}
