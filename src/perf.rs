@@ -163,3 +163,61 @@ pub fn run_cpu(plan: &BenchPlan, mut emit: impl FnMut(&BenchResult)) -> Vec<Benc
     }
     results
 }
+
+/// The model-level benchmark shape: Wan config dim 128 (4 heads × 32), 4 layers, ffn 512,
+/// text_dim 128, freq_dim 256, patch (1,2,2), latent 4×8×16×16 (512 tokens), text length 16,
+/// LoRA rank 8 on to_q/to_k/to_v/to_out.0 of attn1 and attn2.
+pub fn step_bench_config() -> fym_model::WanConfig {
+    let mut c = fym_model::WanConfig::dev();
+    c.num_attention_heads = 4;
+    c.attention_head_dim = 32;
+    c.num_layers = 4;
+    c.ffn_dim = 512;
+    c.text_dim = 128;
+    c.freq_dim = 256;
+    c.in_channels = 4;
+    c.out_channels = 4;
+    c.patch_size = [1, 2, 2];
+    c
+}
+
+/// Median times (ms) of a forward without gradients and of a LoRA training step (forward, MSE
+/// loss, backward to the LoRA factors only) on [`step_bench_config`].
+pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
+    use fym_autograd::{no_grad, Tensor};
+    use fym_model::lora::{Adapter, AdapterKind, Adapters, Attn, LoraSite, LoraTarget};
+    use rand::SeedableRng;
+
+    let config = step_bench_config();
+    let dim = config.dim();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model = fym_model::WanModel::new_random(config.clone(), &mut rng, false)?;
+    let sites: Vec<(LoraSite, usize, usize)> = (0..config.num_layers)
+        .flat_map(|block| {
+            [Attn::SelfAttn, Attn::CrossAttn].into_iter().flat_map(move |attn| {
+                LoraTarget::ALL.into_iter().map(move |target| (LoraSite { block, attn, target }, dim, dim))
+            })
+        })
+        .collect();
+    let mut adapter = Adapter::new(AdapterKind::Plain, 8, 8.0, &sites, None, config.attention_head_dim, &mut rng)?;
+    // Non-zero B so the LoRA path does real work in the forward.
+    for f in adapter.factors.values_mut() {
+        f.b = Tensor::param(fym_autograd::init::normal_vec(&mut rng, f.b.numel(), 0.01), f.b.shape())?;
+    }
+    model.adapters = Adapters { list: vec![adapter] };
+    let x = Tensor::randn(&[1, 4, 8, 16, 16], &mut rng);
+    let target = Tensor::randn(&[1, 4, 8, 16, 16], &mut rng);
+    let text = Tensor::randn(&[1, 16, 128], &mut rng);
+    let opts = fym_model::ForwardOptions::default();
+    let (reps, budget) = if quick { (3, 0.5) } else { (20, 5.0) };
+    let fwd = median_ms(reps, budget, || {
+        no_grad(|| model.forward(&x, &[500.0], &text, &opts)).expect("benchmark forward");
+    });
+    let step = median_ms(reps, budget, || {
+        let out = model.forward(&x, &[500.0], &text, &opts).expect("benchmark forward");
+        let loss = out.mse_loss(&target).expect("loss");
+        let grads = loss.backward().expect("backward");
+        assert_eq!(grads.len(), 64, "gradients reach every LoRA factor and nothing else");
+    });
+    Ok((fwd, step))
+}
