@@ -197,11 +197,13 @@ fn every_kernel_matches_reference_on_random_small_shapes() {
 #[test]
 fn every_kernel_handles_all_transposes_on_ragged_and_blocked_shapes() {
     let mut rng = StdRng::seed_from_u64(2);
-    // 257×129×65 is ragged for every tile; 300×1100×600 crosses the MC, NC and KC block edges and
-    // takes the multi-threaded path; 20×1500×200 splits C by columns across threads.
+    // 257×129×65 is ragged for every tile. On two threads, 700×100×270 splits C by rows into
+    // blocks taller than MC and deeper than KC; 20×2100×60 splits C by columns into blocks wider
+    // than NC; 20×1500×200 has a ragged column split.
     let shapes = [
         (257, 129, 65),
-        (300, 1100, 600),
+        (700, 100, 270),
+        (20, 2100, 60),
         (20, 1500, 200),
         (1, 300, 1),
         (300, 1, 300),

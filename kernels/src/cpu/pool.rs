@@ -56,8 +56,9 @@ pub fn parallel_for<F: Fn(usize) + Sync>(n_tasks: usize, f: F) {
         chunk: n_tasks.div_ceil(threads * 4).max(1),
         next: AtomicUsize::new(0),
     };
-    // Workers only see the job through a lifetime-erased pointer; `Publication::drop` waits until
-    // every worker has let go of it, so it never outlives `f` or `job` (even if a task panics).
+    // Workers only see the job through a lifetime-erased pointer; `Publication::finish` waits until
+    // every worker has let go of it, and runs even if the caller's tasks panic (they are caught),
+    // so the pointer never outlives `f` or `job`.
     let job_ptr = JobPtr(std::ptr::from_ref(&job).cast::<Job<'static>>());
     let publication = Publication::new(pool, job_ptr, threads - 1);
     let caller_result = catch_unwind(AssertUnwindSafe(|| job.run()));
@@ -188,10 +189,9 @@ impl Pool {
     }
 }
 
-/// A job visible to the workers; withdrawing it waits until every worker that joined has left.
+/// A job visible to the workers until [`Publication::finish`] withdraws it.
 struct Publication {
     pool: &'static Pool,
-    finished: bool,
 }
 
 impl Publication {
@@ -203,20 +203,12 @@ impl Publication {
         state.worker_panicked = false;
         drop(state);
         pool.work_ready.notify_all();
-        Publication {
-            pool,
-            finished: false,
-        }
+        Publication { pool }
     }
 
-    /// Withdraws the job, waits for the workers, frees the pool; returns whether a worker's task
-    /// panicked.
-    fn finish(mut self) -> bool {
-        self.finished = true;
-        self.withdraw()
-    }
-
-    fn withdraw(&self) -> bool {
+    /// Withdraws the job, waits until every worker that joined it has left, frees the pool, and
+    /// returns whether a task panicked on a worker.
+    fn finish(self) -> bool {
         let mut state = self.pool.lock();
         state.job = None;
         state.open_slots = 0;
@@ -231,14 +223,6 @@ impl Publication {
         drop(state);
         self.pool.busy.store(false, Ordering::Release);
         panicked
-    }
-}
-
-impl Drop for Publication {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.withdraw();
-        }
     }
 }
 
