@@ -293,7 +293,7 @@ pub fn sgemm_batched_with(
     // The last entry reaches furthest; checking it (with the offsets removed) covers them all.
     let last = batch - 1;
     let tail = |len: usize, stride: usize, name: &str| {
-        len.checked_sub(last * stride).ok_or_else(|| {
+        len.checked_sub(last.saturating_mul(stride)).ok_or_else(|| {
             Error::shape(
                 "sgemm_batched",
                 format!("{name} has {len} elements, fewer than the offset {last}·{stride} of entry {last}"),
@@ -323,7 +323,10 @@ pub fn sgemm_batched_with(
         (a, b)
     };
     let c_ptr = SharedMut::new(c);
-    if disjoint_c && threads > 1 && batch >= threads && batch * shape.flops() >= PARALLEL_MIN_FLOPS
+    if disjoint_c
+        && threads > 1
+        && batch >= threads
+        && batch.saturating_mul(shape.flops()) >= PARALLEL_MIN_FLOPS
     {
         parallel_for(batch, |i| {
             let (a, b) = operands(i);
@@ -392,7 +395,10 @@ struct Shape {
 
 impl Shape {
     fn flops(&self) -> usize {
-        2 * self.m * self.n * self.k
+        2usize
+            .saturating_mul(self.m)
+            .saturating_mul(self.n)
+            .saturating_mul(self.k)
     }
 
     /// Checks that slices of these lengths hold the matrices (A and B only if `reads_ab`: like
@@ -435,7 +441,8 @@ fn check_matrix(
             format!("{name} is stored {rows}×{cols} but its leading dimension is {ld} (< {cols})"),
         ));
     }
-    let needed = (rows - 1) * ld + cols;
+    // Saturating: a size too large to address is reported as too short, not wrapped around.
+    let needed = (rows - 1).saturating_mul(ld).saturating_add(cols);
     if len < needed {
         return Err(Error::shape(
             op,
