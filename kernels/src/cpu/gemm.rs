@@ -89,7 +89,7 @@ impl GemmKernel {
             let Ok(requested) = std::env::var("FYM_GEMM") else {
                 return GemmKernel::best();
             };
-            match GemmKernel::from_name(requested.trim()) {
+            match GemmKernel::from_name(&requested.trim().to_ascii_lowercase()) {
                 Some(kernel) if kernel.is_supported() => kernel,
                 _ => {
                     let best = GemmKernel::best();
