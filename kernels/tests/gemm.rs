@@ -196,12 +196,17 @@ fn every_kernel_matches_reference_on_random_small_shapes() {
 
 #[test]
 fn every_kernel_handles_all_transposes_on_ragged_and_blocked_shapes() {
+    // Two threads on any machine, so both ways of splitting C are exercised. (Every test in this
+    // file that sets the thread count sets it to 2, so they do not disturb each other.)
+    set_num_threads(2);
     let mut rng = StdRng::seed_from_u64(2);
-    // 257×129×65 is ragged for every tile; 300×1100×600 crosses the MC, NC and KC block edges and
-    // takes the multi-threaded path; 20×1500×200 splits C by columns across threads.
+    // 257×129×65 is ragged for every tile. On two threads, 700×100×270 splits C by rows into
+    // blocks taller than MC and deeper than KC; 20×2100×120 splits C by columns into blocks wider
+    // than NC; 20×1500×200 has a ragged column split.
     let shapes = [
         (257, 129, 65),
-        (300, 1100, 600),
+        (700, 100, 270),
+        (20, 2100, 120),
         (20, 1500, 200),
         (1, 300, 1),
         (300, 1, 300),
@@ -500,7 +505,7 @@ fn batched_with_shared_c_accumulates_in_order() {
 
 #[test]
 fn pool_runs_every_task_once_with_nested_and_concurrent_calls() {
-    set_num_threads(3);
+    set_num_threads(2);
     // Nested: each outer task runs an inner parallel_for.
     let (outer, inner) = (7, 13);
     let counts: Vec<AtomicUsize> = (0..outer * inner).map(|_| AtomicUsize::new(0)).collect();
@@ -544,7 +549,7 @@ fn pool_runs_every_task_once_with_nested_and_concurrent_calls() {
 
 #[test]
 fn pool_survives_a_panicking_task() {
-    set_num_threads(3);
+    set_num_threads(2);
     let result = std::panic::catch_unwind(|| {
         parallel_for(8, |i| {
             if i == 5 {

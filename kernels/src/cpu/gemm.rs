@@ -25,9 +25,10 @@ use micro::MicroKernel;
 use pack::Operand;
 use std::sync::OnceLock;
 
-/// Below this many flops (2·m·n·k) a GEMM runs on the calling thread: waking the pool costs more
-/// than it saves (at ~150 GFLOP/s per core, 4 MFLOP take ~25 µs).
-const PARALLEL_MIN_FLOPS: usize = 4_000_000;
+/// Below this many flops (2·m·n·k) a GEMM runs on the calling thread. Waking a parked worker
+/// takes ~10 µs; one core does 8 MFLOP in ~50 µs (128×128×128 in ~28 µs), so only above this
+/// does splitting clearly pay. The model's small per-head GEMMs (e.g. 64×128×128) stay below.
+const PARALLEL_MIN_FLOPS: usize = 8_000_000;
 
 /// A micro-kernel implementation of the GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ impl GemmKernel {
             let Ok(requested) = std::env::var("FYM_GEMM") else {
                 return GemmKernel::best();
             };
-            match GemmKernel::from_name(requested.trim()) {
+            match GemmKernel::from_name(&requested.trim().to_ascii_lowercase()) {
                 Some(kernel) if kernel.is_supported() => kernel,
                 _ => {
                     let best = GemmKernel::best();
@@ -293,7 +294,7 @@ pub fn sgemm_batched_with(
     // The last entry reaches furthest; checking it (with the offsets removed) covers them all.
     let last = batch - 1;
     let tail = |len: usize, stride: usize, name: &str| {
-        len.checked_sub(last * stride).ok_or_else(|| {
+        len.checked_sub(last.saturating_mul(stride)).ok_or_else(|| {
             Error::shape(
                 "sgemm_batched",
                 format!("{name} has {len} elements, fewer than the offset {last}·{stride} of entry {last}"),
@@ -323,7 +324,10 @@ pub fn sgemm_batched_with(
         (a, b)
     };
     let c_ptr = SharedMut::new(c);
-    if disjoint_c && threads > 1 && batch >= threads && batch * shape.flops() >= PARALLEL_MIN_FLOPS
+    if disjoint_c
+        && threads > 1
+        && batch >= threads
+        && batch.saturating_mul(shape.flops()) >= PARALLEL_MIN_FLOPS
     {
         parallel_for(batch, |i| {
             let (a, b) = operands(i);
@@ -392,7 +396,10 @@ struct Shape {
 
 impl Shape {
     fn flops(&self) -> usize {
-        2 * self.m * self.n * self.k
+        2usize
+            .saturating_mul(self.m)
+            .saturating_mul(self.n)
+            .saturating_mul(self.k)
     }
 
     /// Checks that slices of these lengths hold the matrices (A and B only if `reads_ab`: like
@@ -435,7 +442,8 @@ fn check_matrix(
             format!("{name} is stored {rows}×{cols} but its leading dimension is {ld} (< {cols})"),
         ));
     }
-    let needed = (rows - 1) * ld + cols;
+    // Saturating: a size too large to address is reported as too short, not wrapped around.
+    let needed = (rows - 1).saturating_mul(ld).saturating_add(cols);
     if len < needed {
         return Err(Error::shape(
             op,

@@ -5,7 +5,7 @@
 //! Blocking: a `kc·16` B panel (16 KiB) stays in L1, the `mc·kc` A block (288 KiB) in L2.
 
 use super::micro::MicroKernel;
-use super::pack::pack_panel;
+use super::pack::{self, Operand};
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
@@ -66,4 +66,74 @@ unsafe fn tile<const R: usize>(
             _mm256_storeu_ps(c_ij, out);
         }
     }
+}
+
+/// [`super::pack::PanelPacker`] with AVX2: 8×8 register transposes when each line is contiguous
+/// along k; the portable copy when the panel's lines are adjacent in memory.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_panel(src: Operand, used: usize, depth: usize, width: usize, panel: &mut [f32]) {
+    if src.row_stride == 1 {
+        pack::pack_panel(src, used, depth, width, panel);
+        return;
+    }
+    debug_assert_eq!(src.col_stride, 1);
+    assert!(used <= width && panel.len() >= depth * width && depth > 0);
+    if used > 0 {
+        assert!(src.data.len() >= (used - 1) * src.row_stride + depth);
+    }
+    let dst = panel.as_mut_ptr();
+    for x0 in (0..width).step_by(8) {
+        let lanes = (width - x0).min(8);
+        let present = used.saturating_sub(x0).min(8);
+        for k0 in (0..depth).step_by(8) {
+            let steps = (depth - k0).min(8);
+            let mut block = [_mm256_setzero_ps(); 8];
+            for (x, row) in block.iter_mut().enumerate().take(present) {
+                // SAFETY: line x0 + x < used holds `depth` values from its start (checked above);
+                // the mask keeps the load inside them.
+                let line = src.data.as_ptr().add((x0 + x) * src.row_stride + k0);
+                *row = _mm256_maskload_ps(line, lane_mask(steps));
+            }
+            let columns = transpose8(block);
+            for (j, column) in columns.iter().enumerate().take(steps) {
+                // SAFETY: row k0 + j < depth of the panel, lanes x0..x0 + lanes ≤ width.
+                _mm256_maskstore_ps(dst.add((k0 + j) * width + x0), lane_mask(lanes), *column);
+            }
+        }
+    }
+}
+
+/// Lanes `0..lanes` set (sign bit), for masked loads and stores.
+#[target_feature(enable = "avx2")]
+unsafe fn lane_mask(lanes: usize) -> __m256i {
+    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), index)
+}
+
+/// Transposes an 8×8 block: `out[j]` lane `i` = `rows[i]` lane `j`. Pairs of rows are interleaved,
+/// then 64-bit pairs are combined, then 128-bit halves are exchanged.
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let mut t = [_mm256_setzero_ps(); 8];
+    for i in (0..8).step_by(2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    // u[4g + j] holds element j (and j + 4 in the upper half) of rows 4g..4g + 4.
+    let mut u = [_mm256_setzero_ps(); 8];
+    for g in [0, 4] {
+        u[g] = _mm256_shuffle_ps::<0x44>(t[g], t[g + 2]);
+        u[g + 1] = _mm256_shuffle_ps::<0xee>(t[g], t[g + 2]);
+        u[g + 2] = _mm256_shuffle_ps::<0x44>(t[g + 1], t[g + 3]);
+        u[g + 3] = _mm256_shuffle_ps::<0xee>(t[g + 1], t[g + 3]);
+    }
+    let mut out = [_mm256_setzero_ps(); 8];
+    for j in 0..4 {
+        out[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
+        out[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
+    }
+    out
 }
