@@ -61,11 +61,19 @@ fn run_list(args: &ListArgs) -> Result<()> {
     let all = cases();
     if args.json {
         let value = serde_json::Value::Array(all.iter().map(case_json).collect());
-        println!("{}", serde_json::to_string_pretty(&value).context("encode the case list")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).context("encode the case list")?
+        );
         return Ok(());
     }
     for case in &all {
-        println!("{}  [{}]  {}", case.id, case.category.description(), case.caption);
+        println!(
+            "{}  [{}]  {}",
+            case.id,
+            case.category.description(),
+            case.caption
+        );
         for prompt in &case.prompts {
             println!("    -> {prompt}");
         }
@@ -75,13 +83,18 @@ fn run_list(args: &ListArgs) -> Result<()> {
 
 fn run_export(args: &ExportArgs) -> Result<()> {
     let (height, width) = parse_size(&args.size)?;
-    let options = ExportOptions { frames: args.frames, height, width };
-    let selected: Vec<Case> = match &args.only {
-        Some(prefix) => cases().into_iter().filter(|c| c.id.starts_with(prefix.as_str())).collect(),
-        None => cases(),
+    let options = ExportOptions {
+        frames: args.frames,
+        height,
+        width,
     };
+    let prefix = args.only.as_deref().unwrap_or("");
+    let selected: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.id.starts_with(prefix))
+        .collect();
     if selected.is_empty() {
-        anyhow::bail!("motionbench export --only {:?}: no case id starts with it (see `fym motionbench list`)", args.only);
+        anyhow::bail!("motionbench export --only {prefix:?}: no case id starts with it (see `fym motionbench list`)");
     }
     let dirs = export(&args.out, &selected, options)?;
     if !args.quiet {

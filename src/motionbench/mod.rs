@@ -21,8 +21,12 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] =
-        [Category::Camera, Category::SingleObject, Category::MultipleObjects, Category::Human];
+    pub const ALL: [Category; 4] = [
+        Category::Camera,
+        Category::SingleObject,
+        Category::MultipleObjects,
+        Category::Human,
+    ];
 
     /// Name used in case ids and JSON.
     pub fn name(self) -> &'static str {
@@ -74,17 +78,21 @@ pub fn cases() -> Vec<Case> {
     Category::ALL
         .iter()
         .flat_map(|&category| {
-            category.scenes().into_iter().enumerate().map(move |(i, scene)| {
-                let targets = targets::targets(&scene);
-                Case {
-                    id: format!("{}-{:02}", category.name(), i + 1),
-                    category,
-                    caption: caption(&scene),
-                    prompts: targets.iter().map(caption).collect(),
-                    targets,
-                    scene,
-                }
-            })
+            category
+                .scenes()
+                .into_iter()
+                .enumerate()
+                .map(move |(i, scene)| {
+                    let targets = targets::targets(&scene);
+                    Case {
+                        id: format!("{}-{:02}", category.name(), i + 1),
+                        category,
+                        caption: caption(&scene),
+                        prompts: targets.iter().map(caption).collect(),
+                        targets,
+                        scene,
+                    }
+                })
         })
         .collect()
 }
@@ -98,7 +106,10 @@ pub fn case(id: &str) -> Option<Case> {
 pub fn held_out_captions() -> &'static HashSet<String> {
     static HELD_OUT: OnceLock<HashSet<String>> = OnceLock::new();
     HELD_OUT.get_or_init(|| {
-        cases().into_iter().flat_map(|case| std::iter::once(case.caption).chain(case.prompts)).collect()
+        cases()
+            .into_iter()
+            .flat_map(|case| std::iter::once(case.caption).chain(case.prompts))
+            .collect()
     })
 }
 

@@ -24,7 +24,10 @@ pub fn recolored(scene: &Scene, offset: usize) -> Scene {
 pub fn reshaped(scene: &Scene, offset: usize) -> Scene {
     let mut out = scene.clone();
     for object in &mut out.objects {
-        let i = Shape::ALL.iter().position(|&s| s == object.shape).unwrap_or(0);
+        let i = Shape::ALL
+            .iter()
+            .position(|&s| s == object.shape)
+            .unwrap_or(0);
         object.shape = Shape::ALL[(i + offset) % Shape::ALL.len()];
     }
     out
@@ -34,7 +37,12 @@ pub fn reshaped(scene: &Scene, offset: usize) -> Scene {
 /// gradient when the camera moves); period and tones stay.
 pub fn retextured(scene: &Scene) -> Scene {
     let order: &[Texture] = if scene.camera.is_still() {
-        &[Texture::Checker, Texture::Noise, Texture::Stripes, Texture::Gradient]
+        &[
+            Texture::Checker,
+            Texture::Noise,
+            Texture::Stripes,
+            Texture::Gradient,
+        ]
     } else {
         &[Texture::Checker, Texture::Noise, Texture::Stripes]
     };
@@ -53,5 +61,9 @@ pub fn retextured(scene: &Scene) -> Scene {
 
 /// The three targets: new colours; new shapes and colours; new background and colours.
 pub fn targets(scene: &Scene) -> Vec<Scene> {
-    vec![recolored(scene, 3), reshaped(&recolored(scene, 5), 1), retextured(&recolored(scene, 7))]
+    vec![
+        recolored(scene, 3),
+        reshaped(&recolored(scene, 5), 1),
+        retextured(&recolored(scene, 7)),
+    ]
 }
