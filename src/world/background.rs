@@ -12,8 +12,13 @@ pub enum Texture {
 }
 
 impl Texture {
-    pub const ALL: [Texture; 5] =
-        [Texture::Plain, Texture::Gradient, Texture::Stripes, Texture::Checker, Texture::Noise];
+    pub const ALL: [Texture; 5] = [
+        Texture::Plain,
+        Texture::Gradient,
+        Texture::Stripes,
+        Texture::Checker,
+        Texture::Noise,
+    ];
 
     /// The caption word ("on a striped background").
     pub fn name(self) -> &'static str {
@@ -67,7 +72,15 @@ pub struct Background {
 impl Background {
     /// A single-plane background that moves with the objects' plane.
     pub fn new(texture: Texture, colors: [[f32; 3]; 2], period: f32) -> Self {
-        Background { texture, colors, period, angle: 0.0, seed: 0, parallax: 1.0, hills: None }
+        Background {
+            texture,
+            colors,
+            period,
+            angle: 0.0,
+            seed: 0,
+            parallax: 1.0,
+            hills: None,
+        }
     }
 
     /// Colour of the pattern at texture coordinate `tex`, averaged over a pixel footprint of
@@ -116,7 +129,11 @@ impl Hills {
 }
 
 pub(crate) fn lerp3(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
+    [
+        a[0] + (b[0] - a[0]) * t,
+        a[1] + (b[1] - a[1]) * t,
+        a[2] + (b[2] - a[2]) * t,
+    ]
 }
 
 /// Mean of the square wave `frac(s / period) >= 0.5` over `[s - width/2, s + width/2]`.
@@ -127,7 +144,11 @@ fn box_filtered_square_wave(s: f32, width: f32, period: f32) -> f32 {
         cycles * period * 0.5 + (s - cycles * period - period * 0.5).max(0.0)
     };
     if width < 1e-6 {
-        return if (s / period).rem_euclid(1.0) >= 0.5 { 1.0 } else { 0.0 };
+        return if (s / period).rem_euclid(1.0) >= 0.5 {
+            1.0
+        } else {
+            0.0
+        };
     }
     ((integral(s + width * 0.5) - integral(s - width * 0.5)) / width).clamp(0.0, 1.0)
 }

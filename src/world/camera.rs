@@ -23,7 +23,10 @@ impl Default for Camera {
 
 impl Camera {
     pub fn still() -> Self {
-        Camera { pan: [0.0, 0.0], zoom: 1.0 }
+        Camera {
+            pan: [0.0, 0.0],
+            zoom: 1.0,
+        }
     }
 
     /// Whether the camera moves at all.
@@ -61,7 +64,10 @@ impl View {
 
     /// View centre of a plane that follows the camera by `parallax` (1: the objects' plane).
     fn plane_center(&self, parallax: f32) -> [f32; 2] {
-        [0.5 + (self.center[0] - 0.5) * parallax, 0.5 + (self.center[1] - 0.5) * parallax]
+        [
+            0.5 + (self.center[0] - 0.5) * parallax,
+            0.5 + (self.center[1] - 0.5) * parallax,
+        ]
     }
 
     /// Pixel coordinates of a world point on a plane with the given parallax.
@@ -90,7 +96,10 @@ impl View {
     /// Texture coordinates of a world point.
     pub fn to_texture(&self, world: [f32; 2]) -> [f32; 2] {
         let short = self.width.min(self.height);
-        [world[0] * self.width / short, world[1] * self.height / short]
+        [
+            world[0] * self.width / short,
+            world[1] * self.height / short,
+        ]
     }
 
     /// The affine world→pixel map of the objects' plane as a 2×3 matrix

@@ -33,7 +33,12 @@ pub fn caption(scene: &Scene) -> String {
 
 /// "a red circle moves left and speeds up", "a blue star" (a still object has no motion words).
 pub fn object_phrase(object: &Object) -> String {
-    let subject = format!("a {} {}", object.color.name(), object.shape.name());
+    let subject = format!(
+        "{} {} {}",
+        article(object.color.name()),
+        object.color.name(),
+        object.shape.name()
+    );
     match motion_phrase(&object.trajectory) {
         Some(motion) => format!("{subject} {motion}"),
         None => subject,
@@ -42,11 +47,25 @@ pub fn object_phrase(object: &Object) -> String {
 
 /// "a green person walks right".
 pub fn figure_phrase(figure: &Figure) -> String {
-    let mut text = format!("a {} person {}", figure.color.name(), figure.action.verb());
+    let color = figure.color.name();
+    let mut text = format!("{} {color} person {}", article(color), figure.action.verb());
     if figure.travel != 0.0 {
-        text.push_str(if figure.travel > 0.0 { " right" } else { " left" });
+        text.push_str(if figure.travel > 0.0 {
+            " right"
+        } else {
+            " left"
+        });
     }
     text
+}
+
+/// "an" before a vowel, "a" otherwise.
+fn article(next_word: &str) -> &'static str {
+    if next_word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// The motion words of a trajectory (`None` for a still object).
@@ -87,7 +106,11 @@ pub fn camera_phrase(camera: &Camera) -> Option<String> {
     }
     let log_zoom = camera.zoom.max(1e-3).ln();
     if log_zoom.abs() >= CAMERA_THRESHOLD {
-        parts.push(if log_zoom > 0.0 { "zooms in" } else { "zooms out" });
+        parts.push(if log_zoom > 0.0 {
+            "zooms in"
+        } else {
+            "zooms out"
+        });
     }
     if parts.is_empty() {
         None
@@ -98,13 +121,39 @@ pub fn camera_phrase(camera: &Camera) -> Option<String> {
 
 /// Every word a caption can contain (words are separated by single spaces).
 pub fn vocabulary() -> Vec<&'static str> {
-    let mut words = vec!["a", "and", "on", "background", "with", "hills", "while", "the", "camera", "person"];
+    let mut words = vec![
+        "a",
+        "an",
+        "and",
+        "on",
+        "background",
+        "with",
+        "hills",
+        "while",
+        "the",
+        "camera",
+        "person",
+    ];
     words.extend(Color::OBJECT.iter().map(|c| c.name()));
     words.extend(Shape::ALL.iter().map(|s| s.name()));
     words.extend(super::background::Texture::ALL.iter().map(|t| t.name()));
     words.extend([
-        "moves", "left", "right", "up", "down", "speeds", "slows", "circles", "zigzags", "bounces", "in",
-        "figure-eight", "pans", "tilts", "zooms", "out",
+        "moves",
+        "left",
+        "right",
+        "up",
+        "down",
+        "speeds",
+        "slows",
+        "circles",
+        "zigzags",
+        "bounces",
+        "in",
+        "figure-eight",
+        "pans",
+        "tilts",
+        "zooms",
+        "out",
     ]);
     words.extend(super::figure::Action::ALL.iter().map(|a| a.verb()));
     words

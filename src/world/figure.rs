@@ -16,7 +16,13 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [Action::Walk, Action::Wave, Action::Jump, Action::Squat, Action::Dance];
+    pub const ALL: [Action; 5] = [
+        Action::Walk,
+        Action::Wave,
+        Action::Jump,
+        Action::Squat,
+        Action::Dance,
+    ];
 
     /// The caption verb ("a person waves").
     pub fn verb(self) -> &'static str {
@@ -150,13 +156,19 @@ impl Figure {
         let dir = |angle: f32, len: f32| [len * angle.sin(), len * angle.cos()];
         let add = |p: [f32; 2], d: [f32; 2]| [p[0] + d[0], p[1] + d[1]];
         let knees = [dir(a.hip[0], THIGH), dir(a.hip[1], THIGH)];
-        let feet = [add(knees[0], dir(a.hip[0] + a.knee[0], SHIN)), add(knees[1], dir(a.hip[1] + a.knee[1], SHIN))];
+        let feet = [
+            add(knees[0], dir(a.hip[0] + a.knee[0], SHIN)),
+            add(knees[1], dir(a.hip[1] + a.knee[1], SHIN)),
+        ];
         // Stand on the lower foot, then lift.
         let drop = feet[0][1].max(feet[1][1]);
         let pelvis = [a.sway, -drop - a.lift];
         let neck = add(pelvis, dir(PI + a.lean, TORSO));
         let head = add(neck, dir(PI + a.lean, NECK));
-        let elbows = [add(neck, dir(a.shoulder[0], UPPER_ARM)), add(neck, dir(a.shoulder[1], UPPER_ARM))];
+        let elbows = [
+            add(neck, dir(a.shoulder[0], UPPER_ARM)),
+            add(neck, dir(a.shoulder[1], UPPER_ARM)),
+        ];
         let hands = [
             add(elbows[0], dir(a.shoulder[0] + a.elbow[0], FOREARM)),
             add(elbows[1], dir(a.shoulder[1] + a.elbow[1], FOREARM)),

@@ -19,23 +19,37 @@ const VISIBLE_AREA: f32 = 0.25;
 /// Renders `frames` frames of `height`×`width` pixels. Frame f shows clip time f / (frames − 1).
 pub fn render(scene: &Scene, frames: usize, height: usize, width: usize) -> (Video, GroundTruth) {
     let mut video = Video::new(frames, height, width);
-    let mut truth = GroundTruth { height, width, frames: Vec::with_capacity(frames) };
+    let mut truth = GroundTruth {
+        height,
+        width,
+        frames: Vec::with_capacity(frames),
+    };
     let mut canvas = Canvas::new(height, width);
     for f in 0..frames {
-        let t = if frames > 1 { f as f32 / (frames - 1) as f32 } else { 0.0 };
+        let t = if frames > 1 {
+            f as f32 / (frames - 1) as f32
+        } else {
+            0.0
+        };
         let view = scene.camera.view(t, height, width);
         canvas.clear();
         let mut objects = vec![None; scene.objects.len()];
         let mut figure = None;
         for layer in layers_near_to_far(scene) {
             match layer {
-                Layer::Object(i) => objects[i] = Some(draw_object(&mut canvas, &scene.objects[i], &view, t)),
+                Layer::Object(i) => {
+                    objects[i] = Some(draw_object(&mut canvas, &scene.objects[i], &view, t))
+                }
                 Layer::Figure(fig) => figure = Some(draw_figure(&mut canvas, fig, &view, t)),
             }
         }
         canvas.fill_background(scene, &view, video.frame_mut(f));
         truth.frames.push(FrameTruth {
-            camera: CameraTruth { center: view.center, zoom: view.zoom, matrix: view.matrix() },
+            camera: CameraTruth {
+                center: view.center,
+                zoom: view.zoom,
+                matrix: view.matrix(),
+            },
             objects: objects.into_iter().flatten().collect(),
             figure,
         });
@@ -50,8 +64,12 @@ enum Layer<'a> {
 
 /// The scene's layers, nearest first; on equal depth, later in the scene is nearer (painter's order).
 fn layers_near_to_far(scene: &Scene) -> Vec<Layer<'_>> {
-    let mut keyed: Vec<(f32, usize, Layer)> =
-        scene.objects.iter().enumerate().map(|(i, o)| (o.depth, i, Layer::Object(i))).collect();
+    let mut keyed: Vec<(f32, usize, Layer)> = scene
+        .objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.depth, i, Layer::Object(i)))
+        .collect();
     if let Some(figure) = &scene.figure {
         keyed.push((figure.depth, scene.objects.len(), Layer::Figure(figure)));
     }
@@ -70,7 +88,12 @@ struct Canvas {
 
 impl Canvas {
     fn new(height: usize, width: usize) -> Self {
-        Canvas { height, width, open: vec![1.0; height * width], color: vec![0.0; height * width * 3] }
+        Canvas {
+            height,
+            width,
+            open: vec![1.0; height * width],
+            color: vec![0.0; height * width * 3],
+        }
     }
 
     fn clear(&mut self) {
@@ -95,8 +118,8 @@ impl Canvas {
                 if coverage > 0.0 {
                     let weight = coverage * self.open[i];
                     self.open[i] -= weight;
-                    for c in 0..3 {
-                        self.color[i * 3 + c] += weight * rgb[c];
+                    for (sum, &value) in self.color[i * 3..i * 3 + 3].iter_mut().zip(&rgb) {
+                        *sum += weight * value;
                     }
                     visible += weight;
                 }
@@ -109,11 +132,18 @@ impl Canvas {
     fn fill_background(&self, scene: &Scene, view: &View, out: &mut [f32]) {
         let background = &scene.background;
         let footprint = 1.0 / view.scale();
-        let hills_base = background.hills.as_ref().map(|h| view.to_texture([0.0, h.base])[1]);
+        let hills_base = background
+            .hills
+            .as_ref()
+            .map(|h| view.to_texture([0.0, h.base])[1]);
         for y in 0..self.height {
             for x in 0..self.width {
                 let i = y * self.width + x;
-                let mut rgb = [self.color[i * 3], self.color[i * 3 + 1], self.color[i * 3 + 2]];
+                let mut rgb = [
+                    self.color[i * 3],
+                    self.color[i * 3 + 1],
+                    self.color[i * 3 + 2],
+                ];
                 let open = self.open[i];
                 if open > 0.0 {
                     let pixel = [x as f32 + 0.5, y as f32 + 0.5];
@@ -137,7 +167,8 @@ impl Canvas {
 fn pixel_span(lo: f32, hi: f32, n: usize) -> (usize, usize) {
     let start = (lo - 1.0).floor().max(0.0);
     let end = (hi + 1.0).ceil().min(n as f32);
-    if !(start < end) {
+    // max/min drop NaN bounds, so both ends are numbers here.
+    if start >= end {
         return (0, 0);
     }
     (start as usize, end as usize)
@@ -174,17 +205,28 @@ fn draw_object(canvas: &mut Canvas, object: &Object, view: &View, t: f32) -> Obj
 fn draw_figure(canvas: &mut Canvas, figure: &Figure, view: &View, t: f32) -> FigureTruth {
     let ground = view.to_pixel(figure.ground(t));
     let scale = (figure.height * view.scale()).max(1e-4);
-    let joints = figure.pose(t).map(|p| [ground[0] + p[0] * scale, ground[1] + p[1] * scale]);
+    let joints = figure
+        .pose(t)
+        .map(|p| [ground[0] + p[0] * scale, ground[1] + p[1] * scale]);
     let at = |j: Joint| joints[j as usize];
     let capsules: Vec<([f32; 2], [f32; 2], f32)> = BONES
         .iter()
         .map(|&(a, b, _)| {
-            let radius = if a == Joint::Pelvis && b == Joint::Neck { TORSO_RADIUS } else { LIMB_RADIUS };
+            let radius = if a == Joint::Pelvis && b == Joint::Neck {
+                TORSO_RADIUS
+            } else {
+                LIMB_RADIUS
+            };
             (at(a), at(b), radius * scale)
         })
         .collect();
     let head = (at(Joint::Head), HEAD_RADIUS * scale);
-    let mut bbox = [head.0[0] - head.1, head.0[1] - head.1, head.0[0] + head.1, head.0[1] + head.1];
+    let mut bbox = [
+        head.0[0] - head.1,
+        head.0[1] - head.1,
+        head.0[0] + head.1,
+        head.0[1] + head.1,
+    ];
     for &(a, b, r) in &capsules {
         bbox = [
             bbox[0].min(a[0].min(b[0]) - r),
@@ -194,14 +236,20 @@ fn draw_figure(canvas: &mut Canvas, figure: &Figure, view: &View, t: f32) -> Fig
         ];
     }
     let distance = |p: [f32; 2]| {
-        let head_distance = ((p[0] - head.0[0]).powi(2) + (p[1] - head.0[1]).powi(2)).sqrt() - head.1;
-        capsules.iter().fold(head_distance, |d, &(a, b, r)| d.min(segment_distance(p, a, b) - r))
+        let head_distance =
+            ((p[0] - head.0[0]).powi(2) + (p[1] - head.0[1]).powi(2)).sqrt() - head.1;
+        capsules.iter().fold(head_distance, |d, &(a, b, r)| {
+            d.min(segment_distance(p, a, b) - r)
+        })
     };
     let visible_area = canvas.draw(bbox, figure.color.rgb(), distance);
     // The whole figure's area as rendered, counted on the unclipped pixel grid around it.
     let mut area = 0.0;
     let (x0, y0) = ((bbox[0] - 1.0).floor(), (bbox[1] - 1.0).floor());
-    let (nx, ny) = (((bbox[2] + 1.0).ceil() - x0) as usize, ((bbox[3] + 1.0).ceil() - y0) as usize);
+    let (nx, ny) = (
+        ((bbox[2] + 1.0).ceil() - x0) as usize,
+        ((bbox[3] + 1.0).ceil() - y0) as usize,
+    );
     for j in 0..ny.min(4096) {
         for i in 0..nx.min(4096) {
             let p = [x0 + i as f32 + 0.5, y0 + j as f32 + 0.5];
@@ -214,7 +262,11 @@ fn draw_figure(canvas: &mut Canvas, figure: &Figure, view: &View, t: f32) -> Fig
             bbox,
             visible: visible_area >= VISIBLE_AREA,
             visible_area,
-            visible_fraction: if area > 0.0 { (visible_area / area).min(1.0) } else { 0.0 },
+            visible_fraction: if area > 0.0 {
+                (visible_area / area).min(1.0)
+            } else {
+                0.0
+            },
         },
         joints,
     }
@@ -225,6 +277,10 @@ fn segment_distance(p: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
     let e = [b[0] - a[0], b[1] - a[1]];
     let w = [p[0] - a[0], p[1] - a[1]];
     let len2 = e[0] * e[0] + e[1] * e[1];
-    let s = if len2 > 0.0 { ((w[0] * e[0] + w[1] * e[1]) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let s = if len2 > 0.0 {
+        ((w[0] * e[0] + w[1] * e[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     ((w[0] - e[0] * s).powi(2) + (w[1] - e[1] * s).powi(2)).sqrt()
 }

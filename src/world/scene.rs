@@ -30,7 +30,15 @@ pub struct Object {
 impl Object {
     /// An unrotated object.
     pub fn new(shape: Shape, color: Color, size: f32, trajectory: Trajectory, depth: f32) -> Self {
-        Object { shape, color, size, angle: 0.0, spin: 0.0, trajectory, depth }
+        Object {
+            shape,
+            color,
+            size,
+            angle: 0.0,
+            spin: 0.0,
+            trajectory,
+            depth,
+        }
     }
 
     /// Rotation at clip time `t`.
@@ -103,7 +111,13 @@ impl Scene {
             .map(|i| {
                 let shape = *Shape::ALL.choose(rng).unwrap_or(&Shape::Circle);
                 let color = colors.get(i).copied().unwrap_or(Color::White);
-                let mut object = Object::new(shape, color, rng.gen_range(0.08..0.14), random_trajectory(rng), depths[i]);
+                let mut object = Object::new(
+                    shape,
+                    color,
+                    rng.gen_range(0.08..0.14),
+                    random_trajectory(rng),
+                    depths[i],
+                );
                 if shape != Shape::Circle && rng.gen::<f32>() < 0.3 {
                     object.angle = rng.gen_range(0.0..TAU);
                 }
@@ -113,7 +127,12 @@ impl Scene {
                 object
             })
             .collect();
-        Scene { background, camera, objects, figure }
+        Scene {
+            background,
+            camera,
+            objects,
+            figure,
+        }
     }
 
     /// A random scene for which `exclude` is false (e.g. to keep benchmark scenes out of training).
@@ -137,7 +156,9 @@ impl Scene {
 fn random_background<R: Rng + ?Sized>(rng: &mut R, hills_probability: f32) -> Background {
     let texture = *Texture::ALL.choose(rng).unwrap_or(&Texture::Plain);
     let first = rng.gen_range(0..TONES.len());
-    let far: Vec<usize> = (0..TONES.len()).filter(|&i| i.abs_diff(first) >= 2).collect();
+    let far: Vec<usize> = (0..TONES.len())
+        .filter(|&i| i.abs_diff(first) >= 2)
+        .collect();
     let second = *far.choose(rng).unwrap_or(&0);
     let gray = |v: f32| [v, v, v];
     let mut background = Background::new(texture, [gray(TONES[first]), gray(TONES[second])], 0.2);
@@ -173,12 +194,30 @@ fn random_camera<R: Rng + ?Sized>(rng: &mut R) -> Camera {
     let pan = rng.gen_range(0.15..0.3);
     let zoom = rng.gen_range(1.3..1.7);
     match rng.gen_range(0..6) {
-        0 => Camera { pan: [-pan, 0.0], zoom: 1.0 },
-        1 => Camera { pan: [pan, 0.0], zoom: 1.0 },
-        2 => Camera { pan: [0.0, -pan * 0.8], zoom: 1.0 },
-        3 => Camera { pan: [0.0, pan * 0.8], zoom: 1.0 },
-        4 => Camera { pan: [0.0, 0.0], zoom },
-        _ => Camera { pan: [0.0, 0.0], zoom: 1.0 / zoom },
+        0 => Camera {
+            pan: [-pan, 0.0],
+            zoom: 1.0,
+        },
+        1 => Camera {
+            pan: [pan, 0.0],
+            zoom: 1.0,
+        },
+        2 => Camera {
+            pan: [0.0, -pan * 0.8],
+            zoom: 1.0,
+        },
+        3 => Camera {
+            pan: [0.0, pan * 0.8],
+            zoom: 1.0,
+        },
+        4 => Camera {
+            pan: [0.0, 0.0],
+            zoom,
+        },
+        _ => Camera {
+            pan: [0.0, 0.0],
+            zoom: 1.0 / zoom,
+        },
     }
 }
 
@@ -188,16 +227,28 @@ pub fn random_trajectory<R: Rng + ?Sized>(rng: &mut R) -> Trajectory {
     let straight = |rng: &mut R, length: f32| {
         let direction = *Direction::ALL.choose(rng).unwrap_or(&Direction::Right);
         let v = direction.vector();
-        let along_start = 0.5 - length / 2.0 + rng.gen_range(-1.0..1.0) * (0.35 - length / 2.0).max(0.0);
+        let along_start =
+            0.5 - length / 2.0 + rng.gen_range(-1.0..1.0) * (0.35 - length / 2.0).max(0.0);
         let across = rng.gen_range(0.25..0.75);
         let drift = rng.gen_range(-0.1..0.1);
         // Position along the axis of travel, measured in the direction of travel.
         let along = |s: f32| if v[0] + v[1] > 0.0 { s } else { 1.0 - s };
-        let point = |s: f32, c: f32| if v[0] != 0.0 { [along(s), c] } else { [c, along(s)] };
-        (point(along_start, across), point(along_start + length, across + drift))
+        let point = |s: f32, c: f32| {
+            if v[0] != 0.0 {
+                [along(s), c]
+            } else {
+                [c, along(s)]
+            }
+        };
+        (
+            point(along_start, across),
+            point(along_start + length, across + drift),
+        )
     };
     match rng.gen_range(0..9) {
-        0 => Trajectory::Still { at: [rng.gen_range(0.2..0.8), rng.gen_range(0.2..0.8)] },
+        0 => Trajectory::Still {
+            at: [rng.gen_range(0.2..0.8), rng.gen_range(0.2..0.8)],
+        },
         1..=3 => {
             let length = rng.gen_range(0.35..0.6);
             let (from, to) = straight(rng, length);
@@ -214,12 +265,21 @@ pub fn random_trajectory<R: Rng + ?Sized>(rng: &mut R) -> Trajectory {
         5 => {
             let length = rng.gen_range(0.45..0.6);
             let (from, to) = straight(rng, length);
-            Trajectory::ZigZag { from, to, amplitude: rng.gen_range(0.06..0.12), zigs: rng.gen_range(2..=4) as f32 }
+            Trajectory::ZigZag {
+                from,
+                to,
+                amplitude: rng.gen_range(0.06..0.12),
+                zigs: rng.gen_range(2..=4) as f32,
+            }
         }
         6 => {
             let length: f32 = rng.gen_range(0.4..0.6);
             let from_x = rng.gen_range(0.2..(0.8 - length).max(0.21));
-            let (from_x, to_x) = if rng.gen() { (from_x, from_x + length) } else { (from_x + length, from_x) };
+            let (from_x, to_x) = if rng.gen() {
+                (from_x, from_x + length)
+            } else {
+                (from_x + length, from_x)
+            };
             Trajectory::Bounce {
                 from_x,
                 to_x,

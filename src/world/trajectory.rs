@@ -22,7 +22,12 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub const ALL: [Direction; 4] = [Direction::Left, Direction::Right, Direction::Up, Direction::Down];
+    pub const ALL: [Direction; 4] = [
+        Direction::Left,
+        Direction::Right,
+        Direction::Up,
+        Direction::Down,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,9 +54,17 @@ impl Direction {
         if dx == 0.0 && dy == 0.0 {
             None
         } else if dx.abs() >= dy.abs() {
-            Some(if dx > 0.0 { Direction::Right } else { Direction::Left })
+            Some(if dx > 0.0 {
+                Direction::Right
+            } else {
+                Direction::Left
+            })
         } else {
-            Some(if dy > 0.0 { Direction::Down } else { Direction::Up })
+            Some(if dy > 0.0 {
+                Direction::Down
+            } else {
+                Direction::Up
+            })
         }
     }
 }
@@ -62,17 +75,41 @@ pub enum Trajectory {
     /// Stays at one point.
     Still { at: [f32; 2] },
     /// A straight line, timed by `easing`.
-    Linear { from: [f32; 2], to: [f32; 2], easing: Easing },
+    Linear {
+        from: [f32; 2],
+        to: [f32; 2],
+        easing: Easing,
+    },
     /// Around `center` starting at `start_angle` (radians, 0 = +x), `turns` times; clockwise as seen
     /// on screen when `clockwise`.
-    Circle { center: [f32; 2], radius: f32, start_angle: f32, turns: f32, clockwise: bool },
+    Circle {
+        center: [f32; 2],
+        radius: f32,
+        start_angle: f32,
+        turns: f32,
+        clockwise: bool,
+    },
     /// Along the line from `from` to `to`, swinging sideways by ±`amplitude` `zigs` times.
-    ZigZag { from: [f32; 2], to: [f32; 2], amplitude: f32, zigs: f32 },
+    ZigZag {
+        from: [f32; 2],
+        to: [f32; 2],
+        amplitude: f32,
+        zigs: f32,
+    },
     /// Horizontally from `from_x` to `to_x` while bouncing `bounces` times on a floor at y = `floor`,
     /// rising `height` between bounces.
-    Bounce { from_x: f32, to_x: f32, floor: f32, height: f32, bounces: f32 },
+    Bounce {
+        from_x: f32,
+        to_x: f32,
+        floor: f32,
+        height: f32,
+        bounces: f32,
+    },
     /// A figure-eight (a lemniscate of Gerono) around `center`, `half_size` its half width and height.
-    FigureEight { center: [f32; 2], half_size: [f32; 2] },
+    FigureEight {
+        center: [f32; 2],
+        half_size: [f32; 2],
+    },
 }
 
 impl Trajectory {
@@ -88,13 +125,27 @@ impl Trajectory {
                 };
                 lerp2(from, to, s)
             }
-            Trajectory::Circle { center, radius, start_angle, turns, clockwise } => {
+            Trajectory::Circle {
+                center,
+                radius,
+                start_angle,
+                turns,
+                clockwise,
+            } => {
                 // With y pointing down, a growing angle turns clockwise on screen.
                 let sign = if clockwise { 1.0 } else { -1.0 };
                 let angle = start_angle + sign * TAU * turns * t;
-                [center[0] + radius * angle.cos(), center[1] + radius * angle.sin()]
+                [
+                    center[0] + radius * angle.cos(),
+                    center[1] + radius * angle.sin(),
+                ]
             }
-            Trajectory::ZigZag { from, to, amplitude, zigs } => {
+            Trajectory::ZigZag {
+                from,
+                to,
+                amplitude,
+                zigs,
+            } => {
                 let base = lerp2(from, to, t);
                 let d = [to[0] - from[0], to[1] - from[1]];
                 let len = (d[0] * d[0] + d[1] * d[1]).sqrt().max(1e-6);
@@ -104,13 +155,22 @@ impl Trajectory {
                 let swing = amplitude * (1.0 - 4.0 * (phase - 0.5).abs());
                 [base[0] + normal[0] * swing, base[1] + normal[1] * swing]
             }
-            Trajectory::Bounce { from_x, to_x, floor, height, bounces } => {
+            Trajectory::Bounce {
+                from_x,
+                to_x,
+                floor,
+                height,
+                bounces,
+            } => {
                 let x = from_x + (to_x - from_x) * t;
                 [x, floor - height * (PI * bounces * t).sin().abs()]
             }
             Trajectory::FigureEight { center, half_size } => {
                 let a = TAU * t;
-                [center[0] + half_size[0] * a.sin(), center[1] + half_size[1] * (2.0 * a).sin()]
+                [
+                    center[0] + half_size[0] * a.sin(),
+                    center[1] + half_size[1] * (2.0 * a).sin(),
+                ]
             }
         }
     }

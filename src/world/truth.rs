@@ -20,7 +20,10 @@ impl CameraTruth {
     /// Where a pixel position of the objects' plane in `earlier` lands in this frame.
     pub fn carry_from(&self, earlier: &CameraTruth, pixel: [f32; 2]) -> [f32; 2] {
         let m = earlier.matrix;
-        let world = [(pixel[0] - m[0][2]) / m[0][0], (pixel[1] - m[1][2]) / m[1][1]];
+        let world = [
+            (pixel[0] - m[0][2]) / m[0][0],
+            (pixel[1] - m[1][2]) / m[1][1],
+        ];
         let n = self.matrix;
         [n[0][0] * world[0] + n[0][2], n[1][1] * world[1] + n[1][2]]
     }
@@ -67,13 +70,24 @@ pub struct GroundTruth {
     pub frames: Vec<FrameTruth>,
 }
 
+/// A number rounded to 1e-4 (a hundredth of a percent of a pixel is far below what matters), so that
+/// JSON shows 12.5 rather than the f32's 12.500000953674316.
+pub fn rounded(v: f32) -> f64 {
+    (v as f64 * 1e4).round() / 1e4
+}
+
+/// Rounded copies of a small array, for JSON.
+pub fn rounded_all<const N: usize>(v: [f32; N]) -> [f64; N] {
+    v.map(rounded)
+}
+
 fn object_json(o: &ObjectTruth) -> Value {
     json!({
-        "center": o.center,
-        "bbox": o.bbox,
+        "center": rounded_all(o.center),
+        "bbox": rounded_all(o.bbox),
         "visible": o.visible,
-        "visible_area": o.visible_area,
-        "visible_fraction": o.visible_fraction,
+        "visible_area": rounded(o.visible_area),
+        "visible_fraction": rounded(o.visible_fraction),
     })
 }
 
@@ -87,9 +101,9 @@ impl GroundTruth {
                 json!({
                     "shape": o.shape.name(),
                     "color": o.color.name(),
-                    "rgb": o.color.rgb(),
+                    "rgb": rounded_all(o.color.rgb()),
                     "motion": motion_phrase(&o.trajectory).unwrap_or_default(),
-                    "depth": o.depth,
+                    "depth": rounded(o.depth),
                 })
             })
             .collect();
@@ -97,8 +111,8 @@ impl GroundTruth {
             json!({
                 "action": f.action.verb(),
                 "color": f.color.name(),
-                "rgb": f.color.rgb(),
-                "depth": f.depth,
+                "rgb": rounded_all(f.color.rgb()),
+                "depth": rounded(f.depth),
                 "joints": Joint::ALL.iter().map(|j| j.name()).collect::<Vec<_>>(),
                 "bones": BONES.iter().map(|(a, b, _)| [a.name(), b.name()]).collect::<Vec<_>>(),
             })
@@ -110,17 +124,20 @@ impl GroundTruth {
             .map(|(index, frame)| {
                 let figure = frame.figure.as_ref().map(|f| {
                     let mut body = object_json(&f.body);
-                    let joints: serde_json::Map<String, Value> =
-                        Joint::ALL.iter().zip(f.joints.iter()).map(|(j, p)| (j.name().to_string(), json!(p))).collect();
+                    let joints: serde_json::Map<String, Value> = Joint::ALL
+                        .iter()
+                        .zip(f.joints.iter())
+                        .map(|(j, p)| (j.name().to_string(), json!(rounded_all(*p))))
+                        .collect();
                     body["joints"] = Value::Object(joints);
                     body
                 });
                 json!({
                     "frame": index,
                     "camera": {
-                        "center": frame.camera.center,
-                        "zoom": frame.camera.zoom,
-                        "matrix": frame.camera.matrix,
+                        "center": rounded_all(frame.camera.center),
+                        "zoom": rounded(frame.camera.zoom),
+                        "matrix": frame.camera.matrix.map(rounded_all),
                     },
                     "objects": frame.objects.iter().map(object_json).collect::<Vec<_>>(),
                     "figure": figure,

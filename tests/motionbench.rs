@@ -1,0 +1,318 @@
+//! MotionBench-synth: the cases, their prompts and the export.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use fym::motionbench::export::{export, parse_size, ExportOptions};
+use fym::motionbench::{cases, held_out_captions, is_benchmark_scene, Category};
+use fym::world::caption::{camera_phrase, motion_phrase};
+use fym::world::{render, vocabulary, Color, Scene, SceneOptions, Shape, Texture};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// A caption with its colour, shape and background words blanked: what must survive a target.
+fn motion_skeleton(text: &str) -> String {
+    let appearance: HashSet<&str> = Color::ALL
+        .iter()
+        .map(|c| c.name())
+        .chain(Shape::ALL.iter().map(|s| s.name()))
+        .chain(Texture::ALL.iter().map(|t| t.name()))
+        .chain(["a", "an"])
+        .collect();
+    text.split(' ')
+        .map(|w| if appearance.contains(w) { "_" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn every_category_has_at_least_eight_cases_with_unique_ids() {
+    let all = cases();
+    for category in Category::ALL {
+        let n = all.iter().filter(|c| c.category == category).count();
+        assert!(n >= 8, "{category:?} has {n} cases");
+    }
+    let ids: HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), all.len());
+    for case in &all {
+        let (prefix, number) = case.id.rsplit_once('-').unwrap();
+        assert_eq!(prefix, case.category.name());
+        assert_eq!(number.len(), 2, "{}", case.id);
+    }
+    assert_eq!(all, cases(), "cases are deterministic");
+}
+
+#[test]
+fn prompts_use_the_vocabulary_and_keep_the_motion() {
+    let vocabulary = vocabulary();
+    for case in cases() {
+        assert_eq!(case.prompts.len(), 3, "{}", case.id);
+        assert_eq!(case.targets.len(), 3, "{}", case.id);
+        let mut seen = HashSet::from([case.caption.clone()]);
+        for (prompt, target) in case.prompts.iter().zip(&case.targets) {
+            assert!(
+                seen.insert(prompt.clone()),
+                "{}: repeated prompt {prompt:?}",
+                case.id
+            );
+            assert_eq!(prompt, &fym::world::caption(target));
+            for word in prompt.split(' ') {
+                assert!(
+                    vocabulary.contains(&word),
+                    "{}: {word:?} not in vocabulary",
+                    case.id
+                );
+            }
+            // Same words once appearance is blanked, and the same motion underneath.
+            assert_eq!(
+                motion_skeleton(prompt),
+                motion_skeleton(&case.caption),
+                "{}",
+                case.id
+            );
+            assert_eq!(target.camera, case.scene.camera);
+            assert_eq!(target.objects.len(), case.scene.objects.len());
+            for (a, b) in target.objects.iter().zip(&case.scene.objects) {
+                assert_eq!(a.trajectory, b.trajectory);
+                assert_ne!(
+                    a.color, b.color,
+                    "{}: a target must change each colour",
+                    case.id
+                );
+            }
+            match (&target.figure, &case.scene.figure) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(
+                        (a.action, a.travel, a.cycles, a.start),
+                        (b.action, b.travel, b.cycles, b.start)
+                    );
+                    assert_ne!(a.color, b.color);
+                }
+                (None, None) => {}
+                _ => panic!("{}: a target adds or drops the figure", case.id),
+            }
+        }
+    }
+}
+
+#[test]
+fn cases_show_what_their_category_promises() {
+    for case in cases() {
+        let scene = &case.scene;
+        match case.category {
+            Category::Camera => assert!(camera_phrase(&scene.camera).is_some(), "{}", case.id),
+            Category::SingleObject => {
+                assert!(
+                    scene.objects.len() == 1 && scene.figure.is_none(),
+                    "{}",
+                    case.id
+                );
+                assert!(
+                    motion_phrase(&scene.objects[0].trajectory).is_some(),
+                    "{}",
+                    case.id
+                );
+            }
+            Category::MultipleObjects => {
+                assert!((2..=4).contains(&scene.objects.len()), "{}", case.id);
+                let moving = scene
+                    .objects
+                    .iter()
+                    .filter(|o| motion_phrase(&o.trajectory).is_some())
+                    .count();
+                assert!(moving >= 1, "{}", case.id);
+            }
+            Category::Human => assert!(scene.figure.is_some(), "{}", case.id),
+        }
+        // Every subject shows in most of the reference clip, and objects move on screen.
+        let (_, truth) = render(scene, 16, 32, 32);
+        for i in 0..scene.objects.len() {
+            let shown = truth.frames.iter().filter(|f| f.objects[i].visible).count();
+            assert!(
+                shown >= 10,
+                "{}: object {i} shows in {shown} frames",
+                case.id
+            );
+        }
+        if scene.figure.is_some() {
+            assert!(
+                truth
+                    .frames
+                    .iter()
+                    .all(|f| f.figure.as_ref().unwrap().body.visible_fraction > 0.8),
+                "{}",
+                case.id
+            );
+        }
+        if case.id == "multi-06" {
+            // The occlusion case: the circle is fully hidden behind the square for a while.
+            let hidden = truth
+                .frames
+                .iter()
+                .filter(|f| !f.objects[1].visible)
+                .count();
+            assert!((2..=6).contains(&hidden), "hidden in {hidden} frames");
+        }
+    }
+}
+
+#[test]
+fn benchmark_captions_are_held_out_of_training_samples() {
+    let held = held_out_captions();
+    for case in cases() {
+        assert!(is_benchmark_scene(&case.scene));
+        assert!(case.targets.iter().all(is_benchmark_scene));
+        assert!(held.contains(&case.caption));
+    }
+    let options = SceneOptions {
+        min_objects: 1,
+        max_objects: 1,
+        figure_probability: 0.0,
+        camera_probability: 0.0,
+        hills_probability: 0.0,
+    };
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut excluded = 0;
+    for _ in 0..2000 {
+        let scene = Scene::random(&mut rng, &options);
+        let is_held = held.contains(&fym::world::caption(&scene));
+        assert_eq!(is_benchmark_scene(&scene), is_held);
+        excluded += is_held as usize;
+        let sampled = Scene::random_excluding(&mut rng, &options, is_benchmark_scene);
+        assert!(!is_benchmark_scene(&sampled));
+    }
+    // Single moving shapes on a still camera do collide with benchmark captions now and then.
+    assert!(
+        excluded > 0,
+        "no random single-object scene matched a benchmark caption"
+    );
+}
+
+#[test]
+fn export_writes_clips_truth_prompts_and_index() {
+    let dir = std::env::temp_dir().join(format!("fym-motionbench-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let chosen: Vec<_> = cases()
+        .into_iter()
+        .filter(|c| c.id == "human-01" || c.id == "multi-06")
+        .collect();
+    let options = ExportOptions {
+        frames: 5,
+        height: 20,
+        width: 28,
+    };
+    export(&dir, &chosen, options).unwrap();
+    for case in &chosen {
+        let case_dir = dir.join(&case.id);
+        let (reference, truth) = render(&case.scene, 5, 20, 28);
+        let gif = fym::video::read_gif(case_dir.join("reference.gif")).unwrap();
+        assert_eq!((gif.frames, gif.height, gif.width), (5, 20, 28));
+        let y4m = fym::video::read_y4m(case_dir.join("reference.y4m")).unwrap();
+        assert_eq!((y4m.frames, y4m.height, y4m.width), (5, 20, 28));
+        let worst = y4m
+            .data
+            .iter()
+            .zip(&reference.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst < 0.03,
+            "{}: y4m differs from the render by {worst}",
+            case.id
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case_dir.join("truth.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["frames"].as_array().unwrap().len(), 5);
+        assert_eq!(json["caption"], case.caption.as_str());
+        let (written, expected) = match &truth.frames[4].figure {
+            Some(figure) => (
+                &json["frames"][4]["figure"]["joints"]["left_hand"],
+                figure.joints[4],
+            ),
+            None => (
+                &json["frames"][4]["objects"][1]["center"],
+                truth.frames[4].objects[1].center,
+            ),
+        };
+        for k in 0..2 {
+            assert!(
+                (written[k].as_f64().unwrap() - expected[k] as f64).abs() < 1e-3,
+                "{}: {written} vs {expected:?}",
+                case.id
+            );
+        }
+        let prompts: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case_dir.join("prompts.json")).unwrap())
+                .unwrap();
+        assert_eq!(prompts["prompts"].as_array().unwrap().len(), 3);
+        assert_eq!(prompts["prompts"][2], case.prompts[2].as_str());
+    }
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["cases"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (
+            index["height"].as_u64(),
+            index["width"].as_u64(),
+            index["frames"].as_u64()
+        ),
+        (Some(20), Some(28), Some(5))
+    );
+    // Nothing half-written is left behind.
+    for entry in std::fs::read_dir(dir.join("human-01")).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().contains("tmp"),
+            "{name:?} left over"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sizes_parse_and_bad_ones_are_refused() {
+    assert_eq!(parse_size("32x32").unwrap(), (32, 32));
+    assert_eq!(parse_size("48X80").unwrap(), (48, 80));
+    for bad in ["32", "0x32", "32x", "ax3", "-1x4"] {
+        let err = parse_size(bad).unwrap_err().to_string();
+        assert!(err.contains("--size"), "{bad}: {err}");
+    }
+    assert!(ExportOptions {
+        frames: 0,
+        height: 8,
+        width: 8
+    }
+    .validate()
+    .is_err());
+    assert!(ExportOptions::default().validate().is_ok());
+    assert_eq!(
+        ExportOptions::default(),
+        ExportOptions {
+            frames: 16,
+            height: 32,
+            width: 32
+        }
+    );
+}
+
+#[test]
+fn cli_lists_cases_as_json_and_rejects_bad_flags() {
+    let fym = env!("CARGO_BIN_EXE_fym");
+    let out = Command::new(fym)
+        .args(["motionbench", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), cases().len());
+    assert_eq!(list[0]["id"], "camera-01");
+    let out = Command::new(fym)
+        .args(["motionbench", "export", "--out"])
+        .arg(std::env::temp_dir().join("fym-never-written"))
+        .args(["--size", "12by12"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--size"));
+}
