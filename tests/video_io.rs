@@ -260,6 +260,33 @@ fn y4m_420_chroma_is_interpolated_between_centred_samples() {
     }
 }
 
+#[test]
+fn y4m_420mpeg2_and_422_chroma_is_co_sited_horizontally() {
+    // Same planes as a 4:2:0 MPEG-2 file: Cb samples sit on luma x = 0 and 2, so x = 1 is
+    // halfway (178) and x = 3 lies beyond the last sample (228).
+    let dir = temp_dir("y4mmpeg2");
+    let path = dir.join("mpeg2.y4m");
+    let planes = [[128u8; 8].as_slice(), &[128, 228], &[128, 128]].concat();
+    write_raw_y4m(&path, "YUV4MPEG2 W4 H2 C420mpeg2\n", &[&planes]);
+    let mpeg2 = read_y4m(&path).unwrap();
+    // 4:2:2 with one row: the same two chroma samples per row, same siting.
+    let path = dir.join("422.y4m");
+    let planes = [[128u8; 4].as_slice(), &[128, 228], &[128, 128]].concat();
+    write_raw_y4m(&path, "YUV4MPEG2 W4 H1 C422\n", &[&planes]);
+    let c422 = read_y4m(&path).unwrap();
+    for (x, cb) in [(0, 128.0), (1, 178.0), (2, 228.0), (3, 228.0)] {
+        let expected = bt601_full(128.0, cb, 128.0)[2];
+        assert!(
+            (mpeg2.pixel(0, 1, x)[2] - expected).abs() < 1e-5,
+            "420mpeg2 x={x}"
+        );
+        assert!(
+            (c422.pixel(0, 0, x)[2] - expected).abs() < 1e-5,
+            "422 x={x}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- GIF
 
 #[test]
@@ -618,6 +645,15 @@ fn side_by_side_gif_places_upscaled_panels_separator_and_labels() {
     // "R" of REF: its top row is font pixels 1 1 0, drawn at (1, 1).
     assert_eq!(v.pixel(0, 1, 1), [1.0; 3]);
     assert_eq!(v.pixel(0, 1, 3), [0.0; 3]);
+    let empty = Video::new(0, 4, 4);
+    let err = write_side_by_side_gif(&path, &[&reference, &empty], &[], 8.0, 1).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: video 1: cannot write an empty video (0 frames of 4×4)",
+            path.display()
+        )
+    );
     let err = write_side_by_side_gif(&path, &[&reference], &["a", "b"], 8.0, 1).unwrap_err();
     assert_error_mentions(&err, &path, "2 labels given for 1 videos");
 }

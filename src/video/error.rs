@@ -115,32 +115,30 @@ pub(crate) fn check_video_growth(
 
 /// Checks that an in-memory video is consistent and non-empty before it is written to `path`.
 pub(crate) fn check_writable(path: &Path, video: &Video) -> Result<(), VideoError> {
-    if video.frames == 0 || video.height == 0 || video.width == 0 {
-        return Err(VideoError::invalid(
-            path,
-            format!(
-                "cannot write an empty video ({} frames of {}×{})",
-                video.frames, video.width, video.height
-            ),
+    match unwritable_because(video) {
+        Some(problem) => Err(VideoError::invalid(path, problem)),
+        None => Ok(()),
+    }
+}
+
+/// Why `video` cannot be written (empty, or data length not matching its shape), if it cannot.
+pub(crate) fn unwritable_because(video: &Video) -> Option<String> {
+    let (f, h, w) = (video.frames, video.height, video.width);
+    if f == 0 || h == 0 || w == 0 {
+        return Some(format!(
+            "cannot write an empty video ({f} frames of {w}×{h})"
         ));
     }
-    let expected = video
-        .frames
-        .checked_mul(video.height)
-        .and_then(|n| n.checked_mul(video.width))
+    let expected = f
+        .checked_mul(h)
+        .and_then(|n| n.checked_mul(w))
         .and_then(|n| n.checked_mul(3));
-    if expected != Some(video.data.len()) {
-        return Err(VideoError::invalid(
-            path,
-            format!(
-                "video data holds {} values but {} frames of {}×{} RGB need {}",
-                video.data.len(),
-                video.frames,
-                video.width,
-                video.height,
-                expected.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string())
-            ),
-        ));
+    if expected == Some(video.data.len()) {
+        return None;
     }
-    Ok(())
+    let expected = expected.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string());
+    Some(format!(
+        "video data holds {} values but {f} frames of {w}×{h} RGB need {expected}",
+        video.data.len()
+    ))
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::color::to_u8;
-use super::error::{check_writable, VideoError};
+use super::error::{unwritable_because, VideoError};
 use super::font::{draw_text, TextStyle, GLYPH_HEIGHT};
 use super::gif_file::write_gif_rgb8;
 use super::Video;
@@ -44,8 +44,9 @@ pub fn write_side_by_side_gif(
         return Err(VideoError::invalid(path, "scale must be at least 1"));
     }
     for (i, video) in columns.iter().enumerate() {
-        check_writable(path, video)
-            .map_err(|e| VideoError::invalid(path, format!("video {i}: {e}")))?;
+        if let Some(problem) = unwritable_because(video) {
+            return Err(VideoError::invalid(path, format!("video {i}: {problem}")));
+        }
     }
     let text = TextStyle {
         scale: (scale / 2).max(1),
