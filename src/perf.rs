@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use fym_kernels::cpu::attention::{attention_backward, attention_flops, attention_forward, AttnDims, MaskMode};
+use fym_kernels::cpu::attention::{
+    attention_backward, attention_flops, attention_forward, AttnDims, MaskMode,
+};
 use fym_kernels::cpu::{gemm, peak, pool};
 use serde_json::json;
 
@@ -32,7 +34,12 @@ impl BenchResult {
 
     /// A human-readable table row.
     pub fn to_row(&self) -> String {
-        let shape = self.shape.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×");
+        let shape = self
+            .shape
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("×");
         format!(
             "{:<18} {:<16} {:<9} {:>10.3} ms {:>9.1} GFLOP/s {:>6.1}% of peak",
             self.op,
@@ -65,10 +72,14 @@ pub fn median_ms(reps: usize, budget_s: f64, mut f: impl FnMut()) -> f64 {
 
 fn random_vec(n: usize, seed: u64) -> Vec<f32> {
     // A cheap deterministic generator: benchmark inputs need no statistical quality.
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -128,36 +139,66 @@ pub fn run_cpu(plan: &BenchPlan, mut emit: impl FnMut(&BenchResult)) -> Vec<Benc
             let ms = median_ms(reps, budget, || {
                 gemm::sgemm(false, false, m, n, k, 1.0, &a, k, &b, n, 0.0, &mut c, n);
             });
-            push(result("gemm", vec![m, k, n], None, ms, 2.0 * (m * n * k) as f64), &mut results);
+            push(
+                result("gemm", vec![m, k, n], None, ms, 2.0 * (m * n * k) as f64),
+                &mut results,
+            );
         }
     }
 
     for (seq, label) in [(512usize, "S512"), (2048, "S2048")] {
         let _ = label;
-        let dims = AttnDims { batch: 1, heads: 4, seq_q: seq, seq_kv: seq, head_dim: 32, tokens_per_frame: 64 };
+        let dims = AttnDims {
+            batch: 1,
+            heads: 4,
+            seq_q: seq,
+            seq_kv: seq,
+            head_dim: 32,
+            tokens_per_frame: 64,
+        };
         let n = dims.batch * dims.seq_q * dims.heads * dims.head_dim;
-        let (q, k, v, d_out) = (random_vec(n, 3), random_vec(n, 4), random_vec(n, 5), random_vec(n, 6));
+        let (q, k, v, d_out) = (
+            random_vec(n, 3),
+            random_vec(n, 4),
+            random_vec(n, 5),
+            random_vec(n, 6),
+        );
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
-        for (mask, mode) in [(MaskMode::Full, "full"), (MaskMode::Spatial, "spatial"), (MaskMode::Temporal, "temporal")] {
+        for (mask, mode) in [
+            (MaskMode::Full, "full"),
+            (MaskMode::Spatial, "spatial"),
+            (MaskMode::Temporal, "temporal"),
+        ] {
             let mut out = vec![0.0; n];
             let mut lse = vec![0.0; dims.batch * dims.heads * dims.seq_q];
             let shape = vec![dims.batch, dims.heads, seq, dims.head_dim];
             if wanted("attention_fwd") {
                 let ms = median_ms(reps, budget, || {
-                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse).expect("valid benchmark shapes");
+                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse)
+                        .expect("valid benchmark shapes");
                 });
                 let flops = attention_flops(dims, mask, false);
-                push(result("attention_fwd", shape.clone(), Some(mode), ms, flops), &mut results);
+                push(
+                    result("attention_fwd", shape.clone(), Some(mode), ms, flops),
+                    &mut results,
+                );
             }
             if wanted("attention_fwd_bwd") {
                 let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
                 let ms = median_ms(reps, budget, || {
-                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse).expect("valid benchmark shapes");
-                    attention_backward(dims, mask, scale, &q, &k, &v, &out, &lse, &d_out, &mut dq, &mut dk, &mut dv)
+                    attention_forward(dims, mask, scale, &q, &k, &v, &mut out, &mut lse)
                         .expect("valid benchmark shapes");
+                    attention_backward(
+                        dims, mask, scale, &q, &k, &v, &out, &lse, &d_out, &mut dq, &mut dk,
+                        &mut dv,
+                    )
+                    .expect("valid benchmark shapes");
                 });
                 let flops = attention_flops(dims, mask, false) + attention_flops(dims, mask, true);
-                push(result("attention_fwd_bwd", shape, Some(mode), ms, flops), &mut results);
+                push(
+                    result("attention_fwd_bwd", shape, Some(mode), ms, flops),
+                    &mut results,
+                );
             }
         }
     }
@@ -194,17 +235,42 @@ pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
     let mut model = fym_model::WanModel::new_random(config.clone(), &mut rng, false)?;
     let sites: Vec<(LoraSite, usize, usize)> = (0..config.num_layers)
         .flat_map(|block| {
-            [Attn::SelfAttn, Attn::CrossAttn].into_iter().flat_map(move |attn| {
-                LoraTarget::ALL.into_iter().map(move |target| (LoraSite { block, attn, target }, dim, dim))
-            })
+            [Attn::SelfAttn, Attn::CrossAttn]
+                .into_iter()
+                .flat_map(move |attn| {
+                    LoraTarget::ALL.into_iter().map(move |target| {
+                        (
+                            LoraSite {
+                                block,
+                                attn,
+                                target,
+                            },
+                            dim,
+                            dim,
+                        )
+                    })
+                })
         })
         .collect();
-    let mut adapter = Adapter::new(AdapterKind::Plain, 8, 8.0, &sites, None, config.attention_head_dim, &mut rng)?;
+    let mut adapter = Adapter::new(
+        AdapterKind::Plain,
+        8,
+        8.0,
+        &sites,
+        None,
+        config.attention_head_dim,
+        &mut rng,
+    )?;
     // Non-zero B so the LoRA path does real work in the forward.
     for f in adapter.factors.values_mut() {
-        f.b = Tensor::param(fym_autograd::init::normal_vec(&mut rng, f.b.numel(), 0.01), f.b.shape())?;
+        f.b = Tensor::param(
+            fym_autograd::init::normal_vec(&mut rng, f.b.numel(), 0.01),
+            f.b.shape(),
+        )?;
     }
-    model.adapters = Adapters { list: vec![adapter] };
+    model.adapters = Adapters {
+        list: vec![adapter],
+    };
     let x = Tensor::randn(&[1, 4, 8, 16, 16], &mut rng);
     let target = Tensor::randn(&[1, 4, 8, 16, 16], &mut rng);
     let text = Tensor::randn(&[1, 16, 128], &mut rng);
@@ -214,10 +280,16 @@ pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
         no_grad(|| model.forward(&x, &[500.0], &text, &opts)).expect("benchmark forward");
     });
     let step = median_ms(reps, budget, || {
-        let out = model.forward(&x, &[500.0], &text, &opts).expect("benchmark forward");
+        let out = model
+            .forward(&x, &[500.0], &text, &opts)
+            .expect("benchmark forward");
         let loss = out.mse_loss(&target).expect("loss");
         let grads = loss.backward().expect("backward");
-        assert_eq!(grads.len(), 64, "gradients reach every LoRA factor and nothing else");
+        assert_eq!(
+            grads.len(),
+            64,
+            "gradients reach every LoRA factor and nothing else"
+        );
     });
     Ok((fwd, step))
 }

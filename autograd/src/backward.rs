@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use fym_kernels::cpu::elementwise::{self as ew, BinaryOp};
 use fym_kernels::cpu::gemm::sgemm;
-use fym_kernels::cpu::{attention, embedding, layout, norm, patchify, reduce, rope, softmax, unary};
+use fym_kernels::cpu::{
+    attention, embedding, layout, norm, patchify, reduce, rope, softmax, unary,
+};
 
 use crate::op::Op;
 use crate::ops::broadcast_data;
@@ -26,7 +28,9 @@ impl Grads {
 
     /// The gradient of `t` as a (non-trainable) tensor of `t`'s shape.
     pub fn tensor(&self, t: &Tensor) -> Option<Tensor> {
-        self.get(t).map(|g| Tensor::from_vec(g.to_vec(), t.shape()).expect("gradient has its tensor's shape"))
+        self.get(t).map(|g| {
+            Tensor::from_vec(g.to_vec(), t.shape()).expect("gradient has its tensor's shape")
+        })
     }
 
     /// Takes the gradient of `t` out.
@@ -47,7 +51,10 @@ impl Tensor {
     /// Backpropagates from this scalar loss (seed gradient 1).
     pub fn backward(&self) -> Result<Grads> {
         if self.numel() != 1 {
-            return Err(Error::shape("backward", format!("loss must be a scalar, got {:?}", self.shape())));
+            return Err(Error::shape(
+                "backward",
+                format!("loss must be a scalar, got {:?}", self.shape()),
+            ));
         }
         self.backward_with(&[1.0])
     }
@@ -57,7 +64,11 @@ impl Tensor {
         if seed.len() != self.numel() {
             return Err(Error::shape(
                 "backward",
-                format!("seed of {} values for a tensor of shape {:?}", seed.len(), self.shape()),
+                format!(
+                    "seed of {} values for a tensor of shape {:?}",
+                    seed.len(),
+                    self.shape()
+                ),
             ));
         }
         let mut grads = Grads::default();
@@ -69,7 +80,9 @@ impl Tensor {
         for node in order.iter().rev() {
             let Some(op) = node.op() else { continue };
             // An intermediate's gradient is complete once we reach it and is not needed again.
-            let Some(g) = grads.map.remove(&node.id()) else { continue };
+            let Some(g) = grads.map.remove(&node.id()) else {
+                continue;
+            };
             let inputs = op.inputs();
             let input_grads = op_backward(op, node, &g)?;
             for (input, grad) in inputs.into_iter().zip(input_grads) {
@@ -126,12 +139,40 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             let rows = x.numel() / in_f.max(1);
             let dx = needs(x).then(|| {
                 let mut dx = vec![0.0; x.numel()];
-                sgemm(false, false, rows, in_f, out_f, 1.0, g, out_f, &w.data(), in_f, 0.0, &mut dx, in_f);
+                sgemm(
+                    false,
+                    false,
+                    rows,
+                    in_f,
+                    out_f,
+                    1.0,
+                    g,
+                    out_f,
+                    &w.data(),
+                    in_f,
+                    0.0,
+                    &mut dx,
+                    in_f,
+                );
                 dx
             });
             let dw = needs(w).then(|| {
                 let mut dw = vec![0.0; w.numel()];
-                sgemm(true, false, out_f, in_f, rows, 1.0, g, out_f, &x.data(), in_f, 0.0, &mut dw, in_f);
+                sgemm(
+                    true,
+                    false,
+                    out_f,
+                    in_f,
+                    rows,
+                    1.0,
+                    g,
+                    out_f,
+                    &x.data(),
+                    in_f,
+                    0.0,
+                    &mut dw,
+                    in_f,
+                );
                 dw
             });
             let mut grads = vec![dx, dw];
@@ -140,7 +181,12 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             }
             grads
         }
-        Op::MatMul { a, b, trans_a, trans_b } => matmul_backward(a, b, *trans_a, *trans_b, g),
+        Op::MatMul {
+            a,
+            b,
+            trans_a,
+            trans_b,
+        } => matmul_backward(a, b, *trans_a, *trans_b, g),
         Op::Binary { op, a, b } => binary_backward(*op, a, b, out, g)?,
         Op::Affine { x: _, alpha } => {
             let mut dx = vec![0.0; g.len()];
@@ -149,7 +195,13 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         }
         Op::Unary { op, x, y } => {
             let mut dx = vec![0.0; g.len()];
-            unary::unary_backward(*op, &x.data(), &y.read().unwrap_or_else(|e| e.into_inner()), g, &mut dx);
+            unary::unary_backward(
+                *op,
+                &x.data(),
+                &y.read().unwrap_or_else(|e| e.into_inner()),
+                g,
+                &mut dx,
+            );
             vec![Some(dx)]
         }
         Op::Gelu { x } => {
@@ -175,18 +227,34 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         }
         Op::MseLoss { a, b } => {
             let n = a.numel() as f32;
-            let da: Vec<f32> =
-                a.data().iter().zip(b.data().iter()).map(|(x, y)| 2.0 * (x - y) / n * g[0]).collect();
+            let da: Vec<f32> = a
+                .data()
+                .iter()
+                .zip(b.data().iter())
+                .map(|(x, y)| 2.0 * (x - y) / n * g[0])
+                .collect();
             let db = needs(b).then(|| da.iter().map(|v| -v).collect());
             vec![needs(a).then_some(da), db]
         }
         Op::Softmax { x, y } => {
             let cols = x.dim(-1);
             let mut dx = vec![0.0; g.len()];
-            softmax::softmax_backward(&y.read().unwrap_or_else(|e| e.into_inner()), g, g.len() / cols, cols, &mut dx);
+            softmax::softmax_backward(
+                &y.read().unwrap_or_else(|e| e.into_inner()),
+                g,
+                g.len() / cols,
+                cols,
+                &mut dx,
+            );
             vec![Some(dx)]
         }
-        Op::LayerNorm { x, w, b, mean, rstd } => {
+        Op::LayerNorm {
+            x,
+            w,
+            b,
+            mean,
+            rstd,
+        } => {
             let cols = x.dim(-1);
             let rows = x.numel() / cols;
             let mut dx = vec![0.0; x.numel()];
@@ -236,13 +304,31 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             }
             grads
         }
-        Op::Rope { x: _, table, batch, heads } => {
+        Op::Rope {
+            x: _,
+            table,
+            batch,
+            heads,
+        } => {
             let mut dx = vec![0.0; g.len()];
             rope::rope_apply(g, *batch, *heads, table, true, &mut dx)?;
             vec![Some(dx)]
         }
-        Op::Attention { q, k, v, dims, mask, scale, out: saved, lse } => {
-            let (mut dq, mut dk, mut dv) = (vec![0.0; q.numel()], vec![0.0; k.numel()], vec![0.0; v.numel()]);
+        Op::Attention {
+            q,
+            k,
+            v,
+            dims,
+            mask,
+            scale,
+            out: saved,
+            lse,
+        } => {
+            let (mut dq, mut dk, mut dv) = (
+                vec![0.0; q.numel()],
+                vec![0.0; k.numel()],
+                vec![0.0; v.numel()],
+            );
             attention::attention_backward(
                 *dims,
                 *mask,
@@ -259,12 +345,22 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             )?;
             vec![Some(dq), Some(dk), Some(dv)]
         }
-        Op::Patchify { x, dims, patch, order } => {
+        Op::Patchify {
+            x,
+            dims,
+            patch,
+            order,
+        } => {
             let mut dx = vec![0.0; x.numel()];
             patchify::unpatchify(g, *dims, *patch, *order, &mut dx)?;
             vec![Some(dx)]
         }
-        Op::Unpatchify { x, dims, patch, order } => {
+        Op::Unpatchify {
+            x,
+            dims,
+            patch,
+            order,
+        } => {
             let mut dx = vec![0.0; x.numel()];
             patchify::patchify(g, *dims, *patch, *order, &mut dx)?;
             vec![Some(dx)]
@@ -293,7 +389,8 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
                     needs(x)
                         .then(|| {
                             let mut dx = vec![0.0; x.numel()];
-                            layout::slice_axis(g, out.shape(), *axis, offset, len, &mut dx).map(|_| dx)
+                            layout::slice_axis(g, out.shape(), *axis, offset, len, &mut dx)
+                                .map(|_| dx)
                         })
                         .transpose()?,
                 );
@@ -322,7 +419,13 @@ fn sum_rows(g: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-fn binary_backward(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>> {
+fn binary_backward(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    g: &[f32],
+) -> Result<Vec<Option<Vec<f32>>>> {
     let shape = out.shape();
     let rank = shape.len();
     let (a_shape, b_shape) = (pad_shape(a.shape(), rank), pad_shape(b.shape(), rank));
@@ -356,7 +459,15 @@ fn binary_backward(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &[f32]
             BinaryOp::Div => {
                 let mut full = times(out, shape, BinaryOp::Mul)?;
                 let mut q = vec![0.0; g.len()];
-                ew::binary(BinaryOp::Div, &full, shape, &b.data(), &b_shape, &mut q, shape)?;
+                ew::binary(
+                    BinaryOp::Div,
+                    &full,
+                    shape,
+                    &b.data(),
+                    &b_shape,
+                    &mut q,
+                    shape,
+                )?;
                 q.iter_mut().for_each(|v| *v = -*v);
                 full = q;
                 full
@@ -369,7 +480,13 @@ fn binary_backward(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &[f32]
     Ok(vec![da, db])
 }
 
-fn matmul_backward(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, g: &[f32]) -> Vec<Option<Vec<f32>>> {
+fn matmul_backward(
+    a: &Tensor,
+    b: &Tensor,
+    trans_a: bool,
+    trans_b: bool,
+    g: &[f32],
+) -> Vec<Option<Vec<f32>>> {
     let (ar, ac) = (a.dim(-2), a.dim(-1));
     let (br, bc) = (b.dim(-2), b.dim(-1));
     let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
@@ -381,7 +498,11 @@ fn matmul_backward(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool, g: &[f3
         let mut da = vec![0.0; a.numel()];
         for i in 0..batch {
             let gi = &g[i * m * n..(i + 1) * m * n];
-            let bi = if b_shared { &bd[..] } else { &bd[i * br * bc..(i + 1) * br * bc] };
+            let bi = if b_shared {
+                &bd[..]
+            } else {
+                &bd[i * br * bc..(i + 1) * br * bc]
+            };
             let dai = &mut da[i * ar * ac..(i + 1) * ar * ac];
             if trans_a {
                 // dA = op(B)·dCᵀ  (A stored k×m)

@@ -11,8 +11,14 @@ use crate::{AdamW, Error, ParamSet, Result};
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         use std::io::Write;
@@ -28,7 +34,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn file_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::File { path: path.display().to_string(), msg: msg.to_string() }
+    Error::File {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Serializes named f32 tensors (name → (shape, values)) with string metadata to safetensors bytes.
@@ -38,7 +47,13 @@ pub fn to_safetensors_bytes(
 ) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, (s, d))| (n.clone(), s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(n, (s, d))| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let mut views = Vec::with_capacity(bytes.len());
     for (n, s, b) in &bytes {
@@ -47,7 +62,8 @@ pub fn to_safetensors_bytes(
         views.push((n.clone(), view));
     }
     let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    safetensors::tensor::serialize(views, &Some(meta)).map_err(|e| Error::shape("safetensors", e.to_string()))
+    safetensors::tensor::serialize(views, &Some(meta))
+        .map_err(|e| Error::shape("safetensors", e.to_string()))
 }
 
 /// Saves every parameter (`param/<name>`), the optimizer moments (`adam_m/<name>`,
@@ -75,18 +91,35 @@ pub fn save_checkpoint(
 
 /// Restores parameters (in place, shapes must match) and optimizer state from [`save_checkpoint`]'s
 /// file; returns the caller metadata.
-pub fn load_checkpoint(path: &Path, params: &ParamSet, opt: &mut AdamW) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint: {e}")))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
+pub fn load_checkpoint(
+    path: &Path,
+    params: &ParamSet,
+    opt: &mut AdamW,
+) -> Result<BTreeMap<String, String>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| file_err(path, format!("cannot read checkpoint: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| file_err(path, format!("not a valid safetensors file: {e}")))?;
     let read = |key: &str, shape: &[usize]| -> Result<Option<Vec<f32>>> {
-        let Ok(view) = st.tensor(key) else { return Ok(None) };
+        let Ok(view) = st.tensor(key) else {
+            return Ok(None);
+        };
         if view.dtype() != Dtype::F32 || view.shape() != shape {
             return Err(file_err(
                 path,
-                format!("{key} is {:?} {:?}, expected F32 {shape:?}", view.dtype(), view.shape()),
+                format!(
+                    "{key} is {:?} {:?}, expected F32 {shape:?}",
+                    view.dtype(),
+                    view.shape()
+                ),
             ));
         }
-        Ok(Some(view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+        Ok(Some(
+            view.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ))
     };
     for (name, t) in params.iter() {
         let values = read(&format!("param/{name}"), t.shape())?
@@ -100,7 +133,15 @@ pub fn load_checkpoint(path: &Path, params: &ParamSet, opt: &mut AdamW) -> Resul
         }
     }
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| file_err(path, e))?;
-    let mut out: BTreeMap<String, String> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-    opt.step = out.remove("fym.optimizer.step").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut out: BTreeMap<String, String> = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    opt.step = out
+        .remove("fym.optimizer.step")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok(out)
 }

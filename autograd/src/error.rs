@@ -8,7 +8,11 @@ pub enum Error {
     #[error("{op}: {msg}")]
     Shape { op: &'static str, msg: String },
     #[error("{op}: tensors on {a} and {b}; move them to one device first")]
-    DeviceMismatch { op: &'static str, a: fym_kernels::Device, b: fym_kernels::Device },
+    DeviceMismatch {
+        op: &'static str,
+        a: fym_kernels::Device,
+        b: fym_kernels::Device,
+    },
     #[error("{0}: the tensor engine runs its ops on the CPU; CUDA kernels are reachable through fym_kernels::cuda")]
     UnsupportedDevice(fym_kernels::Device),
     #[error("{path}: {msg}")]
@@ -19,6 +23,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Shape { op, msg: msg.into() }
+        Error::Shape {
+            op,
+            msg: msg.into(),
+        }
     }
 }

@@ -32,21 +32,31 @@ pub fn gradcheck(
         no_grad(|| {
             let o = f(ps)?;
             let (o, p) = (o.data(), proj.data());
-            Ok(o.iter().zip(p.iter()).map(|(a, b)| *a as f64 * *b as f64).sum())
+            Ok(o.iter()
+                .zip(p.iter())
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum())
         })
     };
-    let mut report = GradcheckReport { max_rel_err: 0.0, max_abs_err: 0.0, checked: 0 };
+    let mut report = GradcheckReport {
+        max_rel_err: 0.0,
+        max_abs_err: 0.0,
+        checked: 0,
+    };
     for p in &params {
-        let analytic = grads.get(p).map(|g| g.to_vec()).unwrap_or_else(|| vec![0.0; p.numel()]);
+        let analytic = grads
+            .get(p)
+            .map(|g| g.to_vec())
+            .unwrap_or_else(|| vec![0.0; p.numel()]);
         let mut numeric = vec![0.0f32; p.numel()];
-        for i in 0..p.numel() {
+        for (i, slot) in numeric.iter_mut().enumerate() {
             let orig = p.data()[i];
             p.data_mut()[i] = orig + eps;
             let plus = eval(&params)?;
             p.data_mut()[i] = orig - eps;
             let minus = eval(&params)?;
             p.data_mut()[i] = orig;
-            numeric[i] = ((plus - minus) / (2.0 * eps as f64)) as f32;
+            *slot = ((plus - minus) / (2.0 * eps as f64)) as f32;
         }
         let scale = numeric.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
         for (a, n) in analytic.iter().zip(&numeric) {

@@ -13,25 +13,77 @@ use crate::tensor::{Storage, Tensor};
 
 pub(crate) enum Op {
     /// `y = x·Wᵀ + b` over the last dim of `x`.
-    Linear { x: Tensor, w: Tensor, b: Option<Tensor> },
+    Linear {
+        x: Tensor,
+        w: Tensor,
+        b: Option<Tensor>,
+    },
     /// `y = op(a)·op(b)`, batched over leading dims of `a` (b is 2-D or batched like a).
-    MatMul { a: Tensor, b: Tensor, trans_a: bool, trans_b: bool },
+    MatMul {
+        a: Tensor,
+        b: Tensor,
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// Broadcasting binary op.
-    Binary { op: BinaryOp, a: Tensor, b: Tensor },
+    Binary {
+        op: BinaryOp,
+        a: Tensor,
+        b: Tensor,
+    },
     /// `y = alpha·x + beta`.
-    Affine { x: Tensor, alpha: f32 },
-    Unary { op: UnaryOp, x: Tensor, y: Storage },
-    Gelu { x: Tensor },
-    Silu { x: Tensor },
-    SumAxis { x: Tensor, axis: usize },
-    SumAll { x: Tensor },
-    BroadcastTo { x: Tensor },
+    Affine {
+        x: Tensor,
+        alpha: f32,
+    },
+    Unary {
+        op: UnaryOp,
+        x: Tensor,
+        y: Storage,
+    },
+    Gelu {
+        x: Tensor,
+    },
+    Silu {
+        x: Tensor,
+    },
+    SumAxis {
+        x: Tensor,
+        axis: usize,
+    },
+    SumAll {
+        x: Tensor,
+    },
+    BroadcastTo {
+        x: Tensor,
+    },
     /// `mean((a − b)²)` over all elements.
-    MseLoss { a: Tensor, b: Tensor },
-    Softmax { x: Tensor, y: Storage },
-    LayerNorm { x: Tensor, w: Option<Tensor>, b: Option<Tensor>, mean: Vec<f32>, rstd: Vec<f32> },
-    RmsNorm { x: Tensor, w: Option<Tensor>, rstd: Vec<f32> },
-    Rope { x: Tensor, table: Arc<RopeTable>, batch: usize, heads: usize },
+    MseLoss {
+        a: Tensor,
+        b: Tensor,
+    },
+    Softmax {
+        x: Tensor,
+        y: Storage,
+    },
+    LayerNorm {
+        x: Tensor,
+        w: Option<Tensor>,
+        b: Option<Tensor>,
+        mean: Vec<f32>,
+        rstd: Vec<f32>,
+    },
+    RmsNorm {
+        x: Tensor,
+        w: Option<Tensor>,
+        rstd: Vec<f32>,
+    },
+    Rope {
+        x: Tensor,
+        table: Arc<RopeTable>,
+        batch: usize,
+        heads: usize,
+    },
     Attention {
         q: Tensor,
         k: Tensor,
@@ -42,14 +94,43 @@ pub(crate) enum Op {
         out: Storage,
         lse: Vec<f32>,
     },
-    Patchify { x: Tensor, dims: VideoDims, patch: PatchSize, order: PatchOrder },
-    Unpatchify { x: Tensor, dims: VideoDims, patch: PatchSize, order: PatchOrder },
-    Reshape { x: Tensor },
-    Permute { x: Tensor, perm: Vec<usize> },
-    Slice { x: Tensor, axis: usize, start: usize },
-    Concat { xs: Vec<Tensor>, axis: usize },
-    IndexSelect { x: Tensor, axis: usize, indices: Vec<usize> },
-    Embedding { table: Tensor, ids: Vec<u32> },
+    Patchify {
+        x: Tensor,
+        dims: VideoDims,
+        patch: PatchSize,
+        order: PatchOrder,
+    },
+    Unpatchify {
+        x: Tensor,
+        dims: VideoDims,
+        patch: PatchSize,
+        order: PatchOrder,
+    },
+    Reshape {
+        x: Tensor,
+    },
+    Permute {
+        x: Tensor,
+        perm: Vec<usize>,
+    },
+    Slice {
+        x: Tensor,
+        axis: usize,
+        start: usize,
+    },
+    Concat {
+        xs: Vec<Tensor>,
+        axis: usize,
+    },
+    IndexSelect {
+        x: Tensor,
+        axis: usize,
+        indices: Vec<usize>,
+    },
+    Embedding {
+        table: Tensor,
+        ids: Vec<u32>,
+    },
 }
 
 impl Op {
@@ -91,36 +172,6 @@ impl Op {
             Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Concat { xs, .. } => xs.iter().collect(),
             Op::Embedding { table, .. } => vec![table],
-        }
-    }
-
-    /// A short name for error messages and profiles.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Op::Linear { .. } => "linear",
-            Op::MatMul { .. } => "matmul",
-            Op::Binary { .. } => "binary",
-            Op::Affine { .. } => "affine",
-            Op::Unary { .. } => "unary",
-            Op::Gelu { .. } => "gelu",
-            Op::Silu { .. } => "silu",
-            Op::SumAxis { .. } => "sum_axis",
-            Op::SumAll { .. } => "sum_all",
-            Op::BroadcastTo { .. } => "broadcast_to",
-            Op::MseLoss { .. } => "mse_loss",
-            Op::Softmax { .. } => "softmax",
-            Op::LayerNorm { .. } => "layer_norm",
-            Op::RmsNorm { .. } => "rms_norm",
-            Op::Rope { .. } => "rope",
-            Op::Attention { .. } => "attention",
-            Op::Patchify { .. } => "patchify",
-            Op::Unpatchify { .. } => "unpatchify",
-            Op::Reshape { .. } => "reshape",
-            Op::Permute { .. } => "permute",
-            Op::Slice { .. } => "slice",
-            Op::Concat { .. } => "concat",
-            Op::IndexSelect { .. } => "index_select",
-            Op::Embedding { .. } => "embedding",
         }
     }
 }

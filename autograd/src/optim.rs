@@ -19,7 +19,14 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, max_grad_norm: Some(1.0) }
+        AdamWConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+        }
     }
 }
 
@@ -34,7 +41,12 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(config: AdamWConfig) -> Self {
-        AdamW { config, step: 0, m: BTreeMap::new(), v: BTreeMap::new() }
+        AdamW {
+            config,
+            step: 0,
+            m: BTreeMap::new(),
+            v: BTreeMap::new(),
+        }
     }
 
     /// One update of every parameter in `params` that has a gradient. Returns the global gradient
@@ -59,8 +71,14 @@ impl AdamW {
         let bc2_sqrt = bc2.sqrt() as f32;
         for (name, t) in params.iter() {
             let Some(g) = grads.get(t) else { continue };
-            let m = self.m.entry(name.to_string()).or_insert_with(|| vec![0.0; g.len()]);
-            let v = self.v.entry(name.to_string()).or_insert_with(|| vec![0.0; g.len()]);
+            let m = self
+                .m
+                .entry(name.to_string())
+                .or_insert_with(|| vec![0.0; g.len()]);
+            let v = self
+                .v
+                .entry(name.to_string())
+                .or_insert_with(|| vec![0.0; g.len()]);
             let mut p = t.data_mut();
             for i in 0..g.len() {
                 let gi = g[i] * clip;

@@ -86,7 +86,12 @@ impl Tensor {
         if data.len() != numel(shape) {
             return Err(Error::shape(
                 "Tensor::from_vec",
-                format!("{} values do not fill shape {:?} ({} values)", data.len(), shape, numel(shape)),
+                format!(
+                    "{} values do not fill shape {:?} ({} values)",
+                    data.len(),
+                    shape,
+                    numel(shape)
+                ),
             ));
         }
         Ok(Tensor::build(data, shape.to_vec(), false, None))
@@ -112,7 +117,9 @@ impl Tensor {
 
     /// Standard-normal values from `rng`.
     pub fn randn(shape: &[usize], rng: &mut impl rand::Rng) -> Tensor {
-        let data = (0..numel(shape)).map(|_| crate::init::standard_normal(rng)).collect();
+        let data = (0..numel(shape))
+            .map(|_| crate::init::standard_normal(rng))
+            .collect();
         Tensor::build(data, shape.to_vec(), false, None)
     }
 
@@ -176,10 +183,6 @@ impl Tensor {
         self.0.op.as_ref()
     }
 
-    pub(crate) fn storage(&self) -> &Storage {
-        &self.0.storage
-    }
-
     /// Read access to the values.
     pub fn data(&self) -> RwLockReadGuard<'_, Vec<f32>> {
         self.0.storage.read().unwrap_or_else(|e| e.into_inner())
@@ -199,7 +202,10 @@ impl Tensor {
     pub fn item(&self) -> Result<f32> {
         let d = self.data();
         if d.len() != 1 {
-            return Err(Error::shape("item", format!("tensor of shape {:?} is not a scalar", self.shape())));
+            return Err(Error::shape(
+                "item",
+                format!("tensor of shape {:?} is not a scalar", self.shape()),
+            ));
         }
         Ok(d[0])
     }

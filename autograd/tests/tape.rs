@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use fym_autograd::{load_checkpoint, no_grad, save_checkpoint, AdamW, AdamWConfig, ParamSet, Tensor};
+use fym_autograd::{
+    load_checkpoint, no_grad, save_checkpoint, AdamW, AdamWConfig, ParamSet, Tensor,
+};
 
 #[test]
 fn frozen_tensors_never_get_gradients() {
@@ -32,14 +34,25 @@ fn no_grad_records_nothing() {
 fn gradients_accumulate_over_paths() {
     let p = Tensor::param(vec![3.0], &[1]).unwrap();
     // y = p·p + 2p  → dy/dp = 2p + 2 = 8
-    let y = p.mul(&p).unwrap().add(&p.scale(2.0).unwrap()).unwrap().sum_all().unwrap();
+    let y = p
+        .mul(&p)
+        .unwrap()
+        .add(&p.scale(2.0).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
     assert_eq!(y.backward().unwrap().get(&p).unwrap(), &[8.0]);
 }
 
 #[test]
 fn backward_rejects_non_scalar_loss() {
     let p = Tensor::param(vec![1.0, 2.0], &[2]).unwrap();
-    let err = p.square().unwrap().backward().err().expect("non-scalar loss must fail");
+    let err = p
+        .square()
+        .unwrap()
+        .backward()
+        .err()
+        .expect("non-scalar loss must fail");
     assert!(err.to_string().contains("backward"), "{err}");
 }
 
@@ -48,7 +61,10 @@ fn shape_errors_name_the_op_and_shapes() {
     let a = Tensor::zeros(&[2, 3]);
     let b = Tensor::zeros(&[4, 5]);
     let err = a.linear(&b, None).err().unwrap().to_string();
-    assert!(err.contains("linear") && err.contains("[2, 3]") && err.contains("[4, 5]"), "{err}");
+    assert!(
+        err.contains("linear") && err.contains("[2, 3]") && err.contains("[4, 5]"),
+        "{err}"
+    );
     let err = a.add(&Tensor::zeros(&[4])).err().unwrap().to_string();
     assert!(err.contains("add") && err.contains("[2, 3]"), "{err}");
     assert!(Tensor::from_vec(vec![1.0; 5], &[2, 3]).is_err());
@@ -57,7 +73,14 @@ fn shape_errors_name_the_op_and_shapes() {
 /// AdamW against a direct f64 transcription of the algorithm.
 #[test]
 fn adamw_matches_reference() {
-    let cfg = AdamWConfig { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1, max_grad_norm: None };
+    let cfg = AdamWConfig {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        max_grad_norm: None,
+    };
     let p = Tensor::param(vec![1.0, -2.0], &[2]).unwrap();
     let mut set = ParamSet::new();
     set.push("p", p.clone());
@@ -79,13 +102,23 @@ fn adamw_matches_reference() {
     }
     let got = p.to_vec();
     for i in 0..2 {
-        assert!((got[i] as f64 - rp[i]).abs() < 1e-5, "param {i}: {} vs {}", got[i], rp[i]);
+        assert!(
+            (got[i] as f64 - rp[i]).abs() < 1e-5,
+            "param {i}: {} vs {}",
+            got[i],
+            rp[i]
+        );
     }
 }
 
 #[test]
 fn gradient_clipping_limits_the_global_norm() {
-    let cfg = AdamWConfig { lr: 1.0, weight_decay: 0.0, max_grad_norm: Some(1.0), ..Default::default() };
+    let cfg = AdamWConfig {
+        lr: 1.0,
+        weight_decay: 0.0,
+        max_grad_norm: Some(1.0),
+        ..Default::default()
+    };
     let p = Tensor::param(vec![0.0, 0.0], &[2]).unwrap();
     let mut set = ParamSet::new();
     set.push("p", p.clone());
@@ -104,7 +137,13 @@ fn checkpoint_resume_continues_identically() {
     let path = dir.join("ckpt.safetensors");
     let run = |p: &Tensor, opt: &mut AdamW, set: &ParamSet, steps: usize| {
         for _ in 0..steps {
-            let loss = p.sub(&Tensor::full(&[3], 2.0)).unwrap().square().unwrap().sum_all().unwrap();
+            let loss = p
+                .sub(&Tensor::full(&[3], 2.0))
+                .unwrap()
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap();
             opt.step(set, &loss.backward().unwrap());
         }
     };
@@ -130,7 +169,10 @@ fn checkpoint_resume_continues_identically() {
     assert_eq!(p1.to_vec(), p3.to_vec(), "resume must be bit-for-bit");
     // A corrupt checkpoint is an error naming the file.
     std::fs::write(&path, b"not a checkpoint").unwrap();
-    let err = load_checkpoint(&path, &set3, &mut opt3).err().unwrap().to_string();
+    let err = load_checkpoint(&path, &set3, &mut opt3)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("ckpt.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -56,11 +56,29 @@ impl Adapter {
     ) -> Result<Self> {
         let mut factors = BTreeMap::new();
         for &(target, in_f, out_f) in targets {
-            let a = Tensor::param(fym_autograd::init::uniform_vec(rng, rank * in_f, 1.0 / (in_f as f32).sqrt()), &[rank, in_f])?;
+            let a = Tensor::param(
+                fym_autograd::init::uniform_vec(rng, rank * in_f, 1.0 / (in_f as f32).sqrt()),
+                &[rank, in_f],
+            )?;
             let b = Tensor::param(vec![0.0; out_f * rank], &[out_f, rank])?;
-            factors.insert(target, LoraFactors { a, b, mask_a: None, mask_b: None });
+            factors.insert(
+                target,
+                LoraFactors {
+                    a,
+                    b,
+                    mask_a: None,
+                    mask_b: None,
+                },
+            );
         }
-        let mut adapter = Adapter { kind, rank, alpha, heads, factors, enabled: true };
+        let mut adapter = Adapter {
+            kind,
+            rank,
+            alpha,
+            heads,
+            factors,
+            enabled: true,
+        };
         adapter.build_masks(head_dim)?;
         Ok(adapter)
     }
@@ -75,7 +93,10 @@ impl Adapter {
             return Ok(());
         };
         for (target, f) in self.factors.iter_mut() {
-            let layer_heads = heads.get(&target.block).map(|v| v.as_slice()).unwrap_or(&[]);
+            let layer_heads = heads
+                .get(&target.block)
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]);
             let features = |n: usize| -> Vec<f32> {
                 let mut m = vec![0.0; n];
                 for &h in layer_heads {
@@ -100,7 +121,9 @@ impl Adapter {
 
     /// The adapter's delta on `x` for `target`, or None when it does not adapt it.
     pub fn delta(&self, target: LoraSite, x: &Tensor) -> Result<Option<Tensor>> {
-        let Some(f) = self.factors.get(&target).filter(|_| self.enabled) else { return Ok(None) };
+        let Some(f) = self.factors.get(&target).filter(|_| self.enabled) else {
+            return Ok(None);
+        };
         let a = match &f.mask_a {
             Some(m) => f.a.mul(m)?,
             None => f.a.clone(),
@@ -109,7 +132,9 @@ impl Adapter {
             Some(m) => f.b.mul(m)?,
             None => f.b.clone(),
         };
-        Ok(Some(x.linear(&a, None)?.linear(&b, None)?.scale(self.scale())?))
+        Ok(Some(
+            x.linear(&a, None)?.linear(&b, None)?.scale(self.scale())?,
+        ))
     }
 
     /// Trainable factors under their PEFT names.
@@ -118,7 +143,10 @@ impl Adapter {
         for (target, f) in &self.factors {
             for (suffix, t) in [("lora_A.weight", &f.a), ("lora_B.weight", &f.b)] {
                 if t.is_param() {
-                    set.push(format!("transformer.{}.{suffix}", target.module_path()), t.clone());
+                    set.push(
+                        format!("transformer.{}.{suffix}", target.module_path()),
+                        t.clone(),
+                    );
                 }
             }
         }
@@ -148,7 +176,13 @@ impl Adapter {
         };
         let mut factors = BTreeMap::new();
         for (site, f) in &self.factors {
-            factors.insert(*site, HostFactors { a: masked(&f.a, &f.mask_a)?, b: masked(&f.b, &f.mask_b)? });
+            factors.insert(
+                *site,
+                HostFactors {
+                    a: masked(&f.a, &f.mask_a)?,
+                    b: masked(&f.b, &f.mask_b)?,
+                },
+            );
         }
         Ok(LoraAdapter {
             rank: self.rank,
@@ -172,10 +206,24 @@ impl Adapter {
                     Tensor::from_vec(h.data.clone(), &h.shape)?
                 })
             };
-            factors.insert(*site, LoraFactors { a: make(&f.a)?, b: make(&f.b)?, mask_a: None, mask_b: None });
+            factors.insert(
+                *site,
+                LoraFactors {
+                    a: make(&f.a)?,
+                    b: make(&f.b)?,
+                    mask_a: None,
+                    mask_b: None,
+                },
+            );
         }
-        let mut adapter =
-            Adapter { kind: io.kind, rank: io.rank, alpha: io.alpha, heads: io.heads.clone(), factors, enabled: true };
+        let mut adapter = Adapter {
+            kind: io.kind,
+            rank: io.rank,
+            alpha: io.alpha,
+            heads: io.heads.clone(),
+            factors,
+            enabled: true,
+        };
         adapter.build_masks(io.head_dim.unwrap_or(head_dim))?;
         Ok(adapter)
     }
@@ -205,7 +253,11 @@ impl Adapters {
         for (i, a) in self.list.iter().enumerate() {
             for (n, t) in a.params().iter() {
                 // Distinct adapters may adapt the same projection: prefix the index when needed.
-                let name = if i == 0 { n.to_string() } else { format!("adapter{i}.{n}") };
+                let name = if i == 0 {
+                    n.to_string()
+                } else {
+                    format!("adapter{i}.{n}")
+                };
                 set.push(name, t.clone());
             }
         }

@@ -24,11 +24,15 @@ pub fn motion_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     }
     let frames = pred.dim(2);
     let diff = |t: &Tensor| -> Result<Tensor> {
-        Ok(t.slice(2, 1, frames - 1)?.sub(&t.slice(2, 0, frames - 1)?)?.abs()?)
+        Ok(t.slice(2, 1, frames - 1)?
+            .sub(&t.slice(2, 0, frames - 1)?)?
+            .abs()?)
     };
     let (dp, dt) = (diff(pred)?, diff(target)?);
     let dot = dp.mul(&dt)?.sum_axis(2)?;
-    let norm = |d: &Tensor| -> Result<Tensor> { Ok(d.square()?.sum_axis(2)?.affine(1.0, COS_EPS)?.sqrt()?) };
+    let norm = |d: &Tensor| -> Result<Tensor> {
+        Ok(d.square()?.sum_axis(2)?.affine(1.0, COS_EPS)?.sqrt()?)
+    };
     let cos = dot.div(&norm(&dp)?.mul(&norm(&dt)?)?)?;
     Ok(cos.affine(-1.0, 1.0)?.mean_all()?)
 }

@@ -31,12 +31,23 @@ impl TextEncoder {
         let mut vocab = vec![PAD.to_string()];
         vocab.extend(words.iter().filter(|w| **w != PAD).map(|w| w.to_string()));
         let make = |n: usize, rng: &mut dyn rand::RngCore| -> Result<Tensor> {
-            let data = (0..n * text_dim).map(|_| fym_autograd::init::standard_normal(rng)).collect();
-            Ok(if trainable { Tensor::param(data, &[n, text_dim])? } else { Tensor::from_vec(data, &[n, text_dim])? })
+            let data = (0..n * text_dim)
+                .map(|_| fym_autograd::init::standard_normal(rng))
+                .collect();
+            Ok(if trainable {
+                Tensor::param(data, &[n, text_dim])?
+            } else {
+                Tensor::from_vec(data, &[n, text_dim])?
+            })
         };
         let tokens = make(vocab.len(), rng)?;
         let positions = make(max_len, rng)?;
-        Ok(TextEncoder { vocab, max_len, tokens, positions })
+        Ok(TextEncoder {
+            vocab,
+            max_len,
+            tokens,
+            positions,
+        })
     }
 
     pub fn text_dim(&self) -> usize {
@@ -47,7 +58,10 @@ impl TextEncoder {
     /// or a caption longer than `max_len` are errors that list the vocabulary.
     pub fn tokenize(&self, caption: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::with_capacity(self.max_len);
-        for word in caption.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')) {
+        for word in caption
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'))
+        {
             let word = word.to_lowercase();
             if word.is_empty() {
                 continue;
@@ -58,9 +72,9 @@ impl TextEncoder {
                     return Err(Error::shape(
                         "text encoder",
                         format!(
-                            "unknown word {word:?} in prompt {caption:?}; the built-in model knows: {}",
-                            self.vocab[1..].join(" ")
-                        ),
+                        "unknown word {word:?} in prompt {caption:?}; the built-in model knows: {}",
+                        self.vocab[1..].join(" ")
+                    ),
                     ))
                 }
             }
@@ -68,7 +82,11 @@ impl TextEncoder {
         if ids.len() > self.max_len {
             return Err(Error::shape(
                 "text encoder",
-                format!("prompt {caption:?} has {} words; at most {} fit", ids.len(), self.max_len),
+                format!(
+                    "prompt {caption:?} has {} words; at most {} fit",
+                    ids.len(),
+                    self.max_len
+                ),
             ));
         }
         ids.resize(self.max_len, 0);
@@ -82,14 +100,20 @@ impl TextEncoder {
             ids.extend(self.tokenize(c)?);
         }
         let d = self.text_dim();
-        let tok = self.tokens.embedding(&ids)?.reshape(&[captions.len(), self.max_len, d])?;
+        let tok = self
+            .tokens
+            .embedding(&ids)?
+            .reshape(&[captions.len(), self.max_len, d])?;
         Ok(tok.add(&self.positions)?)
     }
 
     /// Trainable tensors, named as stored in the model file.
     pub fn params(&self) -> ParamSet {
         let mut set = ParamSet::new();
-        for (name, t) in [("text_encoder.tokens", &self.tokens), ("text_encoder.positions", &self.positions)] {
+        for (name, t) in [
+            ("text_encoder.tokens", &self.tokens),
+            ("text_encoder.positions", &self.positions),
+        ] {
             if t.is_param() {
                 set.push(name, t.clone());
             }

@@ -52,7 +52,11 @@ impl WanModel {
         for (name, shape) in config.expected_parameters() {
             match tensors.remove(&name) {
                 Some((s, data)) if s == shape => {
-                    let t = if trainable { Tensor::param(data, &shape)? } else { Tensor::from_vec(data, &shape)? };
+                    let t = if trainable {
+                        Tensor::param(data, &shape)?
+                    } else {
+                        Tensor::from_vec(data, &shape)?
+                    };
                     params.insert(name, t);
                 }
                 Some((s, _)) => problems.push(format!("{name}: shape {s:?}, expected {shape:?}")),
@@ -61,18 +65,37 @@ impl WanModel {
         }
         problems.extend(tensors.keys().map(|n| format!("{n}: unexpected tensor")));
         if !problems.is_empty() {
-            return Err(Error::weights("model", format!("tensors do not match the config:\n  {}", problems.join("\n  "))));
+            return Err(Error::weights(
+                "model",
+                format!(
+                    "tensors do not match the config:\n  {}",
+                    problems.join("\n  ")
+                ),
+            ));
         }
-        Ok(WanModel { config, params, adapters: Adapters::default(), capture: RefCell::new(None) })
+        Ok(WanModel {
+            config,
+            params,
+            adapters: Adapters::default(),
+            capture: RefCell::new(None),
+        })
     }
 
     /// A freshly initialised model (PyTorch's default Linear init, zero-init output projections
     /// of residual branches for stable training from scratch).
-    pub fn new_random(config: WanConfig, rng: &mut impl rand::Rng, trainable: bool) -> Result<Self> {
+    pub fn new_random(
+        config: WanConfig,
+        rng: &mut impl rand::Rng,
+        trainable: bool,
+    ) -> Result<Self> {
         let mut tensors = BTreeMap::new();
         for (name, shape) in config.expected_parameters() {
             let n: usize = shape.iter().product();
-            let fan_in: usize = if shape.len() >= 2 { shape[1..].iter().product() } else { 0 };
+            let fan_in: usize = if shape.len() >= 2 {
+                shape[1..].iter().product()
+            } else {
+                0
+            };
             let data = if name.ends_with("norm_q.weight")
                 || name.ends_with("norm_k.weight")
                 || name.ends_with("norm2.weight")
@@ -92,7 +115,9 @@ impl WanModel {
 
     /// A base parameter by its diffusers name.
     pub fn param(&self, name: &str) -> Result<&Tensor> {
-        self.params.get(name).ok_or_else(|| Error::weights("model", format!("no parameter named {name}")))
+        self.params
+            .get(name)
+            .ok_or_else(|| Error::weights("model", format!("no parameter named {name}")))
     }
 
     /// All base parameters by name.
@@ -127,7 +152,10 @@ impl WanModel {
 
     /// `Linear` with optional LoRA adapters on the given target.
     fn project(&self, x: &Tensor, prefix: &str, target: Option<LoraSite>) -> Result<Tensor> {
-        let base = x.linear(self.p(&format!("{prefix}.weight"))?, Some(self.p(&format!("{prefix}.bias"))?))?;
+        let base = x.linear(
+            self.p(&format!("{prefix}.weight"))?,
+            Some(self.p(&format!("{prefix}.bias"))?),
+        )?;
         match target {
             Some(t) => self.adapters.apply(t, x, base),
             None => Ok(base),
@@ -146,7 +174,12 @@ impl WanModel {
         let c = &self.config;
         let hs = hidden_states.shape();
         let [pt, ph, pw] = c.patch_size;
-        if hs.len() != 5 || hs[1] != c.in_channels || hs[2] % pt != 0 || hs[3] % ph != 0 || hs[4] % pw != 0 {
+        if hs.len() != 5
+            || hs[1] != c.in_channels
+            || !hs[2].is_multiple_of(pt)
+            || !hs[3].is_multiple_of(ph)
+            || !hs[4].is_multiple_of(pw)
+        {
             return Err(Error::shape("WanModel::forward", format!(
                 "hidden_states has shape {hs:?}; expected [B, {}, F, H, W] with F, H, W divisible by the patch {:?}",
                 c.in_channels, c.patch_size
@@ -164,42 +197,84 @@ impl WanModel {
         let dim = c.dim();
         let heads = c.num_attention_heads;
         let tokens_per_frame = h * w;
-        let patch = PatchSize { t: pt, h: ph, w: pw };
+        let patch = PatchSize {
+            t: pt,
+            h: ph,
+            w: pw,
+        };
 
         // §3 RoPE table, shared by every layer.
         if let Some(fp) = &opts.frame_positions {
             if fp.len() != f {
-                return Err(Error::shape("WanModel::forward", format!("{} frame positions for {f} latent frames", fp.len())));
+                return Err(Error::shape(
+                    "WanModel::forward",
+                    format!("{} frame positions for {f} latent frames", fp.len()),
+                ));
             }
         }
         let positions = grid_positions(f, h, w, opts.frame_positions.as_deref());
-        let table: Arc<RopeTable> = Arc::new(rope_table(&positions, c.attention_head_dim, ROPE_THETA).map_err(fym_autograd::Error::from)?);
+        let table: Arc<RopeTable> = Arc::new(
+            rope_table(&positions, c.attention_head_dim, ROPE_THETA)
+                .map_err(fym_autograd::Error::from)?,
+        );
 
         // §2 patch embedding = patchify (c,i,j,k) + linear.
-        let pe_w = self.p("patch_embedding.weight")?.reshape(&[dim, c.in_channels * pt * ph * pw])?;
+        let pe_w = self
+            .p("patch_embedding.weight")?
+            .reshape(&[dim, c.in_channels * pt * ph * pw])?;
         let mut x = hidden_states
             .patchify(patch, PatchOrder::ChannelFirst)?
             .linear(&pe_w, Some(self.p("patch_embedding.bias")?))?;
 
         // §4 condition embedder.
         let sinus = Tensor::from_vec(timestep_sinusoid(timestep, c.freq_dim), &[b, c.freq_dim])?;
-        let temb = self.project(&sinus, "condition_embedder.time_embedder.linear_1", None)?.silu()?;
+        let temb = self
+            .project(&sinus, "condition_embedder.time_embedder.linear_1", None)?
+            .silu()?;
         let temb = self.project(&temb, "condition_embedder.time_embedder.linear_2", None)?;
-        let tproj = self.project(&temb.silu()?, "condition_embedder.time_proj", None)?.reshape(&[b, 6, dim])?;
-        let ctx = self.project(encoder_hidden_states, "condition_embedder.text_embedder.linear_1", None)?.gelu()?;
+        let tproj = self
+            .project(&temb.silu()?, "condition_embedder.time_proj", None)?
+            .reshape(&[b, 6, dim])?;
+        let ctx = self
+            .project(
+                encoder_hidden_states,
+                "condition_embedder.text_embedder.linear_1",
+                None,
+            )?
+            .gelu()?;
         let ctx = self.project(&ctx, "condition_embedder.text_embedder.linear_2", None)?;
 
         let eps = c.eps as f32;
         for layer in 0..c.num_layers {
-            x = self.block(layer, &x, &ctx, &tproj, &table, heads, tokens_per_frame, eps)?;
+            x = self.block(
+                layer,
+                &x,
+                &ctx,
+                &tproj,
+                &table,
+                heads,
+                tokens_per_frame,
+                eps,
+            )?;
         }
 
         // §7 output head.
-        let modulation = self.p("scale_shift_table")?.add(&temb.reshape(&[b, 1, dim])?)?;
+        let modulation = self
+            .p("scale_shift_table")?
+            .add(&temb.reshape(&[b, 1, dim])?)?;
         let (shift, scale) = (modulation.slice(1, 0, 1)?, modulation.slice(1, 1, 1)?);
-        let y = x.layer_norm(None, None, eps)?.mul(&scale.affine(1.0, 1.0)?)?.add(&shift)?;
+        let y = x
+            .layer_norm(None, None, eps)?
+            .mul(&scale.affine(1.0, 1.0)?)?
+            .add(&shift)?;
         let y = self.project(&y, "proj_out", None)?;
-        let dims = VideoDims { batch: b, channels: c.out_channels, frames: hs[2], height: hs[3], width: hs[4] };
+        let dims = VideoDims {
+            batch: b,
+            channels: c.out_channels,
+            frames: hs[2],
+            height: hs[3],
+            width: hs[4],
+        };
         Ok(y.unpatchify(dims, patch, PatchOrder::ChannelLast)?)
     }
 
@@ -223,13 +298,28 @@ impl WanModel {
         let (c_shift, c_scale, c_gate) = (chunk(3)?, chunk(4)?, chunk(5)?);
 
         // 1. self-attention
-        let n1 = x.layer_norm(None, None, eps)?.mul(&scale_msa.affine(1.0, 1.0)?)?.add(&shift_msa)?;
-        let a1 = self.attention(layer, Attn::SelfAttn, &n1, &n1, Some((table, tokens_per_frame)), heads, eps)?;
+        let n1 = x
+            .layer_norm(None, None, eps)?
+            .mul(&scale_msa.affine(1.0, 1.0)?)?
+            .add(&shift_msa)?;
+        let a1 = self.attention(
+            layer,
+            Attn::SelfAttn,
+            &n1,
+            &n1,
+            Some((table, tokens_per_frame)),
+            heads,
+            eps,
+        )?;
         let x = x.add(&a1.mul(&gate_msa)?)?;
 
         // 2. cross-attention (affine LayerNorm, no modulation, no gate)
         let n2 = if self.config.cross_attn_norm {
-            x.layer_norm(Some(self.p(&format!("{pre}.norm2.weight"))?), Some(self.p(&format!("{pre}.norm2.bias"))?), eps)?
+            x.layer_norm(
+                Some(self.p(&format!("{pre}.norm2.weight"))?),
+                Some(self.p(&format!("{pre}.norm2.bias"))?),
+                eps,
+            )?
         } else {
             x.clone()
         };
@@ -237,8 +327,13 @@ impl WanModel {
         let x = x.add(&a2)?;
 
         // 3. feed-forward
-        let n3 = x.layer_norm(None, None, eps)?.mul(&c_scale.affine(1.0, 1.0)?)?.add(&c_shift)?;
-        let ff = self.project(&n3, &format!("{pre}.ffn.net.0.proj"), None)?.gelu()?;
+        let n3 = x
+            .layer_norm(None, None, eps)?
+            .mul(&c_scale.affine(1.0, 1.0)?)?
+            .add(&c_shift)?;
+        let ff = self
+            .project(&n3, &format!("{pre}.ffn.net.0.proj"), None)?
+            .gelu()?;
         let ff = self.project(&ff, &format!("{pre}.ffn.net.2"), None)?;
         Ok(x.add(&ff.mul(&c_gate)?)?)
     }
@@ -256,7 +351,13 @@ impl WanModel {
         eps: f32,
     ) -> Result<Tensor> {
         let pre = format!("blocks.{layer}.{}", attn.as_str());
-        let target = |target| Some(LoraSite { block: layer, attn, target });
+        let target = |target| {
+            Some(LoraSite {
+                block: layer,
+                attn,
+                target,
+            })
+        };
         let q = self.project(xq, &format!("{pre}.to_q"), target(LoraTarget::ToQ))?;
         let k = self.project(xkv, &format!("{pre}.to_k"), target(LoraTarget::ToK))?;
         let v = self.project(xkv, &format!("{pre}.to_v"), target(LoraTarget::ToV))?;
@@ -268,7 +369,10 @@ impl WanModel {
             k = k.rope(table, heads)?;
             tokens_per_frame = tpf;
             if let Some(cap) = self.capture.borrow_mut().as_mut() {
-                cap.push(CapturedAttention { q: q.detach(), k: k.detach() });
+                cap.push(CapturedAttention {
+                    q: q.detach(),
+                    k: k.detach(),
+                });
             }
         }
         let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;

@@ -18,7 +18,10 @@ fn fixture(name: &str) -> PathBuf {
 fn rel_err(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
     let max_ref = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / max_ref
+    got.iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / max_ref
 }
 
 struct Case {
@@ -34,7 +37,10 @@ fn load_case(name: &str) -> Case {
     let dir = fixture(name);
     let config = WanConfig::load(dir.join("config.json")).unwrap();
     let weights = load_weights(&dir, &config).unwrap();
-    let tensors = weights.into_iter().map(|(n, t)| (n, (t.shape, t.data))).collect();
+    let tensors = weights
+        .into_iter()
+        .map(|(n, t)| (n, (t.shape, t.data)))
+        .collect();
     let model = WanModel::from_tensors(config, tensors, true).unwrap();
     let inputs = load_safetensors_file(dir.join("inputs.safetensors")).unwrap();
     let param = |n: &str| Tensor::param(inputs[n].data.clone(), &inputs[n].shape).unwrap();
@@ -49,7 +55,15 @@ fn load_case(name: &str) -> Case {
 }
 
 fn check_grads(case: &Case, extra: &[(String, Tensor)]) {
-    let out = case.model.forward(&case.hidden, &case.timestep, &case.text, &ForwardOptions::default()).unwrap();
+    let out = case
+        .model
+        .forward(
+            &case.hidden,
+            &case.timestep,
+            &case.text,
+            &ForwardOptions::default(),
+        )
+        .unwrap();
     let e = rel_err(&out.to_vec(), &case.outputs["output"].data);
     assert!(e <= 1e-4, "output rel err {e}");
     let grads = out.backward_with(&case.cotangent).unwrap();
@@ -59,20 +73,35 @@ fn check_grads(case: &Case, extra: &[(String, Tensor)]) {
         ("hidden_states".into(), case.hidden.clone()),
         ("encoder_hidden_states".into(), case.text.clone()),
     ];
-    all.extend(case.model.params().iter().map(|(n, t)| (n.clone(), t.clone())));
+    all.extend(
+        case.model
+            .params()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone())),
+    );
     all.extend(extra.iter().cloned());
     for (name, t) in all {
         let want = &case.outputs[&format!("grad.{name}")];
-        let got = grads.get(&t).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let got = grads
+            .get(&t)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
         let e = rel_err(got, &want.data);
         if e > worst.0 {
             worst = (e, name.clone());
         }
         checked += 1;
     }
-    assert!(worst.0 <= 1e-4, "worst gradient {} rel err {}", worst.1, worst.0);
+    assert!(
+        worst.0 <= 1e-4,
+        "worst gradient {} rel err {}",
+        worst.1,
+        worst.0
+    );
     assert!(checked >= 71, "checked only {checked} gradients");
-    eprintln!("output rel err {e:.2e}; {checked} gradients, worst {} at {:.2e}", worst.1, worst.0);
+    eprintln!(
+        "output rel err {e:.2e}; {checked} gradients, worst {} at {:.2e}",
+        worst.1, worst.0
+    );
 }
 
 #[test]
@@ -87,16 +116,28 @@ fn peft_lora_matches_diffusers() {
     let io = read_lora(fixture("wan_dev_lora").join("lora.safetensors")).unwrap();
     let head_dim = case.model.config.attention_head_dim;
     let adapter = Adapter::from_io(&io, head_dim, true).unwrap();
-    let lora_params: Vec<(String, Tensor)> =
-        adapter.params().iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let lora_params: Vec<(String, Tensor)> = adapter
+        .params()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     assert_eq!(lora_params.len(), 32);
-    case.model.adapters = Adapters { list: vec![adapter] };
+    case.model.adapters = Adapters {
+        list: vec![adapter],
+    };
     check_grads(&case, &lora_params);
 
     // With the adapter disabled the model is the base model again.
     case.model.adapters.list[0].enabled = false;
     let out = fym_autograd::no_grad(|| {
-        case.model.forward(&case.hidden, &case.timestep, &case.text, &ForwardOptions::default()).unwrap()
+        case.model
+            .forward(
+                &case.hidden,
+                &case.timestep,
+                &case.text,
+                &ForwardOptions::default(),
+            )
+            .unwrap()
     });
     let e = rel_err(&out.to_vec(), &case.outputs["output_base"].data);
     assert!(e <= 1e-4, "output_base rel err {e}");

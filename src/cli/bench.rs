@@ -25,11 +25,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let device: fym_kernels::Device = args.device.parse()?;
     if let fym_kernels::Device::Cuda(ordinal) = device {
         fym_kernels::cuda::CudaDevice::open(ordinal)?;
-        anyhow::bail!("CUDA benchmarks are not part of this build yet; run `fym bench --device cpu`");
+        anyhow::bail!(
+            "CUDA benchmarks are not part of this build yet; run `fym bench --device cpu`"
+        );
     }
-    let plan = BenchPlan { threads: args.threads, quick: args.quick, filter: args.only };
+    let plan = BenchPlan {
+        threads: args.threads,
+        quick: args.quick,
+        filter: args.only,
+    };
     if !args.json {
-        println!("fym bench: device cpu, {} threads", if plan.threads == 0 { fym_kernels::cpu::num_threads() } else { plan.threads });
+        println!(
+            "fym bench: device cpu, {} threads",
+            if plan.threads == 0 {
+                fym_kernels::cpu::num_threads()
+            } else {
+                plan.threads
+            }
+        );
     }
     run_cpu(&plan, |r| {
         if args.json {

@@ -7,7 +7,11 @@ pub mod metrics;
 pub mod motionbench;
 
 #[derive(Parser, Debug)]
-#[command(name = "fym", version, about = "Follow-Your-Motion video motion transfer on fym's own engine")]
+#[command(
+    name = "fym",
+    version,
+    about = "Follow-Your-Motion video motion transfer on fym's own engine"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

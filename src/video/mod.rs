@@ -21,7 +21,12 @@ pub struct Video {
 impl Video {
     /// A black video.
     pub fn new(frames: usize, height: usize, width: usize) -> Self {
-        Video { frames, height, width, data: vec![0.0; frames * height * width * 3] }
+        Video {
+            frames,
+            height,
+            width,
+            data: vec![0.0; frames * height * width * 3],
+        }
     }
 
     fn index(&self, f: usize, y: usize, x: usize) -> usize {

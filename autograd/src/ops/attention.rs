@@ -31,11 +31,16 @@ impl Tensor {
             && q.dim(0) == k.dim(0)
             && q.dim(2) == k.dim(2)
             && heads > 0
-            && q.dim(2) % heads == 0;
+            && q.dim(2).is_multiple_of(heads);
         if !ok {
             return Err(Error::shape(
                 "attention",
-                format!("q {:?}, k {:?}, v {:?} with {heads} heads", q.shape(), k.shape(), v.shape()),
+                format!(
+                    "q {:?}, k {:?}, v {:?} with {heads} heads",
+                    q.shape(),
+                    k.shape(),
+                    v.shape()
+                ),
             ));
         }
         let dims = AttnDims {
@@ -49,16 +54,37 @@ impl Tensor {
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
         let mut out = vec![0.0; q.numel()];
         let mut lse = vec![0.0; dims.batch * heads * dims.seq_q];
-        attn::attention_forward(dims, mask, scale, &q.data(), &k.data(), &v.data(), &mut out, &mut lse)?;
+        attn::attention_forward(
+            dims,
+            mask,
+            scale,
+            &q.data(),
+            &k.data(),
+            &v.data(),
+            &mut out,
+            &mut lse,
+        )?;
         let saved = Arc::new(RwLock::new(out.clone()));
-        let op = Op::Attention { q: q.clone(), k: k.clone(), v: v.clone(), dims, mask, scale, out: saved, lse };
+        let op = Op::Attention {
+            q: q.clone(),
+            k: k.clone(),
+            v: v.clone(),
+            dims,
+            mask,
+            scale,
+            out: saved,
+            lse,
+        };
         Ok(Tensor::from_op(out, q.shape().to_vec(), op))
     }
 
     /// Rotates `[B, S, H·D]` (or `[B, S, H, D]`) by the table's angles, same for every head.
     pub fn rope(&self, table: &RopeTableRef, heads: usize) -> Result<Tensor> {
         ensure_cpu(&[self])?;
-        let (b, s) = (self.shape().first().copied().unwrap_or(0), self.shape().get(1).copied().unwrap_or(0));
+        let (b, s) = (
+            self.shape().first().copied().unwrap_or(0),
+            self.shape().get(1).copied().unwrap_or(0),
+        );
         if self.rank() < 3 || s != table.seq || self.numel() != b * s * heads * table.head_dim {
             return Err(Error::shape(
                 "rope",
@@ -72,7 +98,12 @@ impl Tensor {
         }
         let mut out = vec![0.0; self.numel()];
         rope::rope_apply(&self.data(), b, heads, table, false, &mut out)?;
-        let op = Op::Rope { x: self.clone(), table: table.clone(), batch: b, heads };
+        let op = Op::Rope {
+            x: self.clone(),
+            table: table.clone(),
+            batch: b,
+            heads,
+        };
         Ok(Tensor::from_op(out, self.shape().to_vec(), op))
     }
 }

@@ -22,7 +22,15 @@ impl Tensor {
             &mut out,
             &shape,
         )?;
-        Ok(Tensor::from_op(out, shape, Op::Binary { op, a: self.clone(), b: other.clone() }))
+        Ok(Tensor::from_op(
+            out,
+            shape,
+            Op::Binary {
+                op,
+                a: self.clone(),
+                b: other.clone(),
+            },
+        ))
     }
 
     /// Elementwise `self + other` with broadcasting.
@@ -50,7 +58,14 @@ impl Tensor {
         ensure_cpu(&[self])?;
         let mut out = vec![0.0; self.numel()];
         ew::affine_scalar(&self.data(), alpha, beta, &mut out);
-        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Affine { x: self.clone(), alpha }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Op::Affine {
+                x: self.clone(),
+                alpha,
+            },
+        ))
     }
 
     /// `alpha·self`.
@@ -63,7 +78,15 @@ impl Tensor {
         let mut out = vec![0.0; self.numel()];
         unary::unary(op, &self.data(), &mut out);
         let y = std::sync::Arc::new(std::sync::RwLock::new(out.clone()));
-        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Unary { op, x: self.clone(), y }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Op::Unary {
+                op,
+                x: self.clone(),
+                y,
+            },
+        ))
     }
 
     pub fn abs(&self) -> Result<Tensor> {
@@ -91,7 +114,11 @@ impl Tensor {
         ensure_cpu(&[self])?;
         let mut out = vec![0.0; self.numel()];
         ew::gelu_tanh(&self.data(), &mut out);
-        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Gelu { x: self.clone() }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Op::Gelu { x: self.clone() },
+        ))
     }
 
     /// SiLU: `x·sigmoid(x)`.
@@ -99,6 +126,10 @@ impl Tensor {
         ensure_cpu(&[self])?;
         let mut out = vec![0.0; self.numel()];
         ew::silu(&self.data(), &mut out);
-        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Silu { x: self.clone() }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Op::Silu { x: self.clone() },
+        ))
     }
 }

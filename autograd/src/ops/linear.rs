@@ -14,12 +14,19 @@ impl Tensor {
         if w.rank() != 2 || w.dim(1) != in_f {
             return Err(Error::shape(
                 "linear",
-                format!("input {:?} does not fit weight {:?} (expected [out, {in_f}])", self.shape(), w.shape()),
+                format!(
+                    "input {:?} does not fit weight {:?} (expected [out, {in_f}])",
+                    self.shape(),
+                    w.shape()
+                ),
             ));
         }
         if let Some(b) = b {
             if b.shape() != [out_f] {
-                return Err(Error::shape("linear", format!("bias {:?} for weight {:?}", b.shape(), w.shape())));
+                return Err(Error::shape(
+                    "linear",
+                    format!("bias {:?} for weight {:?}", b.shape(), w.shape()),
+                ));
             }
         }
         let rows = self.numel() / in_f.max(1);
@@ -28,10 +35,32 @@ impl Tensor {
             None => vec![0.0; rows * out_f],
         };
         let beta = if b.is_some() { 1.0 } else { 0.0 };
-        sgemm(false, true, rows, out_f, in_f, 1.0, &self.data(), in_f, &w.data(), in_f, beta, &mut y, out_f);
+        sgemm(
+            false,
+            true,
+            rows,
+            out_f,
+            in_f,
+            1.0,
+            &self.data(),
+            in_f,
+            &w.data(),
+            in_f,
+            beta,
+            &mut y,
+            out_f,
+        );
         let mut shape = self.shape().to_vec();
         *shape.last_mut().expect("rank ≥ 1 checked by dim(-1)") = out_f;
-        Ok(Tensor::from_op(y, shape, Op::Linear { x: self.clone(), w: w.clone(), b: b.cloned() }))
+        Ok(Tensor::from_op(
+            y,
+            shape,
+            Op::Linear {
+                x: self.clone(),
+                w: w.clone(),
+                b: b.cloned(),
+            },
+        ))
     }
 
     /// Matrix product over the last two dims: `op(a) [.., m, k] · op(b) [k, n]` (b shared) or
@@ -40,7 +69,10 @@ impl Tensor {
         ensure_cpu(&[self, b])?;
         let a = self;
         if a.rank() < 2 || b.rank() < 2 {
-            return Err(Error::shape("matmul", format!("needs rank ≥ 2, got {:?} and {:?}", a.shape(), b.shape())));
+            return Err(Error::shape(
+                "matmul",
+                format!("needs rank ≥ 2, got {:?} and {:?}", a.shape(), b.shape()),
+            ));
         }
         let (ar, ac) = (a.dim(-2), a.dim(-1));
         let (br, bc) = (b.dim(-2), b.dim(-1));
@@ -49,17 +81,44 @@ impl Tensor {
         let batch = a.numel() / (ar * ac).max(1);
         let b_shared = b.rank() == 2;
         if k != kb || (!b_shared && (b.shape()[..b.rank() - 2] != a.shape()[..a.rank() - 2])) {
-            return Err(Error::shape("matmul", format!("shapes {:?} and {:?} do not multiply", a.shape(), b.shape())));
+            return Err(Error::shape(
+                "matmul",
+                format!("shapes {:?} and {:?} do not multiply", a.shape(), b.shape()),
+            ));
         }
         let mut y = vec![0.0; batch * m * n];
         let stride_b = if b_shared { 0 } else { br * bc };
         sgemm_batched(
-            batch, trans_a, trans_b, m, n, k, 1.0, &a.data(), ac, ar * ac, &b.data(), bc, stride_b, 0.0, &mut y,
-            n, m * n,
+            batch,
+            trans_a,
+            trans_b,
+            m,
+            n,
+            k,
+            1.0,
+            &a.data(),
+            ac,
+            ar * ac,
+            &b.data(),
+            bc,
+            stride_b,
+            0.0,
+            &mut y,
+            n,
+            m * n,
         );
         let mut shape = a.shape()[..a.rank() - 2].to_vec();
         shape.extend([m, n]);
-        Ok(Tensor::from_op(y, shape, Op::MatMul { a: a.clone(), b: b.clone(), trans_a, trans_b }))
+        Ok(Tensor::from_op(
+            y,
+            shape,
+            Op::MatMul {
+                a: a.clone(),
+                b: b.clone(),
+                trans_a,
+                trans_b,
+            },
+        ))
     }
 
     /// `a · b` (see [`Tensor::matmul_t`]).

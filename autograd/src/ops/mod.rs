@@ -38,7 +38,10 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
             _ if x == y => Ok(x),
             (1, _) => Ok(y),
             (_, 1) => Ok(x),
-            _ => Err(Error::shape(op, format!("shapes {a:?} and {b:?} do not broadcast"))),
+            _ => Err(Error::shape(
+                op,
+                format!("shapes {a:?} and {b:?} do not broadcast"),
+            )),
         })
         .collect()
 }

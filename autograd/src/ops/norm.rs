@@ -12,7 +12,10 @@ fn check_affine(op: &'static str, x: &Tensor, p: Option<&Tensor>) -> Result<()> 
     }
     if let Some(p) = p {
         if p.shape() != [x.dim(-1)] {
-            return Err(Error::shape(op, format!("parameter {:?} for input {:?}", p.shape(), x.shape())));
+            return Err(Error::shape(
+                op,
+                format!("parameter {:?} for input {:?}", p.shape(), x.shape()),
+            ));
         }
     }
     Ok(())
@@ -20,13 +23,19 @@ fn check_affine(op: &'static str, x: &Tensor, p: Option<&Tensor>) -> Result<()> 
 
 impl Tensor {
     /// LayerNorm over the last dim (biased variance), optional affine weight and bias.
-    pub fn layer_norm(&self, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    pub fn layer_norm(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor> {
         ensure_cpu(&[self])?;
         check_affine("layer_norm", self, weight)?;
         check_affine("layer_norm", self, bias)?;
         let cols = self.dim(-1);
         let rows = self.numel() / cols.max(1);
-        let (mut out, mut mean, mut rstd) = (vec![0.0; self.numel()], vec![0.0; rows], vec![0.0; rows]);
+        let (mut out, mut mean, mut rstd) =
+            (vec![0.0; self.numel()], vec![0.0; rows], vec![0.0; rows]);
         {
             let (w, b) = (weight.map(|w| w.data()), bias.map(|b| b.data()));
             norm::layer_norm(
@@ -41,7 +50,13 @@ impl Tensor {
                 &mut rstd,
             );
         }
-        let op = Op::LayerNorm { x: self.clone(), w: weight.cloned(), b: bias.cloned(), mean, rstd };
+        let op = Op::LayerNorm {
+            x: self.clone(),
+            w: weight.cloned(),
+            b: bias.cloned(),
+            mean,
+            rstd,
+        };
         Ok(Tensor::from_op(out, self.shape().to_vec(), op))
     }
 
@@ -54,9 +69,21 @@ impl Tensor {
         let (mut out, mut rstd) = (vec![0.0; self.numel()], vec![0.0; rows]);
         {
             let w = weight.map(|w| w.data());
-            norm::rms_norm(&self.data(), rows, cols, eps, w.as_deref().map(|v| v.as_slice()), &mut out, &mut rstd);
+            norm::rms_norm(
+                &self.data(),
+                rows,
+                cols,
+                eps,
+                w.as_deref().map(|v| v.as_slice()),
+                &mut out,
+                &mut rstd,
+            );
         }
-        let op = Op::RmsNorm { x: self.clone(), w: weight.cloned(), rstd };
+        let op = Op::RmsNorm {
+            x: self.clone(),
+            w: weight.cloned(),
+            rstd,
+        };
         Ok(Tensor::from_op(out, self.shape().to_vec(), op))
     }
 
@@ -71,6 +98,10 @@ impl Tensor {
         let mut out = vec![0.0; self.numel()];
         softmax::softmax(&self.data(), rows, cols, &mut out);
         let y = std::sync::Arc::new(std::sync::RwLock::new(out.clone()));
-        Ok(Tensor::from_op(out, self.shape().to_vec(), Op::Softmax { x: self.clone(), y }))
+        Ok(Tensor::from_op(
+            out,
+            self.shape().to_vec(),
+            Op::Softmax { x: self.clone(), y },
+        ))
     }
 }

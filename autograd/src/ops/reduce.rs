@@ -12,7 +12,15 @@ pub(crate) fn broadcast_data(x: &[f32], from: &[usize], to: &[usize]) -> Result<
     let zero = [0.0f32];
     let ones = vec![1; to.len()];
     let mut out = vec![0.0; to.iter().product()];
-    ew::binary(BinaryOp::Add, x, &pad_shape(from, to.len()), &zero, &ones, &mut out, to)?;
+    ew::binary(
+        BinaryOp::Add,
+        x,
+        &pad_shape(from, to.len()),
+        &zero,
+        &ones,
+        &mut out,
+        to,
+    )?;
     Ok(out)
 }
 
@@ -21,21 +29,33 @@ impl Tensor {
     pub fn sum_axis(&self, axis: usize) -> Result<Tensor> {
         ensure_cpu(&[self])?;
         if axis >= self.rank() {
-            return Err(Error::shape("sum_axis", format!("axis {axis} out of range for {:?}", self.shape())));
+            return Err(Error::shape(
+                "sum_axis",
+                format!("axis {axis} out of range for {:?}", self.shape()),
+            ));
         }
         let mut shape = self.shape().to_vec();
         shape.remove(axis);
         let mut out = vec![0.0; shape.iter().product()];
         reduce::sum_axis(&self.data(), self.shape(), axis, &mut out)?;
-        Ok(Tensor::from_op(out, shape, Op::SumAxis { x: self.clone(), axis }))
+        Ok(Tensor::from_op(
+            out,
+            shape,
+            Op::SumAxis {
+                x: self.clone(),
+                axis,
+            },
+        ))
     }
 
     /// Mean over `axis` (removed from the shape).
     pub fn mean_axis(&self, axis: usize) -> Result<Tensor> {
-        let n = *self
-            .shape()
-            .get(axis)
-            .ok_or_else(|| Error::shape("mean_axis", format!("axis {axis} out of range for {:?}", self.shape())))?;
+        let n = *self.shape().get(axis).ok_or_else(|| {
+            Error::shape(
+                "mean_axis",
+                format!("axis {axis} out of range for {:?}", self.shape()),
+            )
+        })?;
         self.sum_axis(axis)?.scale(1.0 / n as f32)
     }
 
@@ -43,7 +63,11 @@ impl Tensor {
     pub fn sum_all(&self) -> Result<Tensor> {
         ensure_cpu(&[self])?;
         let s = reduce::sum_all(&self.data()) as f32;
-        Ok(Tensor::from_op(vec![s], vec![], Op::SumAll { x: self.clone() }))
+        Ok(Tensor::from_op(
+            vec![s],
+            vec![],
+            Op::SumAll { x: self.clone() },
+        ))
     }
 
     /// Mean of all elements, as a scalar.
@@ -59,10 +83,17 @@ impl Tensor {
         ensure_cpu(&[self])?;
         let target = broadcast_shapes("broadcast_to", self.shape(), shape)?;
         if target != shape {
-            return Err(Error::shape("broadcast_to", format!("{:?} does not broadcast to {shape:?}", self.shape())));
+            return Err(Error::shape(
+                "broadcast_to",
+                format!("{:?} does not broadcast to {shape:?}", self.shape()),
+            ));
         }
         let out = broadcast_data(&self.data(), self.shape(), shape)?;
-        Ok(Tensor::from_op(out, shape.to_vec(), Op::BroadcastTo { x: self.clone() }))
+        Ok(Tensor::from_op(
+            out,
+            shape.to_vec(),
+            Op::BroadcastTo { x: self.clone() },
+        ))
     }
 
     /// `mean((self − target)²)`, a scalar.
@@ -71,13 +102,28 @@ impl Tensor {
         if self.shape() != target.shape() || self.numel() == 0 {
             return Err(Error::shape(
                 "mse_loss",
-                format!("prediction {:?} and target {:?} must have one non-empty shape", self.shape(), target.shape()),
+                format!(
+                    "prediction {:?} and target {:?} must have one non-empty shape",
+                    self.shape(),
+                    target.shape()
+                ),
             ));
         }
         let (a, b) = (self.data(), target.data());
-        let sum: f64 = a.iter().zip(b.iter()).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+        let sum: f64 = a
+            .iter()
+            .zip(b.iter())
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum();
         let loss = (sum / a.len() as f64) as f32;
         drop((a, b));
-        Ok(Tensor::from_op(vec![loss], vec![], Op::MseLoss { a: self.clone(), b: target.clone() }))
+        Ok(Tensor::from_op(
+            vec![loss],
+            vec![],
+            Op::MseLoss {
+                a: self.clone(),
+                b: target.clone(),
+            },
+        ))
     }
 }

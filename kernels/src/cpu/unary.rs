@@ -43,7 +43,11 @@ impl UnaryOp {
 
 /// `out[i] = op(x[i])`.
 pub fn unary(op: UnaryOp, x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), out.len(), "unary {op:?}: input and output lengths differ");
+    assert_eq!(
+        x.len(),
+        out.len(),
+        "unary {op:?}: input and output lengths differ"
+    );
     for (o, &v) in out.iter_mut().zip(x) {
         *o = op.apply(v);
     }
