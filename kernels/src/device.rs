@@ -7,6 +7,15 @@ pub enum Device {
     Cuda(usize),
 }
 
+impl Device {
+    /// CUDA GPU `ordinal`, after checking that it can be opened: a clear error (never a panic)
+    /// when there is no driver or no such GPU.
+    pub fn cuda(ordinal: usize) -> crate::Result<Device> {
+        crate::cuda::CudaDevice::open(ordinal)?;
+        Ok(Device::Cuda(ordinal))
+    }
+}
+
 impl std::fmt::Display for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
