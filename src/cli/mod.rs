@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod forward;
 pub mod metrics;
 pub mod motionbench;
 
@@ -25,6 +26,8 @@ pub enum Command {
     Motionbench(motionbench::MotionbenchArgs),
     /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
     Metrics(metrics::MetricsArgs),
+    /// Run the model on tensors from a safetensors file; write the output (and gradients).
+    Forward(forward::ForwardArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Motionbench(args) => motionbench::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Forward(args) => forward::run(args),
     }
 }
