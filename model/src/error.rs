@@ -15,7 +15,7 @@ pub enum Error {
     #[error("weights {file}: {msg}")]
     Weights { file: String, msg: String },
     /// An operating-system error while reading or writing `path`.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

@@ -99,22 +99,44 @@ impl Adapter {
     ) -> Result<Self> {
         let op = "Adapter::st_lora";
         if kind == AdapterKind::Plain {
-            return Err(Error::shape(op, "an ST-LoRA adapter is spatial or temporal, not plain"));
+            return Err(Error::shape(
+                op,
+                "an ST-LoRA adapter is spatial or temporal, not plain",
+            ));
         }
         for (&layer, heads) in &heads_by_layer {
             if layer >= config.num_layers {
-                return Err(Error::shape(op, format!("layer {layer}, but the model has {} layers", config.num_layers)));
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "layer {layer}, but the model has {} layers",
+                        config.num_layers
+                    ),
+                ));
             }
             if let Some(&h) = heads.iter().find(|&&h| h >= config.num_attention_heads) {
                 return Err(Error::shape(
                     op,
-                    format!("layer {layer}: head {h}, but the model has {} heads", config.num_attention_heads),
+                    format!(
+                        "layer {layer}: head {h}, but the model has {} heads",
+                        config.num_attention_heads
+                    ),
                 ));
             }
         }
-        let targets: &[LoraTarget] = if include_out { &LoraTarget::ALL } else { &LoraTarget::ALL[..3] };
+        let targets: &[LoraTarget] = if include_out {
+            &LoraTarget::ALL
+        } else {
+            &LoraTarget::ALL[..3]
+        };
         let sites: Vec<LoraSite> = (0..config.num_layers)
-            .flat_map(|block| targets.iter().map(move |&target| LoraSite { block, attn: Attn::SelfAttn, target }))
+            .flat_map(|block| {
+                targets.iter().map(move |&target| LoraSite {
+                    block,
+                    attn: Attn::SelfAttn,
+                    target,
+                })
+            })
             .collect();
         Self::on_sites(kind, config, &sites, rank, alpha, Some(heads_by_layer), rng)
     }
@@ -148,12 +170,23 @@ impl Adapter {
             ));
         }
         if let Some(site) = sites.iter().find(|s| s.block >= config.num_layers) {
-            return Err(Error::shape(op, format!("{site}: the model has only {} blocks", config.num_layers)));
+            return Err(Error::shape(
+                op,
+                format!("{site}: the model has only {} blocks", config.num_layers),
+            ));
         }
         // Every attention projection is dim × dim in Wan.
         let d = config.dim();
         let targets: Vec<(LoraSite, usize, usize)> = sites.iter().map(|&s| (s, d, d)).collect();
-        Self::new(kind, rank, alpha, &targets, heads, config.attention_head_dim, rng)
+        Self::new(
+            kind,
+            rank,
+            alpha,
+            &targets,
+            heads,
+            config.attention_head_dim,
+            rng,
+        )
     }
 
     /// Recomputes the head masks from `self.heads`.
