@@ -385,6 +385,15 @@ pub fn read_lora(path: impl AsRef<Path>) -> Result<LoraAdapter> {
         let b = b_map
             .remove(&site)
             .ok_or_else(|| Error::lora(path, format!("{site}: lora_A without lora_B")))?;
+        if a.shape.len() != 2 || b.shape.len() != 2 {
+            return Err(Error::lora(
+                path,
+                format!(
+                    "{site}: lora_A {:?} and lora_B {:?} must both be 2-D",
+                    a.shape, b.shape
+                ),
+            ));
+        }
         factors.insert(site, LoraFactors { a, b });
     }
     if let Some(site) = b_map.keys().next() {

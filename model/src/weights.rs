@@ -338,8 +338,11 @@ pub fn save_safetensors(
             },
         )
     });
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let bytes = safetensors::tensor::serialize(views, &Some(meta))
+    // An empty metadata map must be passed as None: safetensors 0.4 writes an invalid header for
+    // `Some(empty)` when there are no tensors either.
+    let meta: Option<HashMap<String, String>> =
+        (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    let bytes = safetensors::tensor::serialize(views, &meta)
         .map_err(|e| Error::weights(path, format!("cannot serialize: {e:?}")))?;
     write_atomic(path, &bytes)
 }
