@@ -5,12 +5,15 @@
 //! argument order, taking a [`CudaDevice`] first and device buffers ([`CudaSlice`]) of f32 or bf16
 //! instead of slices. Launches are asynchronous on the device's stream; downloads wait for it.
 
+pub mod attention;
 mod device;
 mod dtype;
 pub mod elementwise;
+pub mod gemm;
 mod launch;
 pub mod norm;
 mod nvrtc;
+pub mod qkv_lora;
 pub mod rope;
 pub mod softmax;
 mod sources;

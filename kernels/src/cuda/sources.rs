@@ -8,6 +8,13 @@ pub const CUDA_SOURCES: &[(&str, &str)] = &[
     ("softmax.cu", include_str!("../../cuda/softmax.cu")),
     ("norm.cu", include_str!("../../cuda/norm.cu")),
     ("rope.cu", include_str!("../../cuda/rope.cu")),
+    ("gemm.cu", include_str!("../../cuda/gemm.cu")),
+    ("attention.cu", include_str!("../../cuda/attention.cu")),
+    (
+        "attention_stats.cu",
+        include_str!("../../cuda/attention_stats.cu"),
+    ),
+    ("qkv_lora.cu", include_str!("../../cuda/qkv_lora.cu")),
 ];
 
 /// Headers the `.cu` files include by name; handed to NVRTC in memory with every compile.
