@@ -4,5 +4,6 @@ pub mod cli;
 pub mod metrics;
 pub mod motionbench;
 pub mod perf;
+pub mod pipeline;
 pub mod video;
 pub mod world;

@@ -3,8 +3,10 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod classify;
 pub mod metrics;
 pub mod motionbench;
+pub mod transfer;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +27,10 @@ pub enum Command {
     Motionbench(motionbench::MotionbenchArgs),
     /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
     Metrics(metrics::MetricsArgs),
+    /// Motion transfer: tune on a reference video, generate a new prompt with its motion.
+    Transfer(transfer::TransferArgs),
+    /// Label every attention head spatial or temporal from a reference video (stage 1 alone).
+    Classify(classify::ClassifyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,5 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Motionbench(args) => motionbench::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Transfer(args) => transfer::run(args),
+        Command::Classify(args) => classify::run(args),
     }
 }
