@@ -2,6 +2,7 @@
 //! flow matching.
 
 pub mod adaptive_rope;
+pub mod classify;
 pub mod config;
 pub mod error;
 pub mod flow;

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use fym_autograd::{ParamSet, Tensor};
 
-pub use crate::lora_io::{AdapterKind, Attn, LoraSite, LoraTarget};
+pub use crate::lora_io::{AdapterKind, Attn, HeadAssignment, LoraSite, LoraTarget};
 use crate::lora_io::{LoraAdapter, LoraFactors as HostFactors};
-use crate::{HostTensor, Result};
+use crate::{Error, HostTensor, Result, WanConfig};
 
 /// Low-rank factors of one projection: `Δy = ((x·Aᵀ)·(B⊙M_B)ᵀ)·scale` with `A [r, in]`,
 /// `B [out, r]`; `mask` (when head-restricted) is `[out, 1]` on B or `[1, in]` on A.
@@ -81,6 +81,79 @@ impl Adapter {
         };
         adapter.build_masks(head_dim)?;
         Ok(adapter)
+    }
+
+    /// An ST-LoRA adapter (spatial or temporal head group): self-attention `to_q`, `to_k`, `to_v`
+    /// (and `to_out.0` when `include_out`) of every layer, each restricted to the heads
+    /// `heads_by_layer` gives for its layer (a layer it omits gets no update). `B` = 0, so the
+    /// model is unchanged until training moves it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn st_lora(
+        kind: AdapterKind,
+        config: &WanConfig,
+        heads_by_layer: HeadAssignment,
+        rank: usize,
+        alpha: f32,
+        include_out: bool,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Self> {
+        let op = "Adapter::st_lora";
+        if kind == AdapterKind::Plain {
+            return Err(Error::shape(op, "an ST-LoRA adapter is spatial or temporal, not plain"));
+        }
+        for (&layer, heads) in &heads_by_layer {
+            if layer >= config.num_layers {
+                return Err(Error::shape(op, format!("layer {layer}, but the model has {} layers", config.num_layers)));
+            }
+            if let Some(&h) = heads.iter().find(|&&h| h >= config.num_attention_heads) {
+                return Err(Error::shape(
+                    op,
+                    format!("layer {layer}: head {h}, but the model has {} heads", config.num_attention_heads),
+                ));
+            }
+        }
+        let targets: &[LoraTarget] = if include_out { &LoraTarget::ALL } else { &LoraTarget::ALL[..3] };
+        let sites: Vec<LoraSite> = (0..config.num_layers)
+            .flat_map(|block| targets.iter().map(move |&target| LoraSite { block, attn: Attn::SelfAttn, target }))
+            .collect();
+        Self::on_sites(kind, config, &sites, rank, alpha, Some(heads_by_layer), rng)
+    }
+
+    /// A plain PEFT LoRA adapter (all heads) on any attention projections, self or cross.
+    pub fn plain(
+        config: &WanConfig,
+        sites: &[LoraSite],
+        rank: usize,
+        alpha: f32,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Self> {
+        Self::on_sites(AdapterKind::Plain, config, sites, rank, alpha, None, rng)
+    }
+
+    /// Checks rank, alpha and sites against the config, then builds with [`Adapter::new`].
+    fn on_sites(
+        kind: AdapterKind,
+        config: &WanConfig,
+        sites: &[LoraSite],
+        rank: usize,
+        alpha: f32,
+        heads: Option<HeadAssignment>,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Self> {
+        let op = "Adapter";
+        if rank == 0 || !(alpha.is_finite() && alpha > 0.0) {
+            return Err(Error::shape(
+                op,
+                format!("rank must be ≥ 1 and alpha positive, got rank {rank}, alpha {alpha}"),
+            ));
+        }
+        if let Some(site) = sites.iter().find(|s| s.block >= config.num_layers) {
+            return Err(Error::shape(op, format!("{site}: the model has only {} blocks", config.num_layers)));
+        }
+        // Every attention projection is dim × dim in Wan.
+        let d = config.dim();
+        let targets: Vec<(LoraSite, usize, usize)> = sites.iter().map(|&s| (s, d, d)).collect();
+        Self::new(kind, rank, alpha, &targets, heads, config.attention_head_dim, rng)
     }
 
     /// Recomputes the head masks from `self.heads`.

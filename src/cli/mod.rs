@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod classify;
+pub mod forward;
 pub mod metrics;
 pub mod motionbench;
 pub mod transfer;
@@ -31,6 +32,8 @@ pub enum Command {
     Transfer(transfer::TransferArgs),
     /// Label every attention head spatial or temporal from a reference video (stage 1 alone).
     Classify(classify::ClassifyArgs),
+    /// Run the model on tensors from a safetensors file; write the output (and gradients).
+    Forward(forward::ForwardArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics(args) => metrics::run(args),
         Command::Transfer(args) => transfer::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Forward(args) => forward::run(args),
     }
 }
