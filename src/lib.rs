@@ -1,5 +1,6 @@
 //! fym: Follow-Your-Motion video motion transfer on our own engine.
 
+pub mod base;
 pub mod cli;
 pub mod metrics;
 pub mod motionbench;
