@@ -1,8 +1,8 @@
 //! `fym transfer`: motion transfer from a reference video to a new prompt (Follow-Your-Motion:
 //! classify heads, tune the spatial and temporal adapters, generate).
 //!
-//! With no arguments it uses the bundled reference clip (assets/reference.gif, a square circling
-//! on a gradient) and its prompt. A user video needs `--caption`: the adapters are tuned with a
+//! With no arguments it uses the bundled reference clip (assets/reference.gif: a red circle
+//! circling on black, the base model's background) and its prompt (a blue square, same motion). A user video needs `--caption`: the adapters are tuned with a
 //! description of the reference in the model's words, and fym does not guess one.
 
 use std::path::{Path, PathBuf};
@@ -151,16 +151,7 @@ pub fn check_device(device: &str) -> Result<()> {
 
 /// Loads the model named by `--model`.
 pub fn load_model(spec: &str) -> Result<Model> {
-    if let Some(seed) = spec.strip_prefix("random:") {
-        let seed: u64 = seed
-            .parse()
-            .with_context(|| format!("--model {spec:?}: random:SEED needs an integer seed"))?;
-        return Model::tiny_random(seed);
-    }
-    bail!(
-        "--model {spec:?}: the built-in model is not part of this build yet; use --model random:SEED \
-         (an untrained model that only exercises the pipeline)"
-    )
+    Model::load(spec).with_context(|| format!("--model {spec}"))
 }
 
 /// Reads the reference video and brings it to the model's clip shape.

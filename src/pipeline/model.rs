@@ -72,6 +72,39 @@ impl Model {
         })
     }
 
+    /// The pipeline's view of a base model; `source` names it in reports.
+    pub fn from_base(base: crate::base::BaseModel, source: String) -> Result<Self> {
+        let spec = base.spec;
+        let clip = ClipShape {
+            frames: spec.frames,
+            height: spec.height,
+            width: spec.width,
+        };
+        Model::new(base.wan, base.text, clip, source)
+    }
+
+    /// The model named by `spec`: "builtin" (the committed base model), random:SEED
+    /// ([`Model::tiny_random`]) or a model folder.
+    pub fn load(spec: &str) -> Result<Self> {
+        if spec == "builtin" {
+            let base = crate::base::BaseModel::builtin()?;
+            return Model::from_base(base, "builtin".into());
+        }
+        if let Some(seed) = spec.strip_prefix("random:") {
+            let seed: u64 = seed
+                .parse()
+                .with_context(|| format!("model {spec:?}: random:SEED needs an integer seed"))?;
+            return Model::tiny_random(seed);
+        }
+        let dir = std::path::Path::new(spec);
+        if !dir.is_dir() {
+            bail!("model {spec:?} is neither \"builtin\", random:SEED nor an existing model folder");
+        }
+        let base = crate::base::BaseModel::load(dir)
+            .with_context(|| format!("load the model folder {}", dir.display()))?;
+        Model::from_base(base, dir.display().to_string())
+    }
+
     /// A tiny randomly initialised model over the synthetic world's vocabulary (8 frames of
     /// 16×16, patch (1, 4, 4), 2 layers of 2 heads). It produces noise; it exists to exercise the
     /// whole pipeline quickly (tests, `--model random:SEED`).
