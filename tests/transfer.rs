@@ -76,7 +76,14 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     let out = temp_dir("cli");
     let status = fym_bin()
         .args(["transfer", "--model", "random:3", "--quiet"])
-        .args(["--spatial-steps", "3", "--temporal-steps", "4", "--sample-steps", "3"])
+        .args([
+            "--spatial-steps",
+            "3",
+            "--temporal-steps",
+            "4",
+            "--sample-steps",
+            "3",
+        ])
         .args(["--rank", "4", "--batch", "2", "--seed", "5"])
         .arg("--out")
         .arg(&out)
@@ -93,7 +100,11 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     assert_eq!((result.frames, result.height, result.width), (8, 16, 16));
     let side = read_gif(out.join("side_by_side.gif")).unwrap();
     assert_eq!(side.frames, 8);
-    assert!(side.width > 2 * 16 * 4, "side-by-side is {} wide", side.width);
+    assert!(
+        side.width > 2 * 16 * 4,
+        "side-by-side is {} wide",
+        side.width
+    );
 
     // Head labels: 2 layers × 2 heads, each layer with both kinds (the safeguard).
     let labels = HeadLabels::load(out.join("heads.json")).unwrap();
@@ -110,7 +121,10 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     assert_eq!(temporal.kind, AdapterKind::Temporal);
     assert_eq!(spatial.rank, 4);
     assert_eq!(temporal.factors.len(), 2 * 4, "q/k/v/out of 2 layers");
-    let (sh, th) = (spatial.heads.clone().unwrap(), temporal.heads.clone().unwrap());
+    let (sh, th) = (
+        spatial.heads.clone().unwrap(),
+        temporal.heads.clone().unwrap(),
+    );
     for l in 0..2 {
         assert_eq!(sh[&l], labels.heads_of(HeadKind::Spatial, l).unwrap());
         assert_eq!(th[&l], labels.heads_of(HeadKind::Temporal, l).unwrap());
@@ -187,8 +201,16 @@ fn interrupted_run_resumes_to_the_same_result() {
         let b = run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run).unwrap();
         assert!(!ckpt.exists(), "checkpoint left behind");
         for file in [SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE] {
-            let (x, y) = (read_lora(straight.join(file)).unwrap(), read_lora(resumed.join(file)).unwrap());
-            assert_eq!(x.factors, y.factors, "{file} differs after resuming in {}", stage.name());
+            let (x, y) = (
+                read_lora(straight.join(file)).unwrap(),
+                read_lora(resumed.join(file)).unwrap(),
+            );
+            assert_eq!(
+                x.factors,
+                y.factors,
+                "{file} differs after resuming in {}",
+                stage.name()
+            );
         }
         assert_eq!(a.result.data, b.result.data, "generated clip differs");
         let _ = std::fs::remove_dir_all(&resumed);
@@ -206,8 +228,14 @@ fn interrupted_run_resumes_to_the_same_result() {
         &run,
     )
     .unwrap();
-    assert_eq!(before, std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap());
-    assert_eq!(c.metrics["prompt"], "a green star circles on a plain background");
+    assert_eq!(
+        before,
+        std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap()
+    );
+    assert_eq!(
+        c.metrics["prompt"],
+        "a green star circles on a plain background"
+    );
     let _ = std::fs::remove_dir_all(&straight);
 }
 
@@ -228,14 +256,35 @@ fn baselines_write_the_adapters_they_train() {
             quiet: true,
             stop_after: None,
         };
-        let o = run_transfer(&mut model, &reference, CAPTION, PROMPT, &small_config(method), &run)
-            .unwrap();
+        let o = run_transfer(
+            &mut model,
+            &reference,
+            CAPTION,
+            PROMPT,
+            &small_config(method),
+            &run,
+        )
+        .unwrap();
         assert_eq!(out.join("heads.json").exists(), heads, "{}", method.name());
-        assert_eq!(out.join(SPATIAL_LORA_FILE).exists(), spatial, "{}", method.name());
-        assert_eq!(out.join(TEMPORAL_LORA_FILE).exists(), temporal, "{}", method.name());
+        assert_eq!(
+            out.join(SPATIAL_LORA_FILE).exists(),
+            spatial,
+            "{}",
+            method.name()
+        );
+        assert_eq!(
+            out.join(TEMPORAL_LORA_FILE).exists(),
+            temporal,
+            "{}",
+            method.name()
+        );
         if temporal {
             let kind = read_lora(out.join(TEMPORAL_LORA_FILE)).unwrap().kind;
-            let expected = if heads { AdapterKind::Temporal } else { AdapterKind::Plain };
+            let expected = if heads {
+                AdapterKind::Temporal
+            } else {
+                AdapterKind::Plain
+            };
             assert_eq!(kind, expected, "{}", method.name());
         }
         assert_eq!(o.metrics["method"], method.name());
@@ -270,7 +319,10 @@ fn noisy_batch_matches_the_flow_matching_definition() {
                     // x_σ = (1−σ)·x0 + σ·ε and v = ε − x0 give x0 = x_σ − σ·v.
                     let back = xt[i] - sigma * v[i];
                     let want = x0[(c * 8 + f) * plane + p];
-                    assert!((back - want).abs() < 1e-4, "clip {ci} c {c} frame {f}: {back} vs {want}");
+                    assert!(
+                        (back - want).abs() < 1e-4,
+                        "clip {ci} c {c} frame {f}: {back} vs {want}"
+                    );
                 }
             }
         }
@@ -295,7 +347,10 @@ fn sparse_clips_keep_their_place_on_the_timeline() {
     for clip in &clips {
         assert_eq!(clip.len(), 3);
         // One frame from each of the bins [0, 2), [2, 5), [5, 8).
-        assert!(clip[0] < 2 && (2..5).contains(&clip[1]) && clip[2] >= 5, "{clip:?}");
+        assert!(
+            clip[0] < 2 && (2..5).contains(&clip[1]) && clip[2] >= 5,
+            "{clip:?}"
+        );
     }
     let consecutive = FrameSampling::Sparse {
         count: 3,
@@ -345,18 +400,60 @@ fn bad_inputs_give_clear_errors() {
         expect_failure(&refs, needle);
     };
     let missing = dir.join("missing.gif");
-    run(&["--video", missing.to_str().unwrap(), "--caption", CAPTION, "--prompt", PROMPT], "does not exist");
-    run(&["--video", gf, "--caption", CAPTION, "--prompt", PROMPT], "garbage.gif");
-    run(&["--video", o, "--caption", CAPTION, "--prompt", PROMPT], "at least 2 frames");
+    run(
+        &[
+            "--video",
+            missing.to_str().unwrap(),
+            "--caption",
+            CAPTION,
+            "--prompt",
+            PROMPT,
+        ],
+        "does not exist",
+    );
+    run(
+        &["--video", gf, "--caption", CAPTION, "--prompt", PROMPT],
+        "garbage.gif",
+    );
+    run(
+        &["--video", o, "--caption", CAPTION, "--prompt", PROMPT],
+        "at least 2 frames",
+    );
     run(&["--video", g, "--prompt", PROMPT], "--caption is required");
-    run(&["--video", g, "--caption", CAPTION, "--prompt", "  "], "empty");
-    run(&["--video", g, "--caption", CAPTION, "--prompt", "a red dragon circles"], "dragon");
-    run(&["--video", g, "--caption", "a purple unicorn", "--prompt", PROMPT], "unicorn");
+    run(
+        &["--video", g, "--caption", CAPTION, "--prompt", "  "],
+        "empty",
+    );
+    run(
+        &[
+            "--video",
+            g,
+            "--caption",
+            CAPTION,
+            "--prompt",
+            "a red dragon circles",
+        ],
+        "dragon",
+    );
+    run(
+        &[
+            "--video",
+            g,
+            "--caption",
+            "a purple unicorn",
+            "--prompt",
+            PROMPT,
+        ],
+        "unicorn",
+    );
     run(&["--device", "cuda"], "cpu only");
     run(&["--device", "tpu"], "choose cpu or cuda");
     run(&["--method", "magic"], "unknown method");
     run(&["--sampler", "ddim"], "euler or stochastic");
-    expect_failure(&["transfer", "--model", "/no/such/model", "--out", out_s], "/no/such/model");
+    expect_failure(
+        &["transfer", "--model", "/no/such/model", "--out", out_s],
+        "/no/such/model",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -365,13 +462,20 @@ fn bundled_reference_is_in_the_model_vocabulary() {
     let info: Value = serde_json::from_str(fym::cli::transfer::BUNDLED_INFO).unwrap();
     let model = Model::tiny_random(0).unwrap();
     for key in ["caption", "prompt"] {
-        model.check_prompt(key, info[key].as_str().unwrap()).unwrap();
+        model
+            .check_prompt(key, info[key].as_str().unwrap())
+            .unwrap();
     }
     let dir = temp_dir("bundled");
     let path = dir.join("reference.gif");
     std::fs::write(&path, fym::cli::transfer::BUNDLED_VIDEO).unwrap();
     let video = read_gif(&path).unwrap();
-    assert!(video.frames >= 8 && video.height >= 16, "{}x{}", video.frames, video.height);
+    assert!(
+        video.frames >= 8 && video.height >= 16,
+        "{}x{}",
+        video.frames,
+        video.height
+    );
     // It shows motion: the first and middle frames differ (a full turn ends where it starts).
     let diff: f32 = video
         .frame(0)

@@ -8,6 +8,7 @@
 //! checkpoint, giving the same result as an uninterrupted run.
 
 pub mod batch;
+pub mod bench;
 pub mod classify;
 pub mod generate;
 pub mod lora;
@@ -229,7 +230,9 @@ impl TransferConfig {
             .sparse_frames
             .unwrap_or_else(|| latent.div_ceil(4).max(2).min(latent));
         if count == 0 || count > latent {
-            anyhow::bail!("sparse frames must be in 1..={latent} (the clip's latent frames), got {count}");
+            anyhow::bail!(
+                "sparse frames must be in 1..={latent} (the clip's latent frames), got {count}"
+            );
         }
         Ok(count)
     }
@@ -515,8 +518,7 @@ pub fn tune(
                 sampling,
                 motion_weight,
             };
-            let result =
-                temporal::train_temporal(model, &x0, &text, &params, &plan, &objective)?;
+            let result = temporal::train_temporal(model, &x0, &text, &params, &plan, &objective)?;
             let mut adapter = model
                 .wan
                 .adapters
@@ -597,13 +599,17 @@ pub fn generate_outputs(
         4,
     )?;
 
-    let report = evaluate(reference, &result, Some(prompt))
-        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let report =
+        evaluate(reference, &result, Some(prompt)).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
     let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
     let head_counts = tuned.labels.as_ref().map(|l| {
         let (s, t) = l.counts();
-        let relabelled: Vec<Value> = tuned.relabelled.iter().map(|(l, h)| json!([l, h])).collect();
+        let relabelled: Vec<Value> = tuned
+            .relabelled
+            .iter()
+            .map(|(l, h)| json!([l, h]))
+            .collect();
         json!({"spatial": s, "temporal": t, "relabelled": relabelled})
     });
     let metrics = json!({
@@ -640,7 +646,8 @@ pub fn generate_outputs(
     })
 }
 
-fn config_json(c: &TransferConfig, sparse: usize) -> Value {
+/// The settings of a run as JSON (for metrics.json and reports).
+pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
     json!({
         "rank": c.lora.rank,
         "alpha": c.lora.alpha,
@@ -664,7 +671,7 @@ fn config_json(c: &TransferConfig, sparse: usize) -> Value {
 /// Reads the metrics.json of a finished run.
 pub fn read_metrics(dir: &Path) -> Result<Value> {
     let file = dir.join(METRICS_FILE);
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))
 }

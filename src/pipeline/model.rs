@@ -98,7 +98,9 @@ impl Model {
         }
         let dir = std::path::Path::new(spec);
         if !dir.is_dir() {
-            bail!("model {spec:?} is neither \"builtin\", random:SEED nor an existing model folder");
+            bail!(
+                "model {spec:?} is neither \"builtin\", random:SEED nor an existing model folder"
+            );
         }
         let base = crate::base::BaseModel::load(dir)
             .with_context(|| format!("load the model folder {}", dir.display()))?;

@@ -36,7 +36,8 @@ impl StableHash {
 
     /// Hashes a string with its length, so that ("ab", "c") and ("a", "bc") differ.
     pub fn str(self, s: &str) -> Self {
-        self.bytes(&(s.len() as u64).to_le_bytes()).bytes(s.as_bytes())
+        self.bytes(&(s.len() as u64).to_le_bytes())
+            .bytes(s.as_bytes())
     }
 
     pub fn f32s(self, values: &[f32]) -> Self {
