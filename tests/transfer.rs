@@ -516,3 +516,57 @@ fn write_bundled_reference() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/reference.gif");
     write_gif(path, &video, 8.0).unwrap();
 }
+
+/// Per-step timing of the default recipe on a random model of the built-in model's size (run D of
+/// the prototype: dim 128, 6 layers, patch (2, 4, 4), 8 frames of 16×16). Run with `--ignored
+/// --nocapture`; prints seconds per step of each stage and per generation.
+#[test]
+#[ignore]
+fn step_timing_at_builtin_size() {
+    use fym::base::{BaseModel, ClipSpec};
+    use fym_model::WanConfig;
+    let config = WanConfig {
+        patch_size: [2, 4, 4],
+        num_attention_heads: 4,
+        attention_head_dim: 32,
+        in_channels: 3,
+        out_channels: 3,
+        text_dim: 64,
+        freq_dim: 64,
+        ffn_dim: 512,
+        num_layers: 6,
+        ..WanConfig::dev()
+    };
+    let spec = ClipSpec {
+        frames: 8,
+        height: 16,
+        width: 16,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let words = fym::world::vocabulary();
+    let base = BaseModel::new_random(config, spec, &words, 16, &mut rng, false).unwrap();
+    let mut model = Model::from_base(base, "random-builtin-size".into()).unwrap();
+    let reference = moving_square(8, 16);
+    let mut c = TransferConfig {
+        spatial_steps: 20,
+        temporal_steps: 20,
+        ..TransferConfig::default()
+    };
+    c.generate.steps = 30;
+    let out = temp_dir("timing");
+    let run = RunOptions {
+        out: out.clone(),
+        quiet: true,
+        stop_after: None,
+    };
+    let o = run_transfer(&mut model, &reference, CAPTION, PROMPT, &c, &run).unwrap();
+    let s = &o.metrics["seconds"];
+    println!(
+        "spatial {:.4} s/step, temporal {:.4} s/step, generate {:.2} s, classify {:.3} s",
+        number(s, &["spatial"]) / 20.0,
+        number(s, &["temporal"]) / 20.0,
+        number(s, &["generate"]),
+        number(s, &["classify"])
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -24,7 +24,7 @@ pub enum MotionbenchCommand {
     Export(ExportArgs),
     /// Tune and generate every case with each method; write DIR/report.md, DIR/report.json and a
     /// side-by-side GIF per case.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args, Debug)]
