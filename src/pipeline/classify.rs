@@ -1,12 +1,12 @@
 //! Stage 1: label every self-attention head spatial or temporal from the frozen model's attention
 //! on the noised reference clip (no training).
 //!
-//! The attention maps are never formed: the model captures each layer's post-RoPE q and k and the
-//! streaming statistics kernel scores them against the two pseudo masks.
+//! The scores come from `fym_model::classify` (post-RoPE q/k captured per layer, scored by the
+//! streaming attention-statistics kernel, so the maps are never formed); this file noises the
+//! reference, applies the rule and the per-layer safeguard, and turns labels into head groups.
 
 use anyhow::{Context, Result};
 use fym_autograd::Tensor;
-use fym_kernels::cpu::attention::{attention_map_stats, AttnDims};
 use fym_model::heads::{ClassificationRule, HeadEntry, HeadKind, HeadLabels, HeadScores};
 use fym_model::lora_io::HeadAssignment;
 use fym_model::ForwardOptions;
@@ -48,7 +48,6 @@ pub fn head_scores(
     sigma: f32,
     seed: u64,
 ) -> Result<Vec<Vec<HeadScores>>> {
-    let c = &model.wan.config;
     let x0 = clip.to_vec();
     let mut noise = vec![0.0f32; x0.len()];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -59,44 +58,8 @@ pub fn head_scores(
     )?;
     let text = model.encode(&[caption])?;
     let t = [fym_model::flow::sigma_to_timestep(sigma)];
-    model.wan.start_capture();
-    let forward = fym_autograd::no_grad(|| {
-        model
-            .wan
-            .forward(&noised, &t, &text, &ForwardOptions::default())
-    });
-    let captured = model.wan.take_capture();
-    forward.context("classify: frozen forward pass")?;
-    let s = clip.shape();
-    let tokens_per_frame = (s[3] / c.patch_size[1]) * (s[4] / c.patch_size[2]);
-    let heads = c.num_attention_heads;
-    captured
-        .iter()
-        .map(|a| {
-            let q = a.q.to_vec();
-            let k = a.k.to_vec();
-            let dims = AttnDims {
-                batch: a.q.dim(0),
-                heads,
-                seq_q: a.q.dim(1),
-                seq_kv: a.k.dim(1),
-                head_dim: c.attention_head_dim,
-                tokens_per_frame,
-            };
-            let scale = 1.0 / (c.attention_head_dim as f32).sqrt();
-            let stats = attention_map_stats(dims, scale, &q, &k)
-                .map_err(|e| anyhow::anyhow!("classify: attention statistics: {e}"))?;
-            Ok(stats
-                .into_iter()
-                .map(|s| HeadScores {
-                    cos_spatial: s.cos_spatial as f32,
-                    cos_temporal: s.cos_temporal as f32,
-                    mass_spatial: s.mass_spatial as f32,
-                    mass_temporal: s.mass_temporal as f32,
-                })
-                .collect())
-        })
-        .collect()
+    fym_model::classify::head_scores(&model.wan, &noised, &t, &text, &ForwardOptions::default())
+        .context("classify: frozen forward pass and attention statistics")
 }
 
 /// Labels from scores, with the per-layer safeguard of [`ClassifyOptions::both_kinds_per_layer`].
