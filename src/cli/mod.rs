@@ -3,8 +3,11 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod eval_base;
+pub mod generate;
 pub mod metrics;
 pub mod motionbench;
+pub mod pretrain;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,6 +28,12 @@ pub enum Command {
     Motionbench(motionbench::MotionbenchArgs),
     /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
     Metrics(metrics::MetricsArgs),
+    /// Train the base text-to-video model (flow matching on rendered, captioned clips).
+    Pretrain(pretrain::PretrainArgs),
+    /// Sample one clip from the base model (built-in or --model DIR), optionally with LoRA files.
+    Generate(generate::GenerateArgs),
+    /// The base model's quality gate on held-out captions (--json for one object).
+    EvalBase(eval_base::EvalBaseArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,5 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Motionbench(args) => motionbench::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::EvalBase(args) => eval_base::run(args),
     }
 }
