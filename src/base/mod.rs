@@ -17,9 +17,12 @@ use fym_model::{WanConfig, WanModel};
 use crate::video::Video;
 
 pub mod data;
+pub mod ema;
+pub mod eval;
 
 pub mod files;
 pub mod sample;
+pub mod train;
 
 /// The clip size a base model works at: RGB frames, pixel values in [0, 1] mapped to [−1, 1].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,12 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod classify;
+pub mod eval_base;
 pub mod forward;
+pub mod generate;
 pub mod metrics;
 pub mod motionbench;
+pub mod pretrain;
 pub mod transfer;
 
 #[derive(Parser, Debug)]
@@ -34,6 +37,12 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// Run the model on tensors from a safetensors file; write the output (and gradients).
     Forward(forward::ForwardArgs),
+    /// Train the base text-to-video model (flow matching on rendered, captioned clips).
+    Pretrain(pretrain::PretrainArgs),
+    /// Sample one clip from the base model (built-in or --model DIR), optionally with LoRA files.
+    Generate(generate::GenerateArgs),
+    /// The base model's quality gate on held-out captions (--json for one object).
+    EvalBase(eval_base::EvalBaseArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,5 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transfer(args) => transfer::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::EvalBase(args) => eval_base::run(args),
     }
 }
