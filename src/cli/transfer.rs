@@ -199,6 +199,8 @@ pub fn run(args: TransferArgs) -> Result<()> {
     check_device(&args.device)?;
     let method = Method::parse(&args.method)?;
     let config = args.tuning.config(method, args.seed)?;
+    // Load the model first: a missing model must not leave files behind.
+    let mut model = load_model(&args.model)?;
     let (video_path, caption, default_prompt) = match &args.video {
         None => bundled(&args.out)?,
         Some(path) => {
@@ -230,7 +232,6 @@ pub fn run(args: TransferArgs) -> Result<()> {
     if caption.trim().is_empty() {
         bail!("--caption is empty: describe the reference video");
     }
-    let mut model = load_model(&args.model)?;
     model.check_prompt("--caption", &caption)?;
     model.check_prompt("--prompt", &prompt)?;
     let reference = read_reference(&video_path, &model)?;
