@@ -1,8 +1,10 @@
 //! fym: Follow-Your-Motion video motion transfer on our own engine.
 
+pub mod base;
 pub mod cli;
 pub mod metrics;
 pub mod motionbench;
 pub mod perf;
+pub mod pipeline;
 pub mod video;
 pub mod world;

@@ -3,9 +3,14 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod classify;
+pub mod eval_base;
 pub mod forward;
+pub mod generate;
 pub mod metrics;
 pub mod motionbench;
+pub mod pretrain;
+pub mod transfer;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,8 +31,18 @@ pub enum Command {
     Motionbench(motionbench::MotionbenchArgs),
     /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
     Metrics(metrics::MetricsArgs),
+    /// Motion transfer: tune on a reference video, generate a new prompt with its motion.
+    Transfer(transfer::TransferArgs),
+    /// Label every attention head spatial or temporal from a reference video (stage 1 alone).
+    Classify(classify::ClassifyArgs),
     /// Run the model on tensors from a safetensors file; write the output (and gradients).
     Forward(forward::ForwardArgs),
+    /// Train the base text-to-video model (flow matching on rendered, captioned clips).
+    Pretrain(pretrain::PretrainArgs),
+    /// Sample one clip from the base model (built-in or --model DIR), optionally with LoRA files.
+    Generate(generate::GenerateArgs),
+    /// The base model's quality gate on held-out captions (--json for one object).
+    EvalBase(eval_base::EvalBaseArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -35,6 +50,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Motionbench(args) => motionbench::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Transfer(args) => transfer::run(args),
+        Command::Classify(args) => classify::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Pretrain(args) => pretrain::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::EvalBase(args) => eval_base::run(args),
     }
 }

@@ -1,0 +1,176 @@
+//! Training data of the base model: captioned clips rendered by the synthetic world.
+//!
+//! The built-in model learns a deliberately simple slice of the world (one object on a plain
+//! black background, moving in a straight line), because on two CPU cores a small model learns
+//! colour, shape, one coherent object and the direction of motion there in under an hour, and the
+//! motion-transfer pipeline needs exactly those. Captions are the world's own
+//! ("a red circle moves right and slows down on a plain background").
+//!
+//! Held out of training: every MotionBench caption, and the [`EVAL_CAPTIONS`] captions of the
+//! quality gate (a fixed, seeded pick of colour × shape × direction × easing combinations).
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::motionbench::is_benchmark_scene;
+use crate::video::Video;
+use crate::world::{
+    caption, render, Background, Camera, Color, Direction, Easing, Object, Scene, Shape, Texture,
+    Trajectory,
+};
+
+/// Number of captions the quality gate uses (all held out of training).
+pub const EVAL_CAPTIONS: usize = 50;
+/// Seed of the pick of the held-out captions.
+const HOLD_OUT_SEED: u64 = 0x0bad_cafe;
+
+/// The slice of the world the model is trained on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct World {
+    pub colors: Vec<Color>,
+    pub shapes: Vec<Shape>,
+    pub directions: Vec<Direction>,
+    pub easings: Vec<Easing>,
+    /// Object size range (texture units: fraction of the frame's shorter side; a circle's radius).
+    pub size: (f32, f32),
+    /// Length of the straight path, same units.
+    pub travel: (f32, f32),
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            colors: vec![
+                Color::Red,
+                Color::Green,
+                Color::Blue,
+                Color::Yellow,
+                Color::Cyan,
+                Color::Magenta,
+                Color::Orange,
+                Color::White,
+            ],
+            shapes: Shape::ALL.to_vec(),
+            directions: Direction::ALL.to_vec(),
+            easings: vec![Easing::Constant, Easing::SpeedUp, Easing::SlowDown],
+            size: (0.2, 0.24),
+            travel: (0.3, 0.4),
+        }
+    }
+}
+
+/// One combination of caption attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Attributes {
+    pub color: Color,
+    pub shape: Shape,
+    pub direction: Direction,
+    pub easing: Easing,
+}
+
+/// The black background every training clip has.
+pub fn black_background() -> Background {
+    Background::new(Texture::Plain, [[0.0; 3], [0.0; 3]], 0.2)
+}
+
+impl World {
+    /// Every attribute combination, in a fixed order.
+    pub fn combinations(&self) -> Vec<Attributes> {
+        let mut out = Vec::new();
+        for &color in &self.colors {
+            for &shape in &self.shapes {
+                for &direction in &self.directions {
+                    for &easing in &self.easings {
+                        out.push(Attributes {
+                            color,
+                            shape,
+                            direction,
+                            easing,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The quality gate's combinations: a fixed pick of [`EVAL_CAPTIONS`], never trained on.
+    pub fn held_out(&self) -> Vec<Attributes> {
+        let mut all = self.combinations();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(HOLD_OUT_SEED);
+        all.shuffle(&mut rng);
+        all.truncate(EVAL_CAPTIONS.min(all.len() / 2));
+        all
+    }
+
+    /// A scene with these attributes, its path and size drawn from `rng`.
+    pub fn scene<R: Rng + ?Sized>(&self, a: Attributes, rng: &mut R) -> Scene {
+        let size = rng.gen_range(self.size.0..=self.size.1);
+        let length = rng.gen_range(self.travel.0..=self.travel.1);
+        // Keep the whole object inside the frame over the whole path.
+        let margin = size + 0.02;
+        let v = a.direction.vector();
+        let span = (1.0 - 2.0 * margin - length).max(0.0);
+        let start_along = margin + rng.gen_range(0.0..=span);
+        let across = rng.gen_range(margin..=(1.0 - margin).max(margin));
+        let along = |s: f32| if v[0] + v[1] > 0.0 { s } else { 1.0 - s };
+        let point = |s: f32| {
+            if v[0] != 0.0 {
+                [along(s), across]
+            } else {
+                [across, along(s)]
+            }
+        };
+        let trajectory = Trajectory::Linear {
+            from: point(start_along),
+            to: point(start_along + length),
+            easing: a.easing,
+        };
+        Scene {
+            background: black_background(),
+            camera: Camera::still(),
+            objects: vec![Object::new(a.shape, a.color, size, trajectory, 0.0)],
+            figure: None,
+        }
+    }
+
+    /// A random training scene: attributes outside the held-out set and never a benchmark scene.
+    pub fn training_scene<R: Rng + ?Sized>(&self, held_out: &[Attributes], rng: &mut R) -> Scene {
+        let all = self.combinations();
+        let pool: Vec<&Attributes> = all.iter().filter(|a| !held_out.contains(a)).collect();
+        loop {
+            let a = **pool.choose(rng).unwrap_or(&&all[0]);
+            let scene = self.scene(a, rng);
+            if !is_benchmark_scene(&scene) {
+                return scene;
+            }
+        }
+    }
+
+    /// Every word a training caption uses.
+    pub fn max_caption_words(&self) -> usize {
+        self.combinations()
+            .iter()
+            .map(|&a| {
+                let scene = self.scene(a, &mut rand::rngs::StdRng::seed_from_u64(0));
+                caption(&scene).split_whitespace().count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// A rendered training clip and its caption.
+pub struct CaptionedClip {
+    pub caption: String,
+    pub video: Video,
+}
+
+/// Renders a scene at the given size.
+pub fn render_clip(scene: &Scene, frames: usize, height: usize, width: usize) -> CaptionedClip {
+    let (video, _) = render(scene, frames, height, width);
+    CaptionedClip {
+        caption: caption(scene),
+        video,
+    }
+}

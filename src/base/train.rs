@@ -1,0 +1,515 @@
+//! Pretraining of the base model by flow matching on rendered, captioned clips.
+//!
+//! Recipe (chosen by experiment, see docs/base_model.md): σ drawn uniformly then shifted towards
+//! high noise (shift 4 puts about a third of the samples at σ > 0.9, where a small clip's layout
+//! is decided), velocity loss, AdamW with linear warmup and cosine decay, EMA of the weights for
+//! sampling, 10 % of captions dropped (the empty caption is classifier-free guidance's
+//! unconditional input), a few still clips.
+//!
+//! Resuming is bit-for-bit: every random draw of step `s` comes from an RNG seeded with
+//! `(seed, s)`, and the checkpoint holds the weights, their EMA, the optimizer moments and the step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use fym_autograd::{AdamW, AdamWConfig, ParamSet, Tensor};
+use fym_model::flow::{fill_standard_normal, SigmaDistribution, TrainSigmaSampler};
+use fym_model::{ForwardOptions, WanConfig};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use super::data::{Attributes, World};
+use super::ema::Ema;
+use super::{write_clip, BaseModel, ClipSpec};
+use crate::world::{caption, render, vocabulary, Scene, Trajectory};
+
+/// Everything that defines a training run (saved in every checkpoint, so `--resume` needs no flags).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub patch_size: [usize; 3],
+    pub heads: usize,
+    pub head_dim: usize,
+    pub layers: usize,
+    pub ffn_dim: usize,
+    pub text_dim: usize,
+    pub freq_dim: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub lr_min: f32,
+    pub warmup_steps: u64,
+    /// Steps of the cosine decay from `lr` to `lr_min` (after the warmup); `lr_min` after that.
+    pub decay_steps: u64,
+    pub weight_decay: f32,
+    pub max_grad_norm: f32,
+    pub ema_decay: f32,
+    /// Shift applied to σ ~ U(0, 1) (`shift·σ / (1 + (shift−1)·σ)`).
+    pub sigma_shift: f32,
+    pub caption_dropout: f32,
+    /// Fraction of clips whose object stands still (caption without motion words).
+    pub still_fraction: f32,
+    /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
+    /// flow matching): makes errors in the motion cost more than errors in the still content.
+    pub motion_loss_weight: f32,
+    pub checkpoint_minutes: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 1,
+            frames: 8,
+            height: 24,
+            width: 24,
+            patch_size: [2, 6, 6],
+            heads: 4,
+            head_dim: 32,
+            layers: 6,
+            ffn_dim: 512,
+            text_dim: 64,
+            freq_dim: 64,
+            batch: 24,
+            lr: 1e-3,
+            lr_min: 1e-4,
+            warmup_steps: 200,
+            decay_steps: 4500,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+            ema_decay: 0.999,
+            sigma_shift: 4.0,
+            caption_dropout: 0.1,
+            still_fraction: 0.1,
+            motion_loss_weight: 0.0,
+            checkpoint_minutes: 5.0,
+        }
+    }
+}
+
+macro_rules! config_fields {
+    ($m:ident) => {
+        $m!(seed, u64);
+        $m!(frames, usize);
+        $m!(height, usize);
+        $m!(width, usize);
+        $m!(heads, usize);
+        $m!(head_dim, usize);
+        $m!(layers, usize);
+        $m!(ffn_dim, usize);
+        $m!(text_dim, usize);
+        $m!(freq_dim, usize);
+        $m!(batch, usize);
+        $m!(lr, f32);
+        $m!(lr_min, f32);
+        $m!(warmup_steps, u64);
+        $m!(decay_steps, u64);
+        $m!(weight_decay, f32);
+        $m!(max_grad_norm, f32);
+        $m!(ema_decay, f32);
+        $m!(sigma_shift, f32);
+        $m!(caption_dropout, f32);
+        $m!(still_fraction, f32);
+        $m!(motion_loss_weight, f32);
+        $m!(checkpoint_minutes, f32);
+    };
+}
+
+impl TrainConfig {
+    pub fn to_json(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        macro_rules! put {
+            ($f:ident, $t:ty) => {
+                m.insert(stringify!($f).into(), json!(self.$f));
+            };
+        }
+        config_fields!(put);
+        m.insert("patch_size".into(), json!(self.patch_size));
+        Value::Object(m)
+    }
+
+    /// Reads a config; keys not given keep their defaults, unknown keys are errors.
+    pub fn from_json(v: &Value, source: &str) -> anyhow::Result<Self> {
+        let obj = v
+            .as_object()
+            .with_context(|| format!("{source}: a training config is a JSON object"))?;
+        let mut c = TrainConfig::default();
+        let mut known = vec!["patch_size"];
+        macro_rules! get {
+            ($f:ident, $t:ty) => {
+                known.push(stringify!($f));
+                if let Some(x) = obj.get(stringify!($f)) {
+                    c.$f = serde_json::from_value::<$t>(x.clone()).with_context(|| {
+                        format!(
+                            "{source}: `{}` must be a {}, got {x}",
+                            stringify!($f),
+                            stringify!($t)
+                        )
+                    })?;
+                }
+            };
+        }
+        config_fields!(get);
+        if let Some(p) = obj.get("patch_size") {
+            let p: Vec<usize> = serde_json::from_value(p.clone())
+                .ok()
+                .filter(|p: &Vec<usize>| p.len() == 3)
+                .with_context(|| format!("{source}: `patch_size` must be 3 integers, got {p}"))?;
+            c.patch_size = [p[0], p[1], p[2]];
+        }
+        if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+            anyhow::bail!("{source}: unknown key `{k}`; known: {}", known.join(", "));
+        }
+        c.validate().with_context(|| source.to_string())?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.batch == 0 {
+            anyhow::bail!("batch must be at least 1");
+        }
+        for (name, v) in [
+            ("caption_dropout", self.caption_dropout),
+            ("still_fraction", self.still_fraction),
+            ("ema_decay", self.ema_decay),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                anyhow::bail!("{name} must be in [0, 1], got {v}");
+            }
+        }
+        if !(self.lr > 0.0 && self.lr_min >= 0.0 && self.sigma_shift > 0.0) {
+            anyhow::bail!("lr, lr_min and sigma_shift must be positive");
+        }
+        super::check_spec(&self.wan_config(), &self.spec())
+    }
+
+    pub fn spec(&self) -> ClipSpec {
+        ClipSpec {
+            frames: self.frames,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    pub fn wan_config(&self) -> WanConfig {
+        WanConfig {
+            patch_size: self.patch_size,
+            num_attention_heads: self.heads,
+            attention_head_dim: self.head_dim,
+            in_channels: 3,
+            out_channels: 3,
+            text_dim: self.text_dim,
+            freq_dim: self.freq_dim,
+            ffn_dim: self.ffn_dim,
+            num_layers: self.layers,
+            ..WanConfig::dev()
+        }
+    }
+
+    /// Learning rate at optimizer step `step` (1-based): linear warmup, cosine decay, floor.
+    pub fn lr_at(&self, step: u64) -> f32 {
+        if step <= self.warmup_steps {
+            return self.lr * step as f32 / self.warmup_steps.max(1) as f32;
+        }
+        let t = ((step - self.warmup_steps) as f32 / self.decay_steps.max(1) as f32).min(1.0);
+        self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + (std::f32::consts::PI * t).cos())
+    }
+}
+
+/// The RNG of step `step`: SplitMix64 of (seed, step), so any step can be replayed alone.
+pub fn step_rng(seed: u64, step: u64) -> rand::rngs::StdRng {
+    let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    rand::rngs::StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// Longest caption the text encoder must take: training captions and every benchmark caption.
+pub fn caption_capacity(world: &World) -> usize {
+    let bench = crate::motionbench::held_out_captions()
+        .iter()
+        .map(|c| c.split_whitespace().count())
+        .max()
+        .unwrap_or(0);
+    world.max_caption_words().max(bench).max(1)
+}
+
+/// A training run in memory.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub model: BaseModel,
+    pub world: World,
+    held_out: Vec<Attributes>,
+    params: ParamSet,
+    opt: AdamW,
+    ema: Ema,
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Training seconds over all sessions.
+    pub seconds: f64,
+    /// (step, mean loss since the previous entry), one entry per checkpoint.
+    pub history: Vec<(u64, f32)>,
+    loss_sum: f64,
+    loss_count: u64,
+}
+
+const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+impl Trainer {
+    pub fn new(config: TrainConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let world = World::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+        let model = BaseModel::new_random(
+            config.wan_config(),
+            config.spec(),
+            &vocabulary(),
+            caption_capacity(&world),
+            &mut rng,
+            true,
+        )?;
+        let mut params = model.wan.trainable_base_params();
+        params.extend(model.text.params());
+        let opt = AdamW::new(AdamWConfig {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            max_grad_norm: Some(config.max_grad_norm),
+            ..AdamWConfig::default()
+        });
+        let ema = Ema::new(&params, config.ema_decay)?;
+        let held_out = world.held_out();
+        Ok(Trainer {
+            config,
+            model,
+            world,
+            held_out,
+            params,
+            opt,
+            ema,
+            step: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+            loss_sum: 0.0,
+            loss_count: 0,
+        })
+    }
+
+    /// The checkpoint file inside a run folder.
+    pub fn checkpoint_path(dir: &Path) -> std::path::PathBuf {
+        dir.join(CHECKPOINT_FILE)
+    }
+
+    /// Continues a run from its checkpoint (the config is the checkpoint's).
+    pub fn resume(path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+        let (_, meta) = super::files::read_safetensors(&bytes, &path.display().to_string())?;
+        let config_text = meta.get("fym.train.config").with_context(|| {
+            format!(
+                "{}: not a base-model checkpoint (no training config)",
+                path.display()
+            )
+        })?;
+        let config = TrainConfig::from_json(
+            &serde_json::from_str(config_text)?,
+            &format!("{} (training config)", path.display()),
+        )?;
+        let mut t = Trainer::new(config)?;
+        let mut all = t.params.clone();
+        all.extend(t.ema.shadow.clone());
+        let meta = fym_autograd::load_checkpoint(path, &all, &mut t.opt)?;
+        let num = |k: &str| -> anyhow::Result<&String> {
+            meta.get(k)
+                .with_context(|| format!("{}: metadata {k} missing", path.display()))
+        };
+        t.step = num("fym.train.step")?.parse()?;
+        t.seconds = num("fym.train.seconds")?.parse()?;
+        t.history = serde_json::from_str(num("fym.train.history")?)?;
+        if t.opt.step != t.step {
+            anyhow::bail!(
+                "{}: optimizer step {} does not match training step {}",
+                path.display(),
+                t.opt.step,
+                t.step
+            );
+        }
+        Ok(t)
+    }
+
+    /// Writes the resumable checkpoint (atomically).
+    pub fn save_checkpoint(&mut self, path: &Path) -> anyhow::Result<()> {
+        if self.loss_count > 0 {
+            self.history
+                .push((self.step, (self.loss_sum / self.loss_count as f64) as f32));
+            self.loss_sum = 0.0;
+            self.loss_count = 0;
+        }
+        let mut all = self.params.clone();
+        all.extend(self.ema.shadow.clone());
+        let meta = BTreeMap::from([
+            (
+                "fym.train.config".to_string(),
+                self.config.to_json().to_string(),
+            ),
+            ("fym.train.step".to_string(), self.step.to_string()),
+            ("fym.train.seconds".to_string(), self.seconds.to_string()),
+            (
+                "fym.train.history".to_string(),
+                serde_json::to_string(&self.history)?,
+            ),
+        ]);
+        fym_autograd::save_checkpoint(path, &all, &self.opt, &meta)?;
+        Ok(())
+    }
+
+    /// A still scene (object in place; the caption has no motion words).
+    fn still_scene(&self, rng: &mut impl Rng) -> Scene {
+        let mut scene = self.world.training_scene(&self.held_out, rng);
+        let object = &mut scene.objects[0];
+        let p = object.trajectory.position(rng.gen_range(0.0..=1.0));
+        object.trajectory = Trajectory::Still { at: p };
+        scene
+    }
+
+    /// The clips, captions and noise levels of step `step`.
+    pub fn batch(&self, step: u64) -> (Vec<f32>, Vec<String>, Vec<f32>, Vec<f32>) {
+        let c = &self.config;
+        let spec = c.spec();
+        let n = spec.numel();
+        let mut rng = step_rng(c.seed, step);
+        let sigmas_from = TrainSigmaSampler {
+            distribution: SigmaDistribution::Uniform,
+            shift: c.sigma_shift,
+        };
+        let mut x0 = vec![0.0f32; c.batch * n];
+        let mut captions = Vec::with_capacity(c.batch);
+        let mut sigmas = Vec::with_capacity(c.batch);
+        for clip in x0.chunks_exact_mut(n) {
+            let scene = if rng.gen::<f32>() < c.still_fraction {
+                self.still_scene(&mut rng)
+            } else {
+                self.world.training_scene(&self.held_out, &mut rng)
+            };
+            let (video, _) = render(&scene, spec.frames, spec.height, spec.width);
+            write_clip(&video, clip);
+            captions.push(if rng.gen::<f32>() < c.caption_dropout {
+                String::new()
+            } else {
+                caption(&scene)
+            });
+            sigmas.push(sigmas_from.sample(&mut rng));
+        }
+        let mut noise = vec![0.0f32; x0.len()];
+        fill_standard_normal(&mut rng, &mut noise);
+        (x0, captions, sigmas, noise)
+    }
+
+    /// One optimizer step; returns the loss.
+    pub fn train_step(&mut self) -> anyhow::Result<f32> {
+        let c = self.config.clone();
+        let spec = c.spec();
+        let n = spec.numel();
+        let (x0, captions, sigmas, noise) = self.batch(self.step + 1);
+        let mut xt = vec![0.0f32; x0.len()];
+        let mut target = vec![0.0f32; x0.len()];
+        for (i, &s) in sigmas.iter().enumerate() {
+            for j in i * n..(i + 1) * n {
+                xt[j] = (1.0 - s) * x0[j] + s * noise[j];
+                target[j] = noise[j] - x0[j];
+            }
+        }
+        let shape = [c.batch, 3, spec.frames, spec.height, spec.width];
+        let xt = Tensor::from_vec(xt, &shape)?;
+        let target = Tensor::from_vec(target, &shape)?;
+        let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let text = self.model.text.encode(&refs)?;
+        let timesteps: Vec<f32> = sigmas
+            .iter()
+            .map(|&s| fym_model::flow::sigma_to_timestep(s))
+            .collect();
+        let pred = self
+            .model
+            .wan
+            .forward(&xt, &timesteps, &text, &ForwardOptions::default())?;
+        let mut loss = pred.mse_loss(&target)?;
+        if c.motion_loss_weight > 0.0 && spec.frames > 1 {
+            let f = spec.frames;
+            let diff = |t: &Tensor| -> anyhow::Result<Tensor> {
+                Ok(t.slice(2, 1, f - 1)?.sub(&t.slice(2, 0, f - 1)?)?)
+            };
+            let motion = diff(&pred)?.mse_loss(&diff(&target)?)?;
+            loss = loss.add(&motion.scale(c.motion_loss_weight)?)?;
+        }
+        let value = loss.item()?;
+        if !value.is_finite() {
+            anyhow::bail!("training diverged at step {}: loss {value}", self.step + 1);
+        }
+        let grads = loss.backward()?;
+        self.opt.config.lr = c.lr_at(self.step + 1);
+        self.opt.step(&self.params, &grads);
+        self.step += 1;
+        self.ema.update(&self.params, self.step);
+        self.loss_sum += value as f64;
+        self.loss_count += 1;
+        Ok(value)
+    }
+
+    /// A frozen model with the EMA weights and a card describing the run.
+    pub fn ema_model(&self) -> anyhow::Result<BaseModel> {
+        let mut wan_tensors = BTreeMap::new();
+        let (mut tokens, mut positions) = (None, None);
+        for ((name, p), (_, s)) in self.params.iter().zip(self.ema.shadow.iter()) {
+            let value = (p.shape().to_vec(), s.to_vec());
+            match name {
+                "text_encoder.tokens" => tokens = Some(value),
+                "text_encoder.positions" => positions = Some(value),
+                _ => {
+                    wan_tensors.insert(name.to_string(), value);
+                }
+            }
+        }
+        let wan = fym_model::WanModel::from_tensors(self.config.wan_config(), wan_tensors, false)?;
+        let (Some(tokens), Some(positions)) = (tokens, positions) else {
+            anyhow::bail!("text encoder parameters missing from the trained set");
+        };
+        let text = fym_model::text::TextEncoder {
+            vocab: self.model.text.vocab.clone(),
+            max_len: self.model.text.max_len,
+            tokens: Tensor::from_vec(tokens.1, &tokens.0)?,
+            positions: Tensor::from_vec(positions.1, &positions.0)?,
+        };
+        Ok(BaseModel {
+            wan,
+            text,
+            spec: self.config.spec(),
+            card: self.card(),
+        })
+    }
+
+    /// What the run was: config, data, steps, time, loss.
+    pub fn card(&self) -> Value {
+        let w = &self.world;
+        json!({
+            "training": self.config.to_json(),
+            "parameters": self.params.numel(),
+            "steps": self.step,
+            "clips": self.step * self.config.batch as u64,
+            "hours": self.seconds / 3600.0,
+            "loss_history": self.history,
+            "final_loss": self.history.last().map(|h| h.1),
+            "data": {
+                "world": "one object on a plain black background, straight-line motion",
+                "colors": w.colors.iter().map(|c| c.name()).collect::<Vec<_>>(),
+                "shapes": w.shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                "directions": w.directions.iter().map(|d| d.name()).collect::<Vec<_>>(),
+                "held_out_captions": self.held_out.len(),
+            },
+        })
+    }
+
+    pub fn params(&self) -> &ParamSet {
+        &self.params
+    }
+}

@@ -1,0 +1,170 @@
+//! `fym pretrain`: trains the base text-to-video model (flow matching on rendered, captioned
+//! clips), with progress on stderr, atomic checkpoints every few minutes and bit-for-bit
+//! `--resume`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::base::train::{TrainConfig, Trainer};
+
+#[derive(clap::Args, Debug)]
+pub struct PretrainArgs {
+    /// Training config (JSON; keys left out keep their defaults). Ignored with --resume.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run folder: checkpoint.safetensors (resumable) and model/ (EMA weights, loadable with --model).
+    #[arg(long, default_value = "runs/base")]
+    pub out: PathBuf,
+    /// Continue from the run folder's checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// cpu (the tape runs its ops on the CPU).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Stop after this many minutes of training in this session.
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Stop when the run reaches this many optimizer steps in total.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// CPU threads for the kernels (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print the default training config as JSON and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
+}
+
+pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
+    if args.print_config {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&TrainConfig::default().to_json())?
+        );
+        return Ok(());
+    }
+    match args.device.as_str() {
+        "cpu" => {}
+        "cuda" => anyhow::bail!(
+            "--device cuda: the training tape runs its ops on the CPU in this build; use --device cpu"
+        ),
+        other => anyhow::bail!("--device {other:?}: expected cpu or cuda"),
+    }
+    if args.minutes.is_none() && args.steps.is_none() {
+        anyhow::bail!("give --minutes N or --steps N (how long to train)");
+    }
+    fym_kernels::cpu::set_num_threads(args.threads);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create run folder {}", args.out.display()))?;
+    let checkpoint = Trainer::checkpoint_path(&args.out);
+    let mut trainer = if args.resume {
+        if args.config.is_some() && !args.quiet {
+            eprintln!("--resume: using the checkpoint's training config, not --config");
+        }
+        Trainer::resume(&checkpoint)?
+    } else {
+        if checkpoint.exists() {
+            anyhow::bail!(
+                "{} exists: pass --resume to continue it, or choose another --out",
+                checkpoint.display()
+            );
+        }
+        let config = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read --config {}", p.display()))?;
+                let v = serde_json::from_str(&text)
+                    .with_context(|| format!("--config {}: not valid JSON", p.display()))?;
+                TrainConfig::from_json(&v, &p.display().to_string())?
+            }
+            None => TrainConfig::default(),
+        };
+        Trainer::new(config)?
+    };
+    let batch = trainer.config.batch as f64;
+    if !args.quiet {
+        eprintln!(
+            "pretrain: {} parameters, {} clips of {}×{}×{} per step, from step {}, {} threads",
+            trainer.params().numel(),
+            trainer.config.batch,
+            trainer.config.frames,
+            trainer.config.height,
+            trainer.config.width,
+            trainer.step,
+            fym_kernels::cpu::num_threads()
+        );
+    }
+    let start = Instant::now();
+    let start_step = trainer.step;
+    let mut last_report = Instant::now();
+    let mut last_checkpoint = Instant::now();
+    let mut recent = Vec::new();
+    let checkpoint_every = trainer.config.checkpoint_minutes as f64 * 60.0;
+    loop {
+        let done_time = args
+            .minutes
+            .is_some_and(|m| start.elapsed().as_secs_f64() >= m * 60.0);
+        let done_steps = args.steps.is_some_and(|s| trainer.step >= s);
+        if done_time || done_steps {
+            break;
+        }
+        let t0 = Instant::now();
+        let loss = trainer.train_step()?;
+        trainer.seconds += t0.elapsed().as_secs_f64();
+        recent.push(loss);
+        if last_checkpoint.elapsed().as_secs_f64() >= checkpoint_every {
+            save(&mut trainer, &args.out)?;
+            last_checkpoint = Instant::now();
+        }
+        if !args.quiet && last_report.elapsed().as_secs_f64() >= 10.0 {
+            let elapsed = start.elapsed().as_secs_f64();
+            let rate = (trainer.step - start_step) as f64 / elapsed;
+            let eta_minutes = args.minutes.map(|m| m * 60.0 - elapsed);
+            let eta_steps = args
+                .steps
+                .map(|s| s.saturating_sub(trainer.step) as f64 / rate.max(1e-9));
+            let eta = match (eta_minutes, eta_steps) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => 0.0,
+            };
+            let mean = recent.iter().sum::<f32>() / recent.len() as f32;
+            eprintln!(
+                "step {:>6}  loss {mean:.4}  lr {:.2e}  {:.1} clips/s  elapsed {}  ETA {}",
+                trainer.step,
+                trainer.config.lr_at(trainer.step),
+                rate * batch,
+                clock(elapsed),
+                clock(eta)
+            );
+            recent.clear();
+            last_report = Instant::now();
+        }
+    }
+    save(&mut trainer, &args.out)?;
+    if !args.quiet {
+        eprintln!(
+            "pretrain: stopped at step {} ({} of training in all); checkpoint {}",
+            trainer.step,
+            clock(trainer.seconds),
+            checkpoint.display()
+        );
+    }
+    Ok(())
+}
+
+/// Checkpoint plus the EMA model folder (both written atomically, file by file).
+fn save(trainer: &mut Trainer, out: &std::path::Path) -> anyhow::Result<()> {
+    trainer.save_checkpoint(&Trainer::checkpoint_path(out))?;
+    trainer.ema_model()?.save(&out.join("model"))
+}

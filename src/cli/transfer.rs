@@ -1,0 +1,271 @@
+//! `fym transfer`: motion transfer from a reference video to a new prompt (Follow-Your-Motion:
+//! classify heads, tune the spatial and temporal adapters, generate).
+//!
+//! With no arguments it uses the bundled reference clip (assets/reference.gif: a red circle
+//! circling on black, the base model's background) and its prompt (a blue square, same motion). A user video needs `--caption`: the adapters are tuned with a
+//! description of the reference in the model's words, and fym does not guess one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::pipeline::{
+    progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, TransferConfig,
+};
+use crate::video::{fit, read_video, Video};
+
+/// The bundled reference clip and its caption/prompt (see assets/reference.json).
+pub const BUNDLED_VIDEO: &[u8] = include_bytes!("../../assets/reference.gif");
+pub const BUNDLED_INFO: &str = include_str!("../../assets/reference.json");
+
+#[derive(Args, Debug, Clone)]
+pub struct TransferArgs {
+    /// Reference video (GIF, Y4M or a folder of PNG frames); default: the bundled clip.
+    #[arg(long)]
+    pub video: Option<PathBuf>,
+    /// What the reference shows, in the model's words (required with --video).
+    #[arg(long)]
+    pub caption: Option<String>,
+    /// The video to make; default: the bundled prompt.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Output folder; rerunning into the same folder resumes or reuses finished stages.
+    #[arg(long, default_value = "fym-transfer")]
+    pub out: PathBuf,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Seed of tuning (adapter init, frames, noise) and of generation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// fym, naive-two-stage, single-lora, fym-no-sparse, fym-no-adaptive-rope or no-tuning.
+    #[arg(long, default_value = "fym")]
+    pub method: String,
+    /// Model: "builtin", a model folder, or random:SEED (a tiny untrained model for smoke tests).
+    #[arg(long, default_value = "builtin")]
+    pub model: String,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print metrics.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Tuning and sampling settings shared by `fym transfer` and `fym motionbench run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TuningArgs {
+    /// Steps of the spatial (appearance) stage.
+    #[arg(long)]
+    pub spatial_steps: Option<usize>,
+    /// Steps of the temporal (motion) stage.
+    #[arg(long)]
+    pub temporal_steps: Option<usize>,
+    /// Sampling steps.
+    #[arg(long)]
+    pub sample_steps: Option<usize>,
+    /// Classifier-free guidance scale.
+    #[arg(long)]
+    pub cfg: Option<f32>,
+    /// euler or stochastic.
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// Keep the spatial adapter at generation (default: temporal adapter only).
+    #[arg(long)]
+    pub with_spatial: bool,
+    /// Latent frames per sparse training clip.
+    #[arg(long)]
+    pub sparse_frames: Option<usize>,
+    /// Learning rate of both stages.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// LoRA rank (alpha = rank).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Clips per training step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of the generation noise (default: --seed).
+    #[arg(long)]
+    pub sample_seed: Option<u64>,
+}
+
+impl TuningArgs {
+    /// The pipeline config for `method` and `seed` with these overrides.
+    pub fn config(&self, method: Method, seed: u64) -> Result<TransferConfig> {
+        let mut c = TransferConfig {
+            method,
+            seed,
+            ..TransferConfig::default()
+        };
+        c.generate.seed = self.sample_seed.unwrap_or(seed);
+        if let Some(v) = self.spatial_steps {
+            c.spatial_steps = v;
+        }
+        if let Some(v) = self.temporal_steps {
+            c.temporal_steps = v;
+        }
+        if let Some(v) = self.sample_steps {
+            c.generate.steps = v;
+        }
+        if let Some(v) = self.cfg {
+            c.generate.cfg = v;
+        }
+        if let Some(s) = &self.sampler {
+            c.generate.sampler = Sampler::parse(s)
+                .with_context(|| format!("--sampler {s:?}: choose euler or stochastic"))?;
+        }
+        c.generate_with_spatial = self.with_spatial;
+        c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
+        if let Some(v) = self.lr {
+            c.lr = v;
+        }
+        if let Some(v) = self.rank {
+            c.lora.rank = v;
+            c.lora.alpha = v as f32;
+        }
+        if let Some(v) = self.batch {
+            c.batch = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Errors unless `device` is usable. The tensor engine runs on the CPU; the CUDA kernels are not
+/// wired to the autograd tensors yet, so `cuda` is refused with a clear message.
+pub fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" => Ok(()),
+        "cuda" => bail!(
+            "--device cuda: this build's tensor engine runs on the CPU only (the CUDA kernels are \
+             not yet connected to training and sampling); use --device cpu"
+        ),
+        other => bail!("--device {other:?}: choose cpu or cuda"),
+    }
+}
+
+/// Loads the model named by `--model`.
+pub fn load_model(spec: &str) -> Result<Model> {
+    Model::load(spec).with_context(|| format!("--model {spec}"))
+}
+
+/// Reads the reference video and brings it to the model's clip shape.
+pub fn read_reference(path: &Path, model: &Model) -> Result<Video> {
+    let video = read_video(path).with_context(|| format!("reference video {}", path.display()))?;
+    check_reference(&video, &path.display().to_string())?;
+    let c = model.clip;
+    Ok(fit(&video, c.frames, c.height, c.width))
+}
+
+/// A reference must have frames to show motion.
+pub fn check_reference(video: &Video, name: &str) -> Result<()> {
+    if video.frames < 2 || video.height == 0 || video.width == 0 {
+        bail!(
+            "reference video {name} is {}x{}x{} (frames x height x width); motion transfer needs \
+             at least 2 frames",
+            video.frames,
+            video.height,
+            video.width
+        );
+    }
+    Ok(())
+}
+
+/// (video, caption, prompt) of the bundled example.
+fn bundled(out: &Path) -> Result<(PathBuf, String, String)> {
+    let info: serde_json::Value =
+        serde_json::from_str(BUNDLED_INFO).context("bundled assets/reference.json")?;
+    let field = |k: &str| -> Result<String> {
+        info.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .with_context(|| format!("bundled assets/reference.json lacks {k:?}"))
+    };
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    let path = out.join("reference.gif");
+    fym_autograd::write_atomic(&path, BUNDLED_VIDEO)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((path, field("caption")?, field("prompt")?))
+}
+
+pub fn run(args: TransferArgs) -> Result<()> {
+    let start = Instant::now();
+    check_device(&args.device)?;
+    let method = Method::parse(&args.method)?;
+    let config = args.tuning.config(method, args.seed)?;
+    // Load the model first: a missing model must not leave files behind.
+    let mut model = load_model(&args.model)?;
+    let (video_path, caption, default_prompt) = match &args.video {
+        None => bundled(&args.out)?,
+        Some(path) => {
+            if !path.exists() {
+                bail!("reference video {} does not exist", path.display());
+            }
+            let caption = args.caption.clone().with_context(|| {
+                format!(
+                    "--caption is required with --video {}: describe the reference in the model's words \
+                     (e.g. \"a red circle moves right on a checkered background\")",
+                    path.display()
+                )
+            })?;
+            (path.clone(), caption, String::new())
+        }
+    };
+    let caption = match (&args.video, &args.caption) {
+        (None, Some(c)) => c.clone(),
+        _ => caption,
+    };
+    let prompt = match &args.prompt {
+        Some(p) => p.clone(),
+        None if args.video.is_none() => default_prompt,
+        None => bail!("--prompt is required with --video: say what the new video should show"),
+    };
+    if prompt.trim().is_empty() {
+        bail!("--prompt is empty: say what the new video should show");
+    }
+    if caption.trim().is_empty() {
+        bail!("--caption is empty: describe the reference video");
+    }
+    model.check_prompt("--caption", &caption)?;
+    model.check_prompt("--prompt", &prompt)?;
+    let reference = read_reference(&video_path, &model)?;
+    if !args.quiet {
+        eprintln!(
+            "fym transfer: {} method, model {}, reference {} ({caption:?}) -> {prompt:?}",
+            method.name(),
+            model.source,
+            video_path.display()
+        );
+    }
+    let run = RunOptions {
+        out: args.out.clone(),
+        quiet: args.quiet,
+        stop_after: None,
+    };
+    let outcome = run_transfer(&mut model, &reference, &caption, &prompt, &config, &run)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome.metrics)?);
+    }
+    if !args.quiet {
+        let m = &outcome.metrics["metrics"];
+        eprintln!(
+            "done in {}: motion fidelity {:.3}, track correlation {}, coherent {:.2}; outputs in {}",
+            format_secs(start.elapsed().as_secs_f64()),
+            m["motion_fidelity"].as_f64().unwrap_or(f64::NAN),
+            m["trajectory_correlation"]
+                .as_f64()
+                .map_or("n/a".to_string(), |v| format!("{v:.3}")),
+            outcome.metrics["coherent_fraction"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            args.out.display()
+        );
+    }
+    Ok(())
+}

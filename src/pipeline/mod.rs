@@ -1,0 +1,677 @@
+//! The motion-transfer pipeline: `classify` (head labels) → `spatial` (appearance adapter on single
+//! frames) → `temporal` (motion adapter on sparse frames with adaptive RoPE) → `generate` (new
+//! prompt), plus the baselines that run in the same engine ([`Method`]).
+//!
+//! Every stage writes its artefacts atomically into the output folder and records itself in
+//! `state.json` with a key of everything it depends on (see [`state`]); rerunning in the same
+//! folder skips the finished stages and resumes an interrupted training stage from its last
+//! checkpoint, giving the same result as an uninterrupted run.
+
+pub mod batch;
+pub mod bench;
+pub mod classify;
+pub mod generate;
+pub mod lora;
+pub mod model;
+pub mod progress;
+pub mod spatial;
+pub mod state;
+pub mod temporal;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use fym_model::adaptive_rope::TemporalPositions;
+use fym_model::flow::{SigmaDistribution, TrainSigmaSampler};
+use fym_model::heads::{HeadKind, HeadLabels};
+use fym_model::lora::{Adapter, AdapterKind};
+use serde_json::{json, Value};
+
+use crate::metrics::{evaluate, largest_component_fraction, BackgroundHint};
+use crate::video::{write_gif, write_side_by_side_gif, Video};
+use classify::ClassifyOptions;
+pub use generate::{GenerateOptions, Sampler};
+use lora::LoraShape;
+pub use model::{ClipShape, Model};
+use state::{RunState, StableHash};
+use temporal::FrameSampling;
+use train::TrainPlan;
+
+/// A generated clip counts as showing one coherent object when, on average over its frames, the
+/// largest connected foreground component holds at least this fraction of the foreground.
+pub const COHERENT_THRESHOLD: f32 = 0.9;
+
+/// Output file names.
+pub const HEADS_FILE: &str = "heads.json";
+pub const SPATIAL_LORA_FILE: &str = "spatial_lora.safetensors";
+pub const TEMPORAL_LORA_FILE: &str = "temporal_lora.safetensors";
+pub const RESULT_FILE: &str = "result.gif";
+pub const SIDE_BY_SIDE_FILE: &str = "side_by_side.gif";
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// How to tune: Follow-Your-Motion, its ablations, and the baselines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Head classification, spatial ST-LoRA on frames, temporal ST-LoRA on sparse frames with
+    /// adaptive RoPE and the motion loss.
+    Fym,
+    /// MotionDirector-style: appearance LoRA on frames, then motion LoRA on the dense clip, both
+    /// over all heads, flow-matching loss only.
+    NaiveTwoStage,
+    /// One LoRA over all heads trained on the dense clip (flow-matching loss).
+    SingleLora,
+    /// `fym` with dense frames (all frames, integer positions).
+    FymNoSparse,
+    /// `fym` with sparse frames numbered 0, 1, 2, … (no adaptive RoPE).
+    FymNoAdaptiveRope,
+    /// The base model with the new prompt, no tuning.
+    NoTuning,
+}
+
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::Fym,
+        Method::NaiveTwoStage,
+        Method::SingleLora,
+        Method::FymNoSparse,
+        Method::FymNoAdaptiveRope,
+        Method::NoTuning,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fym => "fym",
+            Method::NaiveTwoStage => "naive-two-stage",
+            Method::SingleLora => "single-lora",
+            Method::FymNoSparse => "fym-no-sparse",
+            Method::FymNoAdaptiveRope => "fym-no-adaptive-rope",
+            Method::NoTuning => "no-tuning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                anyhow::anyhow!("unknown method {s:?}; choose one of {}", names.join(", "))
+            })
+    }
+
+    /// Whether the method splits heads (stage 1 and ST-LoRA).
+    fn splits_heads(self) -> bool {
+        matches!(
+            self,
+            Method::Fym | Method::FymNoSparse | Method::FymNoAdaptiveRope
+        )
+    }
+
+    fn has_spatial_stage(self) -> bool {
+        self.splits_heads() || self == Method::NaiveTwoStage
+    }
+
+    fn has_temporal_stage(self) -> bool {
+        self != Method::NoTuning
+    }
+
+    fn motion_loss(self) -> bool {
+        self.splits_heads()
+    }
+
+    /// Frames of the motion stage's clips.
+    fn sampling(self, sparse_frames: usize) -> FrameSampling {
+        match self {
+            Method::Fym => FrameSampling::Sparse {
+                count: sparse_frames,
+                positions: TemporalPositions::Adaptive,
+            },
+            Method::FymNoAdaptiveRope => FrameSampling::Sparse {
+                count: sparse_frames,
+                positions: TemporalPositions::Consecutive,
+            },
+            _ => FrameSampling::Dense,
+        }
+    }
+}
+
+/// Every setting of a transfer run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransferConfig {
+    pub method: Method,
+    pub lora: LoraShape,
+    pub lr: f32,
+    /// Clips per training step.
+    pub batch: usize,
+    pub spatial_steps: usize,
+    pub temporal_steps: usize,
+    pub spatial_weight_decay: f32,
+    pub temporal_weight_decay: f32,
+    /// Latent frames per sparse clip; `None`: a quarter of the clip (as the paper's 5 of 21),
+    /// at least 2 (the motion loss needs two).
+    pub sparse_frames: Option<usize>,
+    /// Weight of the motion loss next to the flow-matching loss.
+    pub motion_weight: f32,
+    /// Training noise levels: uniform σ, then this shift (more weight at high noise, where a
+    /// small clip's layout and motion are decided).
+    pub train_shift: f32,
+    pub classify: ClassifyOptions,
+    pub generate: GenerateOptions,
+    /// Keep the spatial adapter at generation (else the temporal adapter alone).
+    pub generate_with_spatial: bool,
+    /// Seed of the adapters' init and of every training step.
+    pub seed: u64,
+    pub checkpoint_every: usize,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            method: Method::Fym,
+            lora: LoraShape {
+                rank: 16,
+                alpha: 16.0,
+                include_out: true,
+            },
+            lr: 5e-3,
+            batch: 4,
+            spatial_steps: 150,
+            temporal_steps: 300,
+            spatial_weight_decay: 0.01,
+            temporal_weight_decay: 0.01,
+            sparse_frames: None,
+            motion_weight: 1.0,
+            train_shift: 4.0,
+            classify: ClassifyOptions::default(),
+            generate: GenerateOptions::default(),
+            generate_with_spatial: false,
+            seed: 0,
+            checkpoint_every: 25,
+        }
+    }
+}
+
+impl TransferConfig {
+    /// Checks the numbers a user can set.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f32| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("{name} must be a positive number, got {v}"))
+            }
+        };
+        positive("learning rate", self.lr)?;
+        positive("LoRA alpha", self.lora.alpha)?;
+        positive("training shift", self.train_shift)?;
+        positive("sampling shift", self.generate.shift)?;
+        if !self.generate.cfg.is_finite() || self.generate.cfg < 0.0 {
+            anyhow::bail!("cfg must be ≥ 0, got {}", self.generate.cfg);
+        }
+        if self.lora.rank == 0 || self.batch == 0 || self.generate.steps == 0 {
+            anyhow::bail!("LoRA rank, batch and sampling steps must be at least 1");
+        }
+        if !(self.motion_weight.is_finite() && self.motion_weight >= 0.0) {
+            anyhow::bail!("motion weight must be ≥ 0, got {}", self.motion_weight);
+        }
+        if let Sampler::Stochastic { eta } = self.generate.sampler {
+            if !(0.0..=1.0).contains(&eta) {
+                anyhow::bail!("sampler eta must be in [0, 1], got {eta}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Latent frames per sparse clip for a model with `latent` latent frames.
+    pub fn sparse_count(&self, latent: usize) -> Result<usize> {
+        let count = self
+            .sparse_frames
+            .unwrap_or_else(|| latent.div_ceil(4).max(2).min(latent));
+        if count == 0 || count > latent {
+            anyhow::bail!(
+                "sparse frames must be in 1..={latent} (the clip's latent frames), got {count}"
+            );
+        }
+        Ok(count)
+    }
+
+    fn sigmas(&self) -> TrainSigmaSampler {
+        TrainSigmaSampler {
+            distribution: SigmaDistribution::Uniform,
+            shift: self.train_shift,
+        }
+    }
+}
+
+/// Stages, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Classify,
+    Spatial,
+    Temporal,
+    Generate,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Classify => "classify",
+            Stage::Spatial => "spatial",
+            Stage::Temporal => "temporal",
+            Stage::Generate => "generate",
+        }
+    }
+}
+
+/// Where and how to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub out: PathBuf,
+    pub quiet: bool,
+    /// Stop (with [`train::Interrupted`]) after this many steps of this training stage, as a kill
+    /// would; used to test resumption.
+    pub stop_after: Option<(Stage, usize)>,
+}
+
+/// What a run produced.
+pub struct TransferOutcome {
+    pub result: Video,
+    /// The content of metrics.json.
+    pub metrics: Value,
+    pub labels: Option<HeadLabels>,
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB; `None` where /proc is unavailable.
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Resets the peak-memory mark (Linux `clear_refs` 5), so that [`peak_memory_mib`] measures from
+/// now on; returns whether it worked.
+pub fn reset_peak_memory() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A stable identity of the model (config and every weight value).
+fn model_key(model: &Model) -> StableHash {
+    let mut h = StableHash::default()
+        .str(&model.wan.config.to_json())
+        .str(&format!("{:?}", model.clip));
+    for (name, t) in model.wan.params() {
+        h = h.str(name).f32s(&t.data());
+    }
+    h.str(&model.text.vocab.join(" "))
+        .f32s(&model.text.tokens.data())
+        .f32s(&model.text.positions.data())
+}
+
+/// The tuned adapters of a run and what it took to make them.
+pub struct Tuned {
+    pub spatial: Option<Adapter>,
+    pub temporal: Option<Adapter>,
+    pub labels: Option<HeadLabels>,
+    /// Heads relabelled by the both-kinds-per-layer safeguard.
+    pub relabelled: Vec<(usize, usize)>,
+    pub spatial_loss: Option<f32>,
+    pub temporal_loss: Option<f32>,
+    /// Seconds of classify, spatial, temporal (as recorded when each stage ran).
+    pub seconds: [f64; 3],
+    /// Latent frames per sparse clip.
+    pub sparse_frames: usize,
+}
+
+impl Tuned {
+    pub fn tuning_seconds(&self) -> f64 {
+        self.seconds.iter().sum()
+    }
+}
+
+/// Runs the whole pipeline on `reference` (already of the model's clip shape), with `caption`
+/// describing the reference and `prompt` the video to make. Writes every output into
+/// `run.out` and returns the result.
+pub fn run_transfer(
+    model: &mut Model,
+    reference: &Video,
+    caption: &str,
+    prompt: &str,
+    config: &TransferConfig,
+    run: &RunOptions,
+) -> Result<TransferOutcome> {
+    let wall = Instant::now();
+    model.check_prompt("prompt", prompt)?;
+    let tuned = tune(model, reference, caption, config, run)?;
+    generate_outputs(
+        model, &tuned, reference, caption, prompt, config, &run.out, run.quiet, wall,
+    )
+}
+
+/// Stages 1–3 (those the method has), resuming from what `run.out` already holds.
+pub fn tune(
+    model: &mut Model,
+    reference: &Video,
+    caption: &str,
+    config: &TransferConfig,
+    run: &RunOptions,
+) -> Result<Tuned> {
+    config.validate()?;
+    let method = config.method;
+    if method.has_spatial_stage() || method.has_temporal_stage() {
+        model.check_prompt("reference caption", caption)?;
+    }
+    let x0_tensor = model.video_to_tensor(reference)?;
+    let x0 = x0_tensor.to_vec();
+    let sparse = config.sparse_count(model.latent_frames())?;
+    std::fs::create_dir_all(&run.out)
+        .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
+    let mut state = RunState::open(&run.out)?;
+    let path = |name: &str| run.out.join(name);
+    let stop = |stage: Stage| run.stop_after.filter(|(s, _)| *s == stage).map(|(_, n)| n);
+
+    let base_key = model_key(model)
+        .f32s(&x0)
+        .str(caption)
+        .str(method.name())
+        .bytes(&config.seed.to_le_bytes())
+        .str(&format!(
+            "{:?} lr={} batch={} shift={}",
+            config.lora, config.lr, config.batch, config.train_shift
+        ));
+    model.wan.adapters.list.clear();
+
+    // Stage 1: head labels.
+    let mut labels = None;
+    let mut forced = Vec::new();
+    let classify_key = base_key.str(&format!("{:?}", config.classify)).hex();
+    if method.splits_heads() {
+        let file = path(HEADS_FILE);
+        if state.is_done("classify", &classify_key) && file.exists() {
+            let l = HeadLabels::load(&file)?;
+            forced = classify::relabelled(&l)?;
+            labels = Some(l);
+        } else {
+            let t = Instant::now();
+            let scores = classify::head_scores(
+                model,
+                &x0_tensor,
+                caption,
+                config.classify.sigma,
+                config.seed,
+            )?;
+            let (l, f) = classify::label_heads(&scores, &config.classify)?;
+            l.save(&file)?;
+            forced = f;
+            let (s, tm) = l.counts();
+            if !run.quiet {
+                eprintln!("[classify] {s} spatial and {tm} temporal heads ({} relabelled so every layer has both)", forced.len());
+            }
+            state.mark_done("classify", &classify_key, t.elapsed().as_secs_f64())?;
+            labels = Some(l);
+        }
+    }
+
+    let text = model.encode(&vec![caption; config.batch])?;
+    let sigmas = config.sigmas();
+
+    // Stage 2: appearance adapter on single frames.
+    let spatial_key = StableHash::default()
+        .str(&classify_key)
+        .str(&format!(
+            "spatial steps={} wd={}",
+            config.spatial_steps, config.spatial_weight_decay
+        ))
+        .hex();
+    let mut spatial_adapter: Option<Adapter> = None;
+    let mut spatial_loss = None;
+    if method.has_spatial_stage() {
+        let file = path(SPATIAL_LORA_FILE);
+        if state.is_done("spatial", &spatial_key) && file.exists() {
+            spatial_adapter = Some(lora::load_adapter(&file, model)?);
+        } else {
+            state.forget("spatial")?;
+            let t = Instant::now();
+            let (kind, heads) = match &labels {
+                Some(l) => (
+                    AdapterKind::Spatial,
+                    Some(classify::assignment(l, HeadKind::Spatial)?),
+                ),
+                None => (AdapterKind::Plain, None),
+            };
+            let adapter = lora::new_adapter(model, kind, heads, &config.lora, config.seed ^ 0x5)?;
+            let params = adapter.params();
+            model.wan.adapters.list = vec![adapter];
+            let plan = TrainPlan {
+                stage: "spatial",
+                steps: config.spatial_steps,
+                lr: config.lr,
+                weight_decay: config.spatial_weight_decay,
+                seed: config.seed,
+                key: spatial_key.clone(),
+                checkpoint: path(".spatial.checkpoint.safetensors"),
+                checkpoint_every: config.checkpoint_every,
+                stop_after: stop(Stage::Spatial),
+                quiet: run.quiet,
+            };
+            let result = spatial::train_spatial(model, &x0, &text, &params, &plan, &sigmas)?;
+            let mut adapter = model.wan.adapters.list.remove(0);
+            adapter.set_trainable(false)?;
+            lora::save_adapter(&file, &adapter, "spatial", model)?;
+            state.mark_done("spatial", &spatial_key, t.elapsed().as_secs_f64())?;
+            let _ = std::fs::remove_file(&plan.checkpoint);
+            spatial_loss = Some(result.final_loss);
+            spatial_adapter = Some(adapter);
+        }
+    }
+
+    // Stage 3: motion adapter, appearance adapter frozen.
+    let sampling = method.sampling(sparse);
+    let motion_weight = if method.motion_loss() {
+        config.motion_weight
+    } else {
+        0.0
+    };
+    let temporal_key = StableHash::default()
+        .str(&spatial_key)
+        .str(&format!(
+            "temporal steps={} wd={} {:?} motion={}",
+            config.temporal_steps, config.temporal_weight_decay, sampling, motion_weight
+        ))
+        .hex();
+    let mut temporal_adapter: Option<Adapter> = None;
+    let mut temporal_loss = None;
+    if method.has_temporal_stage() {
+        let file = path(TEMPORAL_LORA_FILE);
+        if state.is_done("temporal", &temporal_key) && file.exists() {
+            temporal_adapter = Some(lora::load_adapter(&file, model)?);
+        } else {
+            state.forget("temporal")?;
+            let t = Instant::now();
+            let (kind, heads) = match &labels {
+                Some(l) => (
+                    AdapterKind::Temporal,
+                    Some(classify::assignment(l, HeadKind::Temporal)?),
+                ),
+                None => (AdapterKind::Plain, None),
+            };
+            let adapter = lora::new_adapter(model, kind, heads, &config.lora, config.seed ^ 0x7)?;
+            let params = adapter.params();
+            model.wan.adapters.list = spatial_adapter.iter().cloned().collect();
+            model.wan.adapters.list.push(adapter);
+            let plan = TrainPlan {
+                stage: "temporal",
+                steps: config.temporal_steps,
+                lr: config.lr,
+                weight_decay: config.temporal_weight_decay,
+                seed: config.seed,
+                key: temporal_key.clone(),
+                checkpoint: path(".temporal.checkpoint.safetensors"),
+                checkpoint_every: config.checkpoint_every,
+                stop_after: stop(Stage::Temporal),
+                quiet: run.quiet,
+            };
+            let objective = temporal::MotionObjective {
+                sigmas,
+                sampling,
+                motion_weight,
+            };
+            let result = temporal::train_temporal(model, &x0, &text, &params, &plan, &objective)?;
+            let mut adapter = model
+                .wan
+                .adapters
+                .list
+                .pop()
+                .context("temporal adapter missing after training")?;
+            adapter.set_trainable(false)?;
+            let stage_name = if method == Method::SingleLora {
+                "single"
+            } else {
+                "temporal"
+            };
+            lora::save_adapter(&file, &adapter, stage_name, model)?;
+            state.mark_done("temporal", &temporal_key, t.elapsed().as_secs_f64())?;
+            let _ = std::fs::remove_file(&plan.checkpoint);
+            temporal_loss = Some(result.final_loss);
+            temporal_adapter = Some(adapter);
+        }
+    }
+
+    let secs = |stage: &str| state.seconds(stage);
+    Ok(Tuned {
+        spatial: spatial_adapter,
+        temporal: temporal_adapter,
+        labels,
+        relabelled: forced,
+        spatial_loss,
+        temporal_loss,
+        seconds: [secs("classify"), secs("spatial"), secs("temporal")],
+        sparse_frames: sparse,
+    })
+}
+
+/// Generates `prompt` with the tuned adapters and writes result.gif, side_by_side.gif and
+/// metrics.json into `out`. `wall` is when the caller started (for the reported wall time).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_outputs(
+    model: &mut Model,
+    tuned: &Tuned,
+    reference: &Video,
+    caption: &str,
+    prompt: &str,
+    config: &TransferConfig,
+    out: &Path,
+    quiet: bool,
+    wall: Instant,
+) -> Result<TransferOutcome> {
+    let method = config.method;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    let path = |name: &str| out.join(name);
+    // Generation: base + temporal adapter (+ spatial adapter when asked).
+    let t = Instant::now();
+    model.wan.adapters.list.clear();
+    if config.generate_with_spatial {
+        model.wan.adapters.list.extend(tuned.spatial.clone());
+    }
+    model.wan.adapters.list.extend(tuned.temporal.clone());
+    if !quiet {
+        eprintln!(
+            "[generate] {} steps, cfg {}, {} sampler, {} adapter(s)",
+            config.generate.steps,
+            config.generate.cfg,
+            config.generate.sampler.name(),
+            model.wan.adapters.list.len()
+        );
+    }
+    let generated = generate::generate(model, prompt, &config.generate);
+    model.wan.adapters.list.clear();
+    let result = generated?;
+    let generate_secs = t.elapsed().as_secs_f64();
+    write_gif(path(RESULT_FILE), &result, 8.0)?;
+    write_side_by_side_gif(
+        path(SIDE_BY_SIDE_FILE),
+        &[reference, &result],
+        &["reference", "result"],
+        8.0,
+        4,
+    )?;
+
+    let report =
+        evaluate(reference, &result, Some(prompt)).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
+    let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
+    let head_counts = tuned.labels.as_ref().map(|l| {
+        let (s, t) = l.counts();
+        let relabelled: Vec<Value> = tuned
+            .relabelled
+            .iter()
+            .map(|(l, h)| json!([l, h]))
+            .collect();
+        json!({"spatial": s, "temporal": t, "relabelled": relabelled})
+    });
+    let metrics = json!({
+        "method": method.name(),
+        "model": model.source,
+        "caption": caption,
+        "prompt": prompt,
+        "seed": config.seed,
+        "generation_seed": config.generate.seed,
+        "metrics": report.to_json(),
+        "coherent_fraction": coherent_fraction,
+        "coherent": coherent_fraction >= COHERENT_THRESHOLD,
+        "heads": head_counts,
+        "final_loss": {"spatial": tuned.spatial_loss, "temporal": tuned.temporal_loss},
+        "seconds": {
+            "classify": classify_secs,
+            "spatial": spatial_secs,
+            "temporal": temporal_secs,
+            "tuning": tuned.tuning_seconds(),
+            "generate": generate_secs,
+            "wall_this_process": wall.elapsed().as_secs_f64(),
+        },
+        "peak_memory_mib": peak_memory_mib(),
+        "config": config_json(config, tuned.sparse_frames),
+    });
+    let mut text = serde_json::to_string_pretty(&metrics)?;
+    text.push('\n');
+    fym_autograd::write_atomic(&path(METRICS_FILE), text.as_bytes())
+        .with_context(|| format!("cannot write {}", path(METRICS_FILE).display()))?;
+    Ok(TransferOutcome {
+        result,
+        metrics,
+        labels: tuned.labels.clone(),
+    })
+}
+
+/// The settings of a run as JSON (for metrics.json and reports).
+pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
+    json!({
+        "rank": c.lora.rank,
+        "alpha": c.lora.alpha,
+        "include_out": c.lora.include_out,
+        "lr": c.lr,
+        "batch": c.batch,
+        "spatial_steps": c.spatial_steps,
+        "temporal_steps": c.temporal_steps,
+        "sparse_frames": sparse,
+        "motion_weight": c.motion_weight,
+        "train_shift": c.train_shift,
+        "classify_sigma": c.classify.sigma,
+        "sample_steps": c.generate.steps,
+        "cfg": c.generate.cfg,
+        "sample_shift": c.generate.shift,
+        "sampler": c.generate.sampler.name(),
+        "generate_with_spatial": c.generate_with_spatial,
+    })
+}
+
+/// Reads the metrics.json of a finished run.
+pub fn read_metrics(dir: &Path) -> Result<Value> {
+    let file = dir.join(METRICS_FILE);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", file.display()))
+}

@@ -1,0 +1,314 @@
+//! The base model: training world and held-out captions, model files, clip conversion,
+//! sampling, bit-for-bit training resume, and the gate's measures.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use fym::base::data::World;
+use fym::base::eval::{gate_captions, score_clip};
+use fym::base::files::StoreDtype;
+use fym::base::train::{TrainConfig, Trainer};
+use fym::base::{BaseModel, ClipSpec, SampleOptions, Sampler};
+use fym::video::Video;
+use fym::world::{caption, render};
+use fym_autograd::Tensor;
+use fym_model::ForwardOptions;
+use rand::SeedableRng;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fym-base-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A model small enough to train a few steps in a test.
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        frames: 4,
+        height: 8,
+        width: 8,
+        patch_size: [2, 4, 4],
+        heads: 2,
+        head_dim: 8,
+        layers: 2,
+        ffn_dim: 32,
+        text_dim: 8,
+        freq_dim: 8,
+        batch: 3,
+        warmup_steps: 2,
+        decay_steps: 4,
+        ema_decay: 0.9,
+        motion_loss_weight: 0.5,
+        ..TrainConfig::default()
+    }
+}
+
+fn tiny_model() -> BaseModel {
+    let c = tiny_config();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    BaseModel::new_random(
+        c.wan_config(),
+        c.spec(),
+        &fym::world::vocabulary(),
+        24,
+        &mut rng,
+        false,
+    )
+    .unwrap()
+}
+
+/// The gate's measures must accept what the renderer draws for the held-out captions at the
+/// model's clip size: otherwise no model could pass the gate.
+#[test]
+fn rendered_held_out_clips_pass_the_gate_measures() {
+    let world = World::default();
+    let spec = TrainConfig::default().spec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let cases = gate_captions(&world);
+    assert_eq!(cases.len(), 50);
+    for (text, asked) in &cases {
+        let scene = world.scene(*asked, &mut rng);
+        assert_eq!(&caption(&scene), text);
+        let (v, _) = render(&scene, spec.frames, spec.height, spec.width);
+        let s = score_clip(&v, asked);
+        assert!(s.coherent, "{text}: {s:?}");
+        assert!(s.caption_match, "{text}: {s:?}");
+        assert!(s.direction_match, "{text}: {s:?}");
+    }
+    // A clip of the wrong direction must fail the direction measure.
+    let (text, asked) = &cases[0];
+    let mut other = *asked;
+    other.direction = match asked.direction {
+        fym::world::Direction::Left => fym::world::Direction::Right,
+        _ => fym::world::Direction::Left,
+    };
+    let (v, _) = render(
+        &world.scene(other, &mut rng),
+        spec.frames,
+        spec.height,
+        spec.width,
+    );
+    assert!(!score_clip(&v, asked).direction_match, "{text}");
+}
+
+/// No training clip shows a held-out caption or a benchmark caption, and every colour, shape
+/// and direction of the held-out captions is still trained on.
+#[test]
+fn training_clips_never_show_held_out_captions() {
+    let world = World::default();
+    let held: HashSet<String> = gate_captions(&world).into_iter().map(|(c, _)| c).collect();
+    let trainer = Trainer::new(tiny_config()).unwrap();
+    let mut seen = HashSet::new();
+    for step in 1..=300 {
+        let (_, captions, sigmas, _) = trainer.batch(step);
+        for (c, s) in captions.iter().zip(&sigmas) {
+            assert!(!held.contains(c), "held-out caption in training: {c}");
+            assert!(!fym::motionbench::held_out_captions().contains(c), "{c}");
+            assert!((0.0..=1.0).contains(s));
+            seen.extend(c.split_whitespace().map(str::to_string));
+        }
+    }
+    for c in &held {
+        for w in c.split_whitespace() {
+            assert!(seen.contains(w), "word {w:?} of {c:?} never trained on");
+        }
+    }
+}
+
+/// N steps in one go and N/2 + checkpoint + resume + N/2 give identical weights and EMA.
+#[test]
+fn resume_is_bit_for_bit() {
+    let dir = temp_dir("resume");
+    let path = Trainer::checkpoint_path(&dir);
+    let mut straight = Trainer::new(tiny_config()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..6 {
+        losses.push(straight.train_step().unwrap());
+    }
+    let mut first = Trainer::new(tiny_config()).unwrap();
+    let mut resumed_losses = Vec::new();
+    for _ in 0..3 {
+        resumed_losses.push(first.train_step().unwrap());
+    }
+    first.save_checkpoint(&path).unwrap();
+    drop(first);
+    let mut second = Trainer::resume(&path).unwrap();
+    assert_eq!(second.step, 3);
+    for _ in 0..3 {
+        resumed_losses.push(second.train_step().unwrap());
+    }
+    assert_eq!(losses, resumed_losses);
+    for ((n, a), (_, b)) in straight.params().iter().zip(second.params().iter()) {
+        assert_eq!(a.to_vec(), b.to_vec(), "parameter {n} differs after resume");
+    }
+    let (ea, eb) = (straight.ema_model().unwrap(), second.ema_model().unwrap());
+    for (n, a) in ea.wan.params() {
+        assert_eq!(
+            a.to_vec(),
+            eb.wan.param(n).unwrap().to_vec(),
+            "EMA of {n} differs"
+        );
+    }
+    assert_eq!(ea.text.tokens.to_vec(), eb.text.tokens.to_vec());
+    // Training moved the weights, and the EMA lags behind them.
+    let fresh = Trainer::new(tiny_config()).unwrap();
+    let name = "blocks.0.attn1.to_q.weight";
+    let (p0, p6) = (
+        fresh.params().get(name).unwrap().to_vec(),
+        straight.params().get(name).unwrap().to_vec(),
+    );
+    let e6 = ea.wan.param(name).unwrap().to_vec();
+    assert_ne!(p0, p6);
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>();
+    assert!(dist(&e6, &p0) < dist(&p6, &p0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Saved f32 weights load back exactly (and predict the same velocity); bf16 storage rounds
+/// every value to within 2⁻⁸ relative.
+#[test]
+fn model_files_round_trip() {
+    let dir = temp_dir("files");
+    let mut model = tiny_model();
+    model.card = serde_json::json!({"note": "test"});
+    model.save(&dir.join("f32")).unwrap();
+    let back = BaseModel::load(&dir.join("f32")).unwrap();
+    assert_eq!(back.spec, model.spec);
+    assert_eq!(back.card, model.card);
+    assert_eq!(back.text.vocab, model.text.vocab);
+    for (n, t) in model.wan.params() {
+        assert_eq!(t.to_vec(), back.wan.param(n).unwrap().to_vec(), "{n}");
+    }
+    let x = Tensor::randn(&[1, 3, 4, 8, 8], &mut rand::rngs::StdRng::seed_from_u64(1));
+    let text = model.text.encode(&["a red circle moves left"]).unwrap();
+    let text_back = back.text.encode(&["a red circle moves left"]).unwrap();
+    let opts = ForwardOptions::default();
+    assert_eq!(
+        model.velocity(&x, 0.7, &text, &opts).unwrap().to_vec(),
+        back.velocity(&x, 0.7, &text_back, &opts).unwrap().to_vec()
+    );
+    model.save_as(&dir.join("bf16"), StoreDtype::Bf16).unwrap();
+    let half = BaseModel::load(&dir.join("bf16")).unwrap();
+    for (n, t) in model.wan.params() {
+        for (a, b) in t.to_vec().iter().zip(half.wan.param(n).unwrap().to_vec()) {
+            assert!((a - b).abs() <= a.abs() / 256.0 + 1e-30, "{n}: {a} vs {b}");
+        }
+    }
+    let size = |d: &str| {
+        std::fs::metadata(dir.join(d).join("diffusion_pytorch_model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    // The payload halves; the headers differ only in dtype names and offsets.
+    let numel: u64 = model.wan.params().values().map(|t| t.numel() as u64).sum();
+    let saved = size("f32") as i64 - size("bf16") as i64;
+    let tensors = model.wan.params().len() as i64;
+    assert!(
+        (saved - 2 * numel as i64).abs() < 8 * tensors,
+        "{saved} vs {}",
+        2 * numel
+    );
+    assert!(BaseModel::load(&dir.join("missing")).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn clip_tensor_conversion() {
+    let model = tiny_model();
+    let mut v = Video::new(4, 8, 8);
+    for (i, x) in v.data.iter_mut().enumerate() {
+        *x = (i % 7) as f32 / 6.0;
+    }
+    let t = model.video_to_tensor(&v).unwrap();
+    assert_eq!(t.shape(), &[1, 3, 4, 8, 8]);
+    // Channel-first: value of pixel (f=1, y=2, x=3), channel 2.
+    let plane = 4 * 8 * 8;
+    let want = v.pixel(1, 2, 3)[2] * 2.0 - 1.0;
+    assert_eq!(t.to_vec()[2 * plane + (8 + 2) * 8 + 3], want);
+    let back = model.tensor_to_video(&t).unwrap();
+    for (a, b) in v.data.iter().zip(&back.data) {
+        assert!((a - b).abs() < 1e-6);
+    }
+    let err = model
+        .video_to_tensor(&Video::new(4, 16, 8))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("16×8"), "{err}");
+    assert!(model.tensor_to_video(&Tensor::zeros(&[2, 3])).is_err());
+    let _ = ClipSpec {
+        frames: 4,
+        height: 8,
+        width: 8,
+    }
+    .numel();
+}
+
+#[test]
+fn sampling_is_seeded_and_checks_words() {
+    let model = tiny_model();
+    let prompt = "a red circle moves left on a plain background";
+    let opts = SampleOptions {
+        steps: 4,
+        ..SampleOptions::default()
+    };
+    let a = model.sample(prompt, &opts).unwrap();
+    let b = model.sample(prompt, &opts).unwrap();
+    assert_eq!(a, b);
+    let c = model
+        .sample(prompt, &SampleOptions { seed: 1, ..opts })
+        .unwrap();
+    assert_ne!(a, c);
+    assert_eq!((a.frames, a.height, a.width), (4, 8, 8));
+    // η = 0 is exactly Euler.
+    let euler = model
+        .sample(
+            prompt,
+            &SampleOptions {
+                sampler: Sampler::Euler,
+                ..opts
+            },
+        )
+        .unwrap();
+    let eta0 = model
+        .sample(
+            prompt,
+            &SampleOptions {
+                sampler: Sampler::Stochastic { eta: 0.0 },
+                ..opts
+            },
+        )
+        .unwrap();
+    assert_eq!(euler, eta0);
+    assert_ne!(euler, a);
+    // A batch gives each clip what sampling it alone with its seed gives.
+    let batch = model
+        .sample_batch(
+            &[prompt, "a blue star moves up"],
+            &SampleOptions {
+                sampler: Sampler::Euler,
+                ..opts
+            },
+        )
+        .unwrap();
+    assert_eq!(batch[0], euler);
+    let alone = model
+        .sample(
+            "a blue star moves up",
+            &SampleOptions {
+                seed: 1,
+                sampler: Sampler::Euler,
+                ..opts
+            },
+        )
+        .unwrap();
+    for (x, y) in batch[1].data.iter().zip(&alone.data) {
+        assert!((x - y).abs() < 1e-4);
+    }
+    let err = model.sample("a red unicorn moves left", &opts).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("unicorn") && msg.contains("circle") && msg.contains("checkered"),
+        "{msg}"
+    );
+}

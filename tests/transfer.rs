@@ -1,0 +1,572 @@
+//! Motion-transfer pipeline: the `fym transfer` CLI end to end on a tiny model, resumption after an
+//! interrupt, baselines, batch construction against naive references, and bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fym::pipeline::batch::noisy_batch;
+use fym::pipeline::temporal::{draw_clips, FrameSampling};
+use fym::pipeline::train::Interrupted;
+use fym::pipeline::{
+    run_transfer, Method, Model, RunOptions, Stage, TransferConfig, SPATIAL_LORA_FILE,
+    TEMPORAL_LORA_FILE,
+};
+use fym::video::{read_gif, write_gif, Video};
+use fym_model::adaptive_rope::TemporalPositions;
+use fym_model::flow::{SigmaDistribution, TrainSigmaSampler};
+use fym_model::heads::{HeadKind, HeadLabels};
+use fym_model::lora_io::{read_lora, AdapterKind, LoraTarget};
+use rand::SeedableRng;
+use serde_json::Value;
+
+const CAPTION: &str = "a red circle circles on a plain background";
+const PROMPT: &str = "a blue square circles on a plain background";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fym-transfer-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A reference of the tiny model's clip shape: a bright square moving diagonally on black.
+fn moving_square(frames: usize, size: usize) -> Video {
+    let mut v = Video::new(frames, size, size);
+    for f in 0..frames {
+        let o = f * (size - 5) / frames.max(1);
+        for y in o..o + 4 {
+            for x in o..o + 4 {
+                v.set_pixel(f, y, x, [0.9, 0.1, 0.1]);
+            }
+        }
+    }
+    v
+}
+
+fn fym_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fym"))
+}
+
+fn small_config(method: Method) -> TransferConfig {
+    let mut c = TransferConfig {
+        method,
+        spatial_steps: 4,
+        temporal_steps: 6,
+        checkpoint_every: 2,
+        batch: 2,
+        ..TransferConfig::default()
+    };
+    c.lora.rank = 4;
+    c.lora.alpha = 4.0;
+    c.generate.steps = 3;
+    c
+}
+
+fn number(v: &Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for k in path {
+        cur = &cur[*k];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}
+
+#[test]
+fn cli_transfer_writes_every_output_and_sane_metrics() {
+    let out = temp_dir("cli");
+    let status = fym_bin()
+        .args(["transfer", "--model", "random:3", "--quiet"])
+        .args([
+            "--spatial-steps",
+            "3",
+            "--temporal-steps",
+            "4",
+            "--sample-steps",
+            "3",
+        ])
+        .args(["--rank", "4", "--batch", "2", "--seed", "5"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "fym transfer failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    // Videos: the result has the model's clip shape; the comparison is wider than one panel.
+    let result = read_gif(out.join("result.gif")).unwrap();
+    assert_eq!((result.frames, result.height, result.width), (8, 16, 16));
+    let side = read_gif(out.join("side_by_side.gif")).unwrap();
+    assert_eq!(side.frames, 8);
+    assert!(
+        side.width > 2 * 16 * 4,
+        "side-by-side is {} wide",
+        side.width
+    );
+
+    // Head labels: 2 layers × 2 heads, each layer with both kinds (the safeguard).
+    let labels = HeadLabels::load(out.join("heads.json")).unwrap();
+    labels.check_shape(2, 2).unwrap();
+    for l in 0..2 {
+        assert_eq!(labels.heads_of(HeadKind::Spatial, l).unwrap().len(), 1);
+        assert_eq!(labels.heads_of(HeadKind::Temporal, l).unwrap().len(), 1);
+    }
+
+    // LoRA files: PEFT naming, head-restricted to disjoint heads, zero outside their heads.
+    let spatial = read_lora(out.join("spatial_lora.safetensors")).unwrap();
+    let temporal = read_lora(out.join("temporal_lora.safetensors")).unwrap();
+    assert_eq!(spatial.kind, AdapterKind::Spatial);
+    assert_eq!(temporal.kind, AdapterKind::Temporal);
+    assert_eq!(spatial.rank, 4);
+    assert_eq!(temporal.factors.len(), 2 * 4, "q/k/v/out of 2 layers");
+    let (sh, th) = (
+        spatial.heads.clone().unwrap(),
+        temporal.heads.clone().unwrap(),
+    );
+    for l in 0..2 {
+        assert_eq!(sh[&l], labels.heads_of(HeadKind::Spatial, l).unwrap());
+        assert_eq!(th[&l], labels.heads_of(HeadKind::Temporal, l).unwrap());
+        assert!(sh[&l].iter().all(|h| !th[&l].contains(h)));
+    }
+    let mut trained = 0.0f32;
+    for (site, f) in &temporal.factors {
+        if site.target == LoraTarget::ToOut {
+            continue;
+        }
+        let allowed = &th[&site.block];
+        let r = f.b.shape[1];
+        for (row, chunk) in f.b.data.chunks_exact(r).enumerate() {
+            let inside = allowed.contains(&(row / 16));
+            for &v in chunk {
+                if inside {
+                    trained += v.abs();
+                } else {
+                    assert_eq!(v, 0.0, "{site}: row {row} outside the temporal heads");
+                }
+            }
+        }
+    }
+    assert!(trained > 0.0, "the temporal adapter did not move from zero");
+
+    // Metrics: numbers in range.
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let in_range = |path: &[&str], lo: f64, hi: f64| {
+        let v = number(&m, path);
+        assert!(v.is_finite() && (lo..=hi).contains(&v), "{path:?} = {v}");
+    };
+    in_range(&["metrics", "motion_fidelity"], 0.0, 1.0);
+    in_range(&["metrics", "temporal_consistency"], 0.0, 1.0);
+    in_range(&["metrics", "trajectory_correlation"], -1.0, 1.0);
+    in_range(&["coherent_fraction"], 0.0, 1.0);
+    in_range(&["seconds", "tuning"], 0.0, 600.0);
+    in_range(&["peak_memory_mib"], 1.0, 1e6);
+    assert_eq!(m["method"], "fym");
+    assert_eq!(m["prompt"], "a blue square circles on a plain background");
+    assert!(number(&m, &["final_loss", "temporal"]) > 0.0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn interrupted_run_resumes_to_the_same_result() {
+    let reference = moving_square(8, 16);
+    let config = small_config(Method::Fym);
+
+    let straight = temp_dir("straight");
+    let mut model = Model::tiny_random(11).unwrap();
+    let run = RunOptions {
+        out: straight.clone(),
+        quiet: true,
+        stop_after: None,
+    };
+    let a = run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run).unwrap();
+
+    for (stage, step) in [(Stage::Spatial, 3), (Stage::Temporal, 3)] {
+        let resumed = temp_dir(&format!("resumed-{}", stage.name()));
+        let mut model = Model::tiny_random(11).unwrap();
+        let mut run = RunOptions {
+            out: resumed.clone(),
+            quiet: true,
+            stop_after: Some((stage, step)),
+        };
+        let err = run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run)
+            .err()
+            .expect("the run should stop");
+        assert!(err.downcast_ref::<Interrupted>().is_some(), "{err:#}");
+        let ckpt = resumed.join(format!(".{}.checkpoint.safetensors", stage.name()));
+        assert!(ckpt.exists(), "no checkpoint at the interrupt");
+        run.stop_after = None;
+        let b = run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run).unwrap();
+        assert!(!ckpt.exists(), "checkpoint left behind");
+        for file in [SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE] {
+            let (x, y) = (
+                read_lora(straight.join(file)).unwrap(),
+                read_lora(resumed.join(file)).unwrap(),
+            );
+            assert_eq!(
+                x.factors,
+                y.factors,
+                "{file} differs after resuming in {}",
+                stage.name()
+            );
+        }
+        assert_eq!(a.result.data, b.result.data, "generated clip differs");
+        let _ = std::fs::remove_dir_all(&resumed);
+    }
+
+    // A rerun with another prompt reuses the tuned adapters (same files) and only regenerates.
+    let before = std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap();
+    let mut model = Model::tiny_random(11).unwrap();
+    let c = run_transfer(
+        &mut model,
+        &reference,
+        CAPTION,
+        "a green star circles on a plain background",
+        &config,
+        &run,
+    )
+    .unwrap();
+    assert_eq!(
+        before,
+        std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap()
+    );
+    assert_eq!(
+        c.metrics["prompt"],
+        "a green star circles on a plain background"
+    );
+    let _ = std::fs::remove_dir_all(&straight);
+}
+
+#[test]
+fn baselines_write_the_adapters_they_train() {
+    let reference = moving_square(8, 16);
+    let cases: [(Method, bool, bool, bool); 4] = [
+        (Method::NaiveTwoStage, false, true, true),
+        (Method::SingleLora, false, false, true),
+        (Method::FymNoAdaptiveRope, true, true, true),
+        (Method::NoTuning, false, false, false),
+    ];
+    for (method, heads, spatial, temporal) in cases {
+        let out = temp_dir(method.name());
+        let mut model = Model::tiny_random(2).unwrap();
+        let run = RunOptions {
+            out: out.clone(),
+            quiet: true,
+            stop_after: None,
+        };
+        let o = run_transfer(
+            &mut model,
+            &reference,
+            CAPTION,
+            PROMPT,
+            &small_config(method),
+            &run,
+        )
+        .unwrap();
+        assert_eq!(out.join("heads.json").exists(), heads, "{}", method.name());
+        assert_eq!(
+            out.join(SPATIAL_LORA_FILE).exists(),
+            spatial,
+            "{}",
+            method.name()
+        );
+        assert_eq!(
+            out.join(TEMPORAL_LORA_FILE).exists(),
+            temporal,
+            "{}",
+            method.name()
+        );
+        if temporal {
+            let kind = read_lora(out.join(TEMPORAL_LORA_FILE)).unwrap().kind;
+            let expected = if heads {
+                AdapterKind::Temporal
+            } else {
+                AdapterKind::Plain
+            };
+            assert_eq!(kind, expected, "{}", method.name());
+        }
+        assert_eq!(o.metrics["method"], method.name());
+        assert_eq!(Method::parse(method.name()).unwrap(), method);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert!(Method::parse("motiondirector").is_err());
+}
+
+#[test]
+fn noisy_batch_matches_the_flow_matching_definition() {
+    let model = Model::tiny_random(1).unwrap();
+    let reference = moving_square(8, 16);
+    let x0 = model.video_to_tensor(&reference).unwrap().to_vec();
+    let plane = 16 * 16;
+    let clips = vec![vec![1, 4, 6], vec![0, 0, 7]];
+    let sigmas = TrainSigmaSampler {
+        distribution: SigmaDistribution::Uniform,
+        shift: 3.0,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let b = noisy_batch(&x0, 8, plane, &clips, &sigmas, &mut rng).unwrap();
+    assert_eq!(b.inputs.shape(), &[2, 3, 3, plane]);
+    let (xt, v) = (b.inputs.to_vec(), b.targets.to_vec());
+    for (ci, frames) in clips.iter().enumerate() {
+        let sigma = b.timesteps[ci] / 1000.0;
+        assert!((0.0..=1.0).contains(&sigma));
+        for c in 0..3 {
+            for (fi, &f) in frames.iter().enumerate() {
+                for p in 0..plane {
+                    let i = ((ci * 3 + c) * 3 + fi) * plane + p;
+                    // x_σ = (1−σ)·x0 + σ·ε and v = ε − x0 give x0 = x_σ − σ·v.
+                    let back = xt[i] - sigma * v[i];
+                    let want = x0[(c * 8 + f) * plane + p];
+                    assert!(
+                        (back - want).abs() < 1e-4,
+                        "clip {ci} c {c} frame {f}: {back} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_clips_keep_their_place_on_the_timeline() {
+    let model = Model::tiny_random(1).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let sampling = FrameSampling::Sparse {
+        count: 3,
+        positions: TemporalPositions::Adaptive,
+    };
+    let (clips, pos) = draw_clips(&model, sampling, 4, &mut rng).unwrap();
+    // p_i = F/2 + (F/F_s)·(i − F_s/2) with F = 8, F_s = 3.
+    let want: Vec<f64> = (0..3).map(|i| 4.0 + 8.0 / 3.0 * (i as f64 - 1.5)).collect();
+    let pos = pos.unwrap();
+    for (p, w) in pos.iter().zip(&want) {
+        assert!((p - w).abs() < 1e-12);
+    }
+    for clip in &clips {
+        assert_eq!(clip.len(), 3);
+        // One frame from each of the bins [0, 2), [2, 5), [5, 8).
+        assert!(
+            clip[0] < 2 && (2..5).contains(&clip[1]) && clip[2] >= 5,
+            "{clip:?}"
+        );
+    }
+    let consecutive = FrameSampling::Sparse {
+        count: 3,
+        positions: TemporalPositions::Consecutive,
+    };
+    let (_, pos) = draw_clips(&model, consecutive, 2, &mut rng).unwrap();
+    assert_eq!(pos.unwrap(), vec![0.0, 1.0, 2.0]);
+    let (clips, pos) = draw_clips(&model, FrameSampling::Dense, 2, &mut rng).unwrap();
+    assert_eq!(clips[0], (0..8).collect::<Vec<_>>());
+    assert!(pos.is_none());
+}
+
+fn expect_failure(args: &[&str], needle: &str) {
+    let out = fym_bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "{args:?}: error does not mention {needle:?}: {stderr}"
+    );
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = temp_dir("bad");
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    let garbage = dir.join("garbage.gif");
+    std::fs::write(&garbage, b"not a gif at all").unwrap();
+    let one_frame = dir.join("one.gif");
+    write_gif(&one_frame, &moving_square(1, 16), 8.0).unwrap();
+    let good = dir.join("good.gif");
+    write_gif(&good, &moving_square(8, 16), 8.0).unwrap();
+    let (g, gf, o) = (
+        good.to_str().unwrap(),
+        garbage.to_str().unwrap(),
+        one_frame.to_str().unwrap(),
+    );
+    let base = ["transfer", "--model", "random:1", "--quiet", "--out", out_s];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |extra: &[&str], needle: &str| {
+        let args = with(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_failure(&refs, needle);
+    };
+    let missing = dir.join("missing.gif");
+    run(
+        &[
+            "--video",
+            missing.to_str().unwrap(),
+            "--caption",
+            CAPTION,
+            "--prompt",
+            PROMPT,
+        ],
+        "does not exist",
+    );
+    run(
+        &["--video", gf, "--caption", CAPTION, "--prompt", PROMPT],
+        "garbage.gif",
+    );
+    run(
+        &["--video", o, "--caption", CAPTION, "--prompt", PROMPT],
+        "at least 2 frames",
+    );
+    run(&["--video", g, "--prompt", PROMPT], "--caption is required");
+    run(
+        &["--video", g, "--caption", CAPTION, "--prompt", "  "],
+        "empty",
+    );
+    run(
+        &[
+            "--video",
+            g,
+            "--caption",
+            CAPTION,
+            "--prompt",
+            "a red dragon circles",
+        ],
+        "dragon",
+    );
+    run(
+        &[
+            "--video",
+            g,
+            "--caption",
+            "a purple unicorn",
+            "--prompt",
+            PROMPT,
+        ],
+        "unicorn",
+    );
+    run(&["--device", "cuda"], "cpu only");
+    run(&["--device", "tpu"], "choose cpu or cuda");
+    run(&["--method", "magic"], "unknown method");
+    run(&["--sampler", "ddim"], "euler or stochastic");
+    expect_failure(
+        &["transfer", "--model", "/no/such/model", "--out", out_s],
+        "/no/such/model",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bundled_reference_is_in_the_model_vocabulary() {
+    let info: Value = serde_json::from_str(fym::cli::transfer::BUNDLED_INFO).unwrap();
+    let model = Model::tiny_random(0).unwrap();
+    for key in ["caption", "prompt"] {
+        model
+            .check_prompt(key, info[key].as_str().unwrap())
+            .unwrap();
+    }
+    let dir = temp_dir("bundled");
+    let path = dir.join("reference.gif");
+    std::fs::write(&path, fym::cli::transfer::BUNDLED_VIDEO).unwrap();
+    let video = read_gif(&path).unwrap();
+    assert!(
+        video.frames >= 8 && video.height >= 16,
+        "{}x{}",
+        video.frames,
+        video.height
+    );
+    // It shows motion: the first and middle frames differ (a full turn ends where it starts).
+    let diff: f32 = video
+        .frame(0)
+        .iter()
+        .zip(video.frame(video.frames / 2))
+        .map(|(a, b)| (a - b).abs())
+        .sum();
+    assert!(diff > 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Regenerates assets/reference.gif (run with `--ignored`): a red circle circling on the base
+/// model's black background, 16 frames of 32×32.
+#[test]
+#[ignore]
+fn write_bundled_reference() {
+    use fym::world::{caption, render, Camera, Color, Object, Scene, Shape, Trajectory};
+    let scene = Scene {
+        background: fym::base::data::black_background(),
+        camera: Camera::still(),
+        objects: vec![Object::new(
+            Shape::Circle,
+            Color::Red,
+            0.2,
+            Trajectory::Circle {
+                center: [0.5, 0.5],
+                radius: 0.25,
+                start_angle: 0.0,
+                turns: 1.0,
+                clockwise: true,
+            },
+            0.0,
+        )],
+        figure: None,
+    };
+    assert_eq!(caption(&scene), CAPTION);
+    let (video, _) = render(&scene, 16, 32, 32);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/reference.gif");
+    write_gif(path, &video, 8.0).unwrap();
+}
+
+/// Per-step timing of the default recipe on a random model of the built-in model's size (run D of
+/// the prototype: dim 128, 6 layers, patch (2, 4, 4), 8 frames of 16×16). Run with `--ignored
+/// --nocapture`; prints seconds per step of each stage and per generation.
+#[test]
+#[ignore]
+fn step_timing_at_builtin_size() {
+    use fym::base::{BaseModel, ClipSpec};
+    use fym_model::WanConfig;
+    let config = WanConfig {
+        patch_size: [2, 4, 4],
+        num_attention_heads: 4,
+        attention_head_dim: 32,
+        in_channels: 3,
+        out_channels: 3,
+        text_dim: 64,
+        freq_dim: 64,
+        ffn_dim: 512,
+        num_layers: 6,
+        ..WanConfig::dev()
+    };
+    let spec = ClipSpec {
+        frames: 8,
+        height: 16,
+        width: 16,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let words = fym::world::vocabulary();
+    let base = BaseModel::new_random(config, spec, &words, 16, &mut rng, false).unwrap();
+    let mut model = Model::from_base(base, "random-builtin-size".into()).unwrap();
+    let reference = moving_square(8, 16);
+    let mut c = TransferConfig {
+        spatial_steps: 20,
+        temporal_steps: 20,
+        ..TransferConfig::default()
+    };
+    c.generate.steps = 30;
+    let out = temp_dir("timing");
+    let run = RunOptions {
+        out: out.clone(),
+        quiet: true,
+        stop_after: None,
+    };
+    let o = run_transfer(&mut model, &reference, CAPTION, PROMPT, &c, &run).unwrap();
+    let s = &o.metrics["seconds"];
+    println!(
+        "spatial {:.4} s/step, temporal {:.4} s/step, generate {:.2} s, classify {:.3} s",
+        number(s, &["spatial"]) / 20.0,
+        number(s, &["temporal"]) / 20.0,
+        number(s, &["generate"]),
+        number(s, &["classify"])
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
