@@ -1,13 +1,19 @@
 //! Times the model-level benchmark (forward, LoRA step) — `cargo run --release --example step_time [threads]`.
+//! Prints wall-time medians and, in brackets, the process CPU time per run (the steadier number
+//! for one thread on a shared machine).
 fn main() {
     let threads = std::env::args()
         .nth(1)
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
     fym_kernels::cpu::set_num_threads(threads);
-    let (f, s) = fym::perf::wan_step_ms(false).unwrap();
+    let t = fym::perf::wan_step_times(false).unwrap();
     println!(
-        "threads {}: forward {f:.2} ms, lora step {s:.2} ms",
-        fym_kernels::cpu::num_threads()
+        "threads {}: forward {:.2} ms (cpu {:.2}), lora step {:.2} ms (cpu {:.2})",
+        fym_kernels::cpu::num_threads(),
+        t.forward_ms,
+        t.forward_cpu_ms,
+        t.step_ms,
+        t.step_cpu_ms
     );
 }

@@ -54,20 +54,56 @@ impl BenchResult {
 
 /// Median wall time in milliseconds of `f` over `reps` runs after one warm-up; stops early once
 /// `budget_s` seconds were spent (at least 3 runs).
-pub fn median_ms(reps: usize, budget_s: f64, mut f: impl FnMut()) -> f64 {
+pub fn median_ms(reps: usize, budget_s: f64, f: impl FnMut()) -> f64 {
+    median_wall_cpu_ms(reps, budget_s, f).0
+}
+
+/// Like [`median_ms`], and also the median CPU time of the whole process per run (all threads,
+/// pool workers' polling included). On a shared machine the CPU time of a one-thread run is the
+/// steadier number: time spent descheduled counts in wall time but not in CPU time.
+pub fn median_wall_cpu_ms(reps: usize, budget_s: f64, mut f: impl FnMut()) -> (f64, f64) {
     f();
     let start = Instant::now();
-    let mut times = Vec::with_capacity(reps);
+    let mut wall = Vec::with_capacity(reps);
+    let mut cpu = Vec::with_capacity(reps);
     for _ in 0..reps {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), process_cpu_ms());
         f();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        if times.len() >= 3 && start.elapsed().as_secs_f64() > budget_s {
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(process_cpu_ms() - c);
+        if wall.len() >= 3 && start.elapsed().as_secs_f64() > budget_s {
             break;
         }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
+    (median(&mut wall), median(&mut cpu))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// CPU time used by this process so far, in milliseconds (NaN where the OS does not say).
+pub fn process_cpu_ms() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        #[repr(C)]
+        struct Timespec {
+            sec: i64,
+            nsec: i64,
+        }
+        extern "C" {
+            fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+        }
+        const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+        let mut ts = Timespec { sec: 0, nsec: 0 };
+        // SAFETY: `ts` is a valid timespec (two 64-bit fields on every 64-bit Linux target) that
+        // the call fills in.
+        if unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) } == 0 {
+            return ts.sec as f64 * 1e3 + ts.nsec as f64 * 1e-6;
+        }
+    }
+    f64::NAN
 }
 
 fn random_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -222,9 +258,24 @@ pub fn step_bench_config() -> fym_model::WanConfig {
     c
 }
 
+/// Median wall and CPU times (ms) of the model-level benchmark (see [`wan_step_times`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StepTimes {
+    pub forward_ms: f64,
+    pub forward_cpu_ms: f64,
+    pub step_ms: f64,
+    pub step_cpu_ms: f64,
+}
+
 /// Median times (ms) of a forward without gradients and of a LoRA training step (forward, MSE
 /// loss, backward to the LoRA factors only) on [`step_bench_config`].
 pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
+    let t = wan_step_times(quick)?;
+    Ok((t.forward_ms, t.step_ms))
+}
+
+/// [`wan_step_ms`] with the CPU time per run as well.
+pub fn wan_step_times(quick: bool) -> anyhow::Result<StepTimes> {
     use fym_autograd::{no_grad, Tensor};
     use fym_model::lora::{Adapter, AdapterKind, Adapters, Attn, LoraSite, LoraTarget};
     use rand::SeedableRng;
@@ -276,10 +327,10 @@ pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
     let text = Tensor::randn(&[1, 16, 128], &mut rng);
     let opts = fym_model::ForwardOptions::default();
     let (reps, budget) = if quick { (3, 0.5) } else { (20, 5.0) };
-    let fwd = median_ms(reps, budget, || {
+    let (forward_ms, forward_cpu_ms) = median_wall_cpu_ms(reps, budget, || {
         no_grad(|| model.forward(&x, &[500.0], &text, &opts)).expect("benchmark forward");
     });
-    let step = median_ms(reps, budget, || {
+    let (step_ms, step_cpu_ms) = median_wall_cpu_ms(reps, budget, || {
         let out = model
             .forward(&x, &[500.0], &text, &opts)
             .expect("benchmark forward");
@@ -291,5 +342,10 @@ pub fn wan_step_ms(quick: bool) -> anyhow::Result<(f64, f64)> {
             "gradients reach every LoRA factor and nothing else"
         );
     });
-    Ok((fwd, step))
+    Ok(StepTimes {
+        forward_ms,
+        forward_cpu_ms,
+        step_ms,
+        step_cpu_ms,
+    })
 }

@@ -9,6 +9,8 @@ use fym_kernels::cpu::{
     attention, embedding, layout, norm, patchify, reduce, rope, softmax, unary,
 };
 
+use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
+
 use crate::op::Op;
 use crate::ops::broadcast_data;
 use crate::ops::pad_shape;
@@ -137,43 +139,44 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         Op::Linear { x, w, b } => {
             let (in_f, out_f) = (w.dim(1), w.dim(0));
             let rows = x.numel() / in_f.max(1);
-            let dx = needs(x).then(|| {
-                let mut dx = vec![0.0; x.numel()];
-                sgemm(
-                    false,
-                    false,
-                    rows,
-                    in_f,
-                    out_f,
-                    1.0,
-                    g,
-                    out_f,
-                    &w.data(),
-                    in_f,
-                    0.0,
-                    &mut dx,
-                    in_f,
-                );
-                dx
+            // SAFETY (both): with beta = 0 the GEMM writes every element without reading it.
+            let dx = needs(x).then(|| unsafe {
+                output_vec(x.numel(), |dx| {
+                    sgemm(
+                        false,
+                        false,
+                        rows,
+                        in_f,
+                        out_f,
+                        1.0,
+                        g,
+                        out_f,
+                        &w.data(),
+                        in_f,
+                        0.0,
+                        dx,
+                        in_f,
+                    )
+                })
             });
-            let dw = needs(w).then(|| {
-                let mut dw = vec![0.0; w.numel()];
-                sgemm(
-                    true,
-                    false,
-                    out_f,
-                    in_f,
-                    rows,
-                    1.0,
-                    g,
-                    out_f,
-                    &x.data(),
-                    in_f,
-                    0.0,
-                    &mut dw,
-                    in_f,
-                );
-                dw
+            let dw = needs(w).then(|| unsafe {
+                output_vec(w.numel(), |dw| {
+                    sgemm(
+                        true,
+                        false,
+                        out_f,
+                        in_f,
+                        rows,
+                        1.0,
+                        g,
+                        out_f,
+                        &x.data(),
+                        in_f,
+                        0.0,
+                        dw,
+                        in_f,
+                    )
+                })
             });
             let mut grads = vec![dx, dw];
             if let Some(b) = b {
@@ -188,30 +191,26 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             trans_b,
         } => matmul_backward(a, b, *trans_a, *trans_b, g),
         Op::Binary { op, a, b } => binary_backward(*op, a, b, out, g)?,
+        // SAFETY (the `output_vec`s below): each kernel writes every element of its output.
         Op::Affine { x: _, alpha } => {
-            let mut dx = vec![0.0; g.len()];
-            ew::affine_scalar(g, *alpha, 0.0, &mut dx);
+            let dx = unsafe { output_vec(g.len(), |dx| ew::affine_scalar(g, *alpha, 0.0, dx)) };
             vec![Some(dx)]
         }
         Op::Unary { op, x, y } => {
-            let mut dx = vec![0.0; g.len()];
-            unary::unary_backward(
-                *op,
-                &x.data(),
-                &y.read().unwrap_or_else(|e| e.into_inner()),
-                g,
-                &mut dx,
-            );
+            let y = y.read().unwrap_or_else(|e| e.into_inner());
+            let dx = unsafe {
+                output_vec(g.len(), |dx| {
+                    unary::unary_backward(*op, &x.data(), &y, g, dx)
+                })
+            };
             vec![Some(dx)]
         }
         Op::Gelu { x } => {
-            let mut dx = vec![0.0; g.len()];
-            ew::gelu_tanh_backward(&x.data(), g, &mut dx);
+            let dx = unsafe { output_vec(g.len(), |dx| ew::gelu_tanh_backward(&x.data(), g, dx)) };
             vec![Some(dx)]
         }
         Op::Silu { x } => {
-            let mut dx = vec![0.0; g.len()];
-            ew::silu_backward(&x.data(), g, &mut dx);
+            let dx = unsafe { output_vec(g.len(), |dx| ew::silu_backward(&x.data(), g, dx)) };
             vec![Some(dx)]
         }
         Op::SumAxis { x, axis } => {
@@ -238,14 +237,12 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         }
         Op::Softmax { x, y } => {
             let cols = x.dim(-1);
-            let mut dx = vec![0.0; g.len()];
-            softmax::softmax_backward(
-                &y.read().unwrap_or_else(|e| e.into_inner()),
-                g,
-                g.len() / cols,
-                cols,
-                &mut dx,
-            );
+            let y = y.read().unwrap_or_else(|e| e.into_inner());
+            let dx = unsafe {
+                output_vec(g.len(), |dx| {
+                    softmax::softmax_backward(&y, g, g.len() / cols, cols, dx)
+                })
+            };
             vec![Some(dx)]
         }
         Op::LayerNorm {
@@ -257,22 +254,25 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         } => {
             let cols = x.dim(-1);
             let rows = x.numel() / cols;
-            let mut dx = vec![0.0; x.numel()];
             let mut dw = w.as_ref().map(|_| vec![0.0; cols]);
             let mut db = b.as_ref().map(|_| vec![0.0; cols]);
             let wd = w.as_ref().map(|w| w.data());
-            norm::layer_norm_backward(
-                &x.data(),
-                rows,
-                cols,
-                wd.as_deref().map(|v| v.as_slice()),
-                mean,
-                rstd,
-                g,
-                &mut dx,
-                dw.as_deref_mut(),
-                db.as_deref_mut(),
-            );
+            let dx = unsafe {
+                output_vec(x.numel(), |dx| {
+                    norm::layer_norm_backward(
+                        &x.data(),
+                        rows,
+                        cols,
+                        wd.as_deref().map(|v| v.as_slice()),
+                        mean,
+                        rstd,
+                        g,
+                        dx,
+                        dw.as_deref_mut(),
+                        db.as_deref_mut(),
+                    )
+                })
+            };
             let mut grads = vec![Some(dx)];
             if w.is_some() {
                 grads.push(dw);
@@ -285,19 +285,22 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
         Op::RmsNorm { x, w, rstd } => {
             let cols = x.dim(-1);
             let rows = x.numel() / cols;
-            let mut dx = vec![0.0; x.numel()];
             let mut dw = w.as_ref().map(|_| vec![0.0; cols]);
             let wd = w.as_ref().map(|w| w.data());
-            norm::rms_norm_backward(
-                &x.data(),
-                rows,
-                cols,
-                wd.as_deref().map(|v| v.as_slice()),
-                rstd,
-                g,
-                &mut dx,
-                dw.as_deref_mut(),
-            );
+            let dx = unsafe {
+                output_vec(x.numel(), |dx| {
+                    norm::rms_norm_backward(
+                        &x.data(),
+                        rows,
+                        cols,
+                        wd.as_deref().map(|v| v.as_slice()),
+                        rstd,
+                        g,
+                        dx,
+                        dw.as_deref_mut(),
+                    )
+                })
+            };
             let mut grads = vec![Some(dx)];
             if w.is_some() {
                 grads.push(dw);
@@ -310,8 +313,11 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             batch,
             heads,
         } => {
-            let mut dx = vec![0.0; g.len()];
-            rope::rope_apply(g, *batch, *heads, table, true, &mut dx)?;
+            let dx = unsafe {
+                try_output_vec(g.len(), |dx| {
+                    rope::rope_apply(g, *batch, *heads, table, true, dx)
+                })?
+            };
             vec![Some(dx)]
         }
         Op::Attention {
@@ -324,25 +330,33 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             out: saved,
             lse,
         } => {
-            let (mut dq, mut dk, mut dv) = (
-                vec![0.0; q.numel()],
-                vec![0.0; k.numel()],
-                vec![0.0; v.numel()],
-            );
-            attention::attention_backward(
-                *dims,
-                *mask,
-                *scale,
-                &q.data(),
-                &k.data(),
-                &v.data(),
-                &saved.read().unwrap_or_else(|e| e.into_inner()),
-                lse,
-                g,
-                &mut dq,
-                &mut dk,
-                &mut dv,
-            )?;
+            // Every query and key row belongs to one group of every mask mode, so the backward
+            // writes every row of dq, dk and dv (or returns an error before writing any).
+            let (mut dk, mut dv) = (Vec::new(), Vec::new());
+            let dq = unsafe {
+                try_output_vec(q.numel(), |dq| {
+                    dk = try_output_vec(k.numel(), |dk| {
+                        dv = try_output_vec(v.numel(), |dv| {
+                            attention::attention_backward(
+                                *dims,
+                                *mask,
+                                *scale,
+                                &q.data(),
+                                &k.data(),
+                                &v.data(),
+                                &saved.read().unwrap_or_else(|e| e.into_inner()),
+                                lse,
+                                g,
+                                dq,
+                                dk,
+                                dv,
+                            )
+                        })?;
+                        Ok(())
+                    })?;
+                    Ok::<(), fym_kernels::Error>(())
+                })?
+            };
             vec![Some(dq), Some(dk), Some(dv)]
         }
         Op::Patchify {
@@ -429,16 +443,24 @@ fn binary_backward(
     let shape = out.shape();
     let rank = shape.len();
     let (a_shape, b_shape) = (pad_shape(a.shape(), rank), pad_shape(b.shape(), rank));
-    // Gradient w.r.t. an input = (g ⊙ local factor) summed down to the input's shape.
-    let reduce_to = |full: &[f32], target: &[usize], n: usize| -> Result<Vec<f32>> {
+    // Gradient w.r.t. an input = (g ⊙ local factor) summed down to the input's shape; an input
+    // of the output's shape (the common case: residual adds, modulation) takes it as it is.
+    let reduce_to = |full: Vec<f32>, target: &[usize], n: usize| -> Result<Vec<f32>> {
+        if target == shape {
+            return Ok(full);
+        }
         let mut r = vec![0.0; n];
-        reduce::sum_to_shape(full, shape, target, &mut r)?;
+        reduce::sum_to_shape(&full, shape, target, &mut r)?;
         Ok(r)
     };
     let times = |other: &Tensor, other_shape: &[usize], f: BinaryOp| -> Result<Vec<f32>> {
-        let mut full = vec![0.0; g.len()];
-        ew::binary(f, g, shape, &other.data(), other_shape, &mut full, shape)?;
-        Ok(full)
+        // SAFETY: `binary` writes every element of its output or returns an error.
+        unsafe {
+            try_output_vec(g.len(), |full| {
+                ew::binary(f, g, shape, &other.data(), other_shape, full, shape)
+            })
+        }
+        .map_err(Error::from)
     };
     let da = if needs(a) {
         let full = match op {
@@ -446,7 +468,7 @@ fn binary_backward(
             BinaryOp::Mul => times(b, &b_shape, BinaryOp::Mul)?,
             BinaryOp::Div => times(b, &b_shape, BinaryOp::Div)?,
         };
-        Some(reduce_to(&full, &a_shape, a.numel())?)
+        Some(reduce_to(full, &a_shape, a.numel())?)
     } else {
         None
     };
@@ -458,22 +480,21 @@ fn binary_backward(
             // d(a/b)/db = −(a/b)/b = −out/b
             BinaryOp::Div => {
                 let mut full = times(out, shape, BinaryOp::Mul)?;
-                let mut q = vec![0.0; g.len()];
+                let quotient = full.clone();
                 ew::binary(
                     BinaryOp::Div,
-                    &full,
+                    &quotient,
                     shape,
                     &b.data(),
                     &b_shape,
-                    &mut q,
+                    &mut full,
                     shape,
                 )?;
-                q.iter_mut().for_each(|v| *v = -*v);
-                full = q;
+                full.iter_mut().for_each(|v| *v = -*v);
                 full
             }
         };
-        Some(reduce_to(&full, &b_shape, b.numel())?)
+        Some(reduce_to(full, &b_shape, b.numel())?)
     } else {
         None
     };
@@ -494,45 +515,51 @@ fn matmul_backward(
     let batch = a.numel() / (ar * ac).max(1);
     let b_shared = b.rank() == 2;
     let (ad, bd) = (a.data(), b.data());
-    let da = needs(a).then(|| {
-        let mut da = vec![0.0; a.numel()];
-        for i in 0..batch {
-            let gi = &g[i * m * n..(i + 1) * m * n];
-            let bi = if b_shared {
-                &bd[..]
-            } else {
-                &bd[i * br * bc..(i + 1) * br * bc]
-            };
-            let dai = &mut da[i * ar * ac..(i + 1) * ar * ac];
-            if trans_a {
-                // dA = op(B)·dCᵀ  (A stored k×m)
-                sgemm(trans_b, true, k, m, n, 1.0, bi, bc, gi, n, 0.0, dai, ac);
-            } else {
-                // dA = dC·op(B)ᵀ
-                sgemm(false, !trans_b, m, k, n, 1.0, gi, n, bi, bc, 0.0, dai, ac);
+    // SAFETY (both): with beta = 0 the first GEMM into each block writes all of it, and the
+    // blocks tile the output (shared B: one block, later entries accumulate with beta = 1).
+    let da = needs(a).then(|| unsafe {
+        output_vec(a.numel(), |da| {
+            for i in 0..batch {
+                let gi = &g[i * m * n..(i + 1) * m * n];
+                let bi = if b_shared {
+                    &bd[..]
+                } else {
+                    &bd[i * br * bc..(i + 1) * br * bc]
+                };
+                let dai = &mut da[i * ar * ac..(i + 1) * ar * ac];
+                if trans_a {
+                    // dA = op(B)·dCᵀ  (A stored k×m)
+                    sgemm(trans_b, true, k, m, n, 1.0, bi, bc, gi, n, 0.0, dai, ac);
+                } else {
+                    // dA = dC·op(B)ᵀ
+                    sgemm(false, !trans_b, m, k, n, 1.0, gi, n, bi, bc, 0.0, dai, ac);
+                }
             }
-        }
-        da
+        })
     });
-    let db = needs(b).then(|| {
-        let mut db = vec![0.0; b.numel()];
-        for i in 0..batch {
-            let gi = &g[i * m * n..(i + 1) * m * n];
-            let ai = &ad[i * ar * ac..(i + 1) * ar * ac];
-            let (dbi, beta) = if b_shared {
-                (&mut db[..], if i == 0 { 0.0 } else { 1.0 })
-            } else {
-                (&mut db[i * br * bc..(i + 1) * br * bc], 0.0)
-            };
-            if trans_b {
-                // dB = dCᵀ·op(A)  (B stored n×k)
-                sgemm(true, trans_a, n, k, m, 1.0, gi, n, ai, ac, beta, dbi, bc);
-            } else {
-                // dB = op(A)ᵀ·dC
-                sgemm(!trans_a, false, k, n, m, 1.0, ai, ac, gi, n, beta, dbi, bc);
-            }
+    // With no batch entries a shared B gets no GEMM at all: its gradient is zero.
+    let db = needs(b).then(|| unsafe {
+        if batch == 0 {
+            return vec![0.0; b.numel()];
         }
-        db
+        output_vec(b.numel(), |db| {
+            for i in 0..batch {
+                let gi = &g[i * m * n..(i + 1) * m * n];
+                let ai = &ad[i * ar * ac..(i + 1) * ar * ac];
+                let (dbi, beta) = if b_shared {
+                    (&mut db[..], if i == 0 { 0.0 } else { 1.0 })
+                } else {
+                    (&mut db[i * br * bc..(i + 1) * br * bc], 0.0)
+                };
+                if trans_b {
+                    // dB = dCᵀ·op(A)  (B stored n×k)
+                    sgemm(true, trans_a, n, k, m, 1.0, gi, n, ai, ac, beta, dbi, bc);
+                } else {
+                    // dB = op(A)ᵀ·dC
+                    sgemm(!trans_a, false, k, n, m, 1.0, ai, ac, gi, n, beta, dbi, bc);
+                }
+            }
+        })
     });
     vec![da, db]
 }

@@ -231,6 +231,42 @@ fn every_kernel_handles_all_transposes_on_ragged_and_blocked_shapes() {
 }
 
 #[test]
+fn narrow_and_in_place_a_paths_match_reference() {
+    set_num_threads(2);
+    let mut rng = StdRng::seed_from_u64(12);
+    // AVX-512 runs n ≤ 16 on its 14×16 tile and reads a row-major A in place while n ≤ 128
+    // (4 panels of 32); these shapes straddle both limits, with k deeper than one KC block and
+    // m past one MC block, ragged everywhere.
+    let shapes = [
+        (515, 8, 300),
+        (515, 16, 33),
+        (100, 17, 260),
+        (70, 128, 513),
+        (29, 129, 40),
+        (350, 1, 7),
+    ];
+    for kernel in supported_kernels() {
+        for &(m, n, k) in &shapes {
+            for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+                for beta in [0.0, 0.5] {
+                    let case = Case {
+                        trans_a,
+                        trans_b,
+                        m,
+                        n,
+                        k,
+                        alpha: -1.25,
+                        beta,
+                        pads: [2, 3, 1],
+                    };
+                    check_with_kernel(&mut rng, kernel, &case);
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn default_kernel_matches_reference() {
     let mut rng = StdRng::seed_from_u64(3);
     for _ in 0..50 {

@@ -5,7 +5,9 @@ use std::sync::{Arc, RwLock};
 use fym_kernels::cpu::attention::{self as attn, AttnDims, MaskMode};
 use fym_kernels::cpu::rope::{self, RopeTable};
 
-use super::ensure_cpu;
+use fym_kernels::cpu::buffer::try_output_vec;
+
+use super::{ensure_cpu, records};
 use crate::op::Op;
 use crate::{Error, Result, Tensor};
 
@@ -52,19 +54,30 @@ impl Tensor {
             tokens_per_frame,
         };
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
-        let mut out = vec![0.0; q.numel()];
         let mut lse = vec![0.0; dims.batch * heads * dims.seq_q];
-        attn::attention_forward(
-            dims,
-            mask,
-            scale,
-            &q.data(),
-            &k.data(),
-            &v.data(),
-            &mut out,
-            &mut lse,
-        )?;
-        let saved = Arc::new(RwLock::new(out.clone()));
+        // SAFETY: the forward writes every output row (every query belongs to one group of
+        // every mask mode) or returns an error.
+        let out = unsafe {
+            try_output_vec(q.numel(), |out| {
+                attn::attention_forward(
+                    dims,
+                    mask,
+                    scale,
+                    &q.data(),
+                    &k.data(),
+                    &v.data(),
+                    out,
+                    &mut lse,
+                )
+            })?
+        };
+        // The op (and this copy for its backward) is kept only when it is recorded.
+        let saved = if records(&[q, k, v]) {
+            out.clone()
+        } else {
+            Vec::new()
+        };
+        let saved = Arc::new(RwLock::new(saved));
         let op = Op::Attention {
             q: q.clone(),
             k: k.clone(),
@@ -96,8 +109,12 @@ impl Tensor {
                 ),
             ));
         }
-        let mut out = vec![0.0; self.numel()];
-        rope::rope_apply(&self.data(), b, heads, table, false, &mut out)?;
+        // SAFETY: `rope_apply` writes every element of `out` or returns an error.
+        let out = unsafe {
+            try_output_vec(self.numel(), |out| {
+                rope::rope_apply(&self.data(), b, heads, table, false, out)
+            })?
+        };
         let op = Op::Rope {
             x: self.clone(),
             table: table.clone(),

@@ -3,7 +3,9 @@
 use fym_kernels::cpu::elementwise::{self as ew, BinaryOp};
 use fym_kernels::cpu::unary::{self, UnaryOp};
 
-use super::{broadcast_shapes, ensure_cpu, pad_shape};
+use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
+
+use super::{broadcast_shapes, ensure_cpu, pad_shape, records};
 use crate::op::Op;
 use crate::{Result, Tensor};
 
@@ -12,16 +14,20 @@ impl Tensor {
         ensure_cpu(&[self, other])?;
         let shape = broadcast_shapes(name, self.shape(), other.shape())?;
         let rank = shape.len();
-        let mut out = vec![0.0; shape.iter().product()];
-        ew::binary(
-            op,
-            &self.data(),
-            &pad_shape(self.shape(), rank),
-            &other.data(),
-            &pad_shape(other.shape(), rank),
-            &mut out,
-            &shape,
-        )?;
+        // SAFETY: `binary` writes every element of `out` (or returns an error).
+        let out = unsafe {
+            try_output_vec(shape.iter().product(), |out| {
+                ew::binary(
+                    op,
+                    &self.data(),
+                    &pad_shape(self.shape(), rank),
+                    &other.data(),
+                    &pad_shape(other.shape(), rank),
+                    out,
+                    &shape,
+                )
+            })?
+        };
         Ok(Tensor::from_op(
             out,
             shape,
@@ -56,8 +62,12 @@ impl Tensor {
     /// `alpha·self + beta`.
     pub fn affine(&self, alpha: f32, beta: f32) -> Result<Tensor> {
         ensure_cpu(&[self])?;
-        let mut out = vec![0.0; self.numel()];
-        ew::affine_scalar(&self.data(), alpha, beta, &mut out);
+        // SAFETY: `affine_scalar` writes every element of `out`.
+        let out = unsafe {
+            output_vec(self.numel(), |out| {
+                ew::affine_scalar(&self.data(), alpha, beta, out)
+            })
+        };
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -75,9 +85,15 @@ impl Tensor {
 
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         ensure_cpu(&[self])?;
-        let mut out = vec![0.0; self.numel()];
-        unary::unary(op, &self.data(), &mut out);
-        let y = std::sync::Arc::new(std::sync::RwLock::new(out.clone()));
+        // SAFETY: `unary` writes every element of `out`.
+        let out = unsafe { output_vec(self.numel(), |out| unary::unary(op, &self.data(), out)) };
+        // The op (and this copy for its backward) is kept only when it is recorded.
+        let saved = if records(&[self]) {
+            out.clone()
+        } else {
+            Vec::new()
+        };
+        let y = std::sync::Arc::new(std::sync::RwLock::new(saved));
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -112,8 +128,8 @@ impl Tensor {
     /// GELU with the tanh approximation.
     pub fn gelu(&self) -> Result<Tensor> {
         ensure_cpu(&[self])?;
-        let mut out = vec![0.0; self.numel()];
-        ew::gelu_tanh(&self.data(), &mut out);
+        // SAFETY: `gelu_tanh` writes every element of `out`.
+        let out = unsafe { output_vec(self.numel(), |out| ew::gelu_tanh(&self.data(), out)) };
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -124,8 +140,8 @@ impl Tensor {
     /// SiLU: `x·sigmoid(x)`.
     pub fn silu(&self) -> Result<Tensor> {
         ensure_cpu(&[self])?;
-        let mut out = vec![0.0; self.numel()];
-        ew::silu(&self.data(), &mut out);
+        // SAFETY: `silu` writes every element of `out`.
+        let out = unsafe { output_vec(self.numel(), |out| ew::silu(&self.data(), out)) };
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),

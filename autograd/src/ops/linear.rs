@@ -1,5 +1,6 @@
 //! Linear layers and matrix products.
 
+use fym_kernels::cpu::buffer::output_vec;
 use fym_kernels::cpu::gemm::{sgemm, sgemm_batched};
 
 use super::ensure_cpu;
@@ -30,26 +31,32 @@ impl Tensor {
             }
         }
         let rows = self.numel() / in_f.max(1);
-        let mut y = match b {
-            Some(b) => b.data().repeat(rows),
-            None => vec![0.0; rows * out_f],
+        let product = |y: &mut [f32], beta: f32| {
+            sgemm(
+                false,
+                true,
+                rows,
+                out_f,
+                in_f,
+                1.0,
+                &self.data(),
+                in_f,
+                &w.data(),
+                in_f,
+                beta,
+                y,
+                out_f,
+            )
         };
-        let beta = if b.is_some() { 1.0 } else { 0.0 };
-        sgemm(
-            false,
-            true,
-            rows,
-            out_f,
-            in_f,
-            1.0,
-            &self.data(),
-            in_f,
-            &w.data(),
-            in_f,
-            beta,
-            &mut y,
-            out_f,
-        );
+        let y = match b {
+            Some(b) => {
+                let mut y = b.data().repeat(rows);
+                product(&mut y, 1.0);
+                y
+            }
+            // SAFETY: with beta = 0 the GEMM writes every element of `y` without reading it.
+            None => unsafe { output_vec(rows * out_f, |y| product(y, 0.0)) },
+        };
         let mut shape = self.shape().to_vec();
         *shape.last_mut().expect("rank ≥ 1 checked by dim(-1)") = out_f;
         Ok(Tensor::from_op(
@@ -86,27 +93,32 @@ impl Tensor {
                 format!("shapes {:?} and {:?} do not multiply", a.shape(), b.shape()),
             ));
         }
-        let mut y = vec![0.0; batch * m * n];
         let stride_b = if b_shared { 0 } else { br * bc };
-        sgemm_batched(
-            batch,
-            trans_a,
-            trans_b,
-            m,
-            n,
-            k,
-            1.0,
-            &a.data(),
-            ac,
-            ar * ac,
-            &b.data(),
-            bc,
-            stride_b,
-            0.0,
-            &mut y,
-            n,
-            m * n,
-        );
+        // SAFETY: with beta = 0 every entry's GEMM writes its m×n block of `y` (the blocks tile
+        // `y`) without reading it.
+        let y = unsafe {
+            output_vec(batch * m * n, |y| {
+                sgemm_batched(
+                    batch,
+                    trans_a,
+                    trans_b,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    &a.data(),
+                    ac,
+                    ar * ac,
+                    &b.data(),
+                    bc,
+                    stride_b,
+                    0.0,
+                    y,
+                    n,
+                    m * n,
+                )
+            })
+        };
         let mut shape = a.shape()[..a.rank() - 2].to_vec();
         shape.extend([m, n]);
         Ok(Tensor::from_op(

@@ -23,6 +23,12 @@ pub(crate) fn ensure_cpu(tensors: &[&Tensor]) -> Result<()> {
     Ok(())
 }
 
+/// Whether an op with these inputs is recorded on the tape (the rule of `Tensor::from_op`), so
+/// that ops can skip saving values for a backward that will never run.
+pub(crate) fn records(inputs: &[&Tensor]) -> bool {
+    crate::is_grad_enabled() && inputs.iter().any(|t| t.requires_grad())
+}
+
 /// numpy broadcasting of two shapes (right-aligned).
 pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());

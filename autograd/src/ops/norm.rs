@@ -2,7 +2,9 @@
 
 use fym_kernels::cpu::{norm, softmax};
 
-use super::ensure_cpu;
+use fym_kernels::cpu::buffer::output_vec;
+
+use super::{ensure_cpu, records};
 use crate::op::Op;
 use crate::{Error, Result, Tensor};
 
@@ -34,22 +36,25 @@ impl Tensor {
         check_affine("layer_norm", self, bias)?;
         let cols = self.dim(-1);
         let rows = self.numel() / cols.max(1);
-        let (mut out, mut mean, mut rstd) =
-            (vec![0.0; self.numel()], vec![0.0; rows], vec![0.0; rows]);
-        {
-            let (w, b) = (weight.map(|w| w.data()), bias.map(|b| b.data()));
-            norm::layer_norm(
-                &self.data(),
-                rows,
-                cols,
-                eps,
-                w.as_deref().map(|v| v.as_slice()),
-                b.as_deref().map(|v| v.as_slice()),
-                &mut out,
-                &mut mean,
-                &mut rstd,
-            );
-        }
+        let (mut mean, mut rstd) = (vec![0.0; rows], vec![0.0; rows]);
+        let (w, b) = (weight.map(|w| w.data()), bias.map(|b| b.data()));
+        // SAFETY: `layer_norm` writes every element of `out`.
+        let out = unsafe {
+            output_vec(self.numel(), |out| {
+                norm::layer_norm(
+                    &self.data(),
+                    rows,
+                    cols,
+                    eps,
+                    w.as_deref().map(|v| v.as_slice()),
+                    b.as_deref().map(|v| v.as_slice()),
+                    out,
+                    &mut mean,
+                    &mut rstd,
+                )
+            })
+        };
+        drop((w, b));
         let op = Op::LayerNorm {
             x: self.clone(),
             w: weight.cloned(),
@@ -66,19 +71,23 @@ impl Tensor {
         check_affine("rms_norm", self, weight)?;
         let cols = self.dim(-1);
         let rows = self.numel() / cols.max(1);
-        let (mut out, mut rstd) = (vec![0.0; self.numel()], vec![0.0; rows]);
-        {
-            let w = weight.map(|w| w.data());
-            norm::rms_norm(
-                &self.data(),
-                rows,
-                cols,
-                eps,
-                w.as_deref().map(|v| v.as_slice()),
-                &mut out,
-                &mut rstd,
-            );
-        }
+        let mut rstd = vec![0.0; rows];
+        let w = weight.map(|w| w.data());
+        // SAFETY: `rms_norm` writes every element of `out`.
+        let out = unsafe {
+            output_vec(self.numel(), |out| {
+                norm::rms_norm(
+                    &self.data(),
+                    rows,
+                    cols,
+                    eps,
+                    w.as_deref().map(|v| v.as_slice()),
+                    out,
+                    &mut rstd,
+                )
+            })
+        };
+        drop(w);
         let op = Op::RmsNorm {
             x: self.clone(),
             w: weight.cloned(),
@@ -95,9 +104,19 @@ impl Tensor {
         }
         let cols = self.dim(-1);
         let rows = self.numel() / cols.max(1);
-        let mut out = vec![0.0; self.numel()];
-        softmax::softmax(&self.data(), rows, cols, &mut out);
-        let y = std::sync::Arc::new(std::sync::RwLock::new(out.clone()));
+        // SAFETY: `softmax` writes every element of `out`.
+        let out = unsafe {
+            output_vec(self.numel(), |out| {
+                softmax::softmax(&self.data(), rows, cols, out)
+            })
+        };
+        // The op (and this copy for its backward) is kept only when it is recorded.
+        let saved = if records(&[self]) {
+            out.clone()
+        } else {
+            Vec::new()
+        };
+        let y = std::sync::Arc::new(std::sync::RwLock::new(saved));
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),

@@ -170,13 +170,75 @@ pub fn binary(
         return Ok(());
     }
     let plan = BroadcastPlan::new(a_shape, b_shape, out_shape);
-    match op {
-        BinaryOp::Add => plan.run(a, b, out, |x, y| x + y),
-        BinaryOp::Sub => plan.run(a, b, out, |x, y| x - y),
-        BinaryOp::Mul => plan.run(a, b, out, |x, y| x * y),
-        BinaryOp::Div => plan.run(a, b, out, |x, y| x / y),
-    }
+    plan.run(op, a, b, out);
     Ok(())
+}
+
+/// `f(x, y)` of `op`, inlined into each vectorized segment loop.
+#[inline(always)]
+fn apply(op: BinaryOp, x: f32, y: f32) -> f32 {
+    match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+    }
+}
+
+// One loop per (op, operand layout) with the op matched outside it, so each one vectorizes at the
+// CPU's full width (the plain closures compiled for the baseline target ran 4 lanes at a time).
+simd_dispatch! {
+    fn binary_vv(op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
+        macro_rules! run {
+            ($op:path) => {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = apply($op, x, y);
+                }
+            };
+        }
+        match op {
+            BinaryOp::Add => run!(BinaryOp::Add),
+            BinaryOp::Sub => run!(BinaryOp::Sub),
+            BinaryOp::Mul => run!(BinaryOp::Mul),
+            BinaryOp::Div => run!(BinaryOp::Div),
+        }
+    }
+}
+
+simd_dispatch! {
+    fn binary_vs(op: BinaryOp, a: &[f32], y: f32, out: &mut [f32]) {
+        macro_rules! run {
+            ($op:path) => {
+                for (o, &x) in out.iter_mut().zip(a) {
+                    *o = apply($op, x, y);
+                }
+            };
+        }
+        match op {
+            BinaryOp::Add => run!(BinaryOp::Add),
+            BinaryOp::Sub => run!(BinaryOp::Sub),
+            BinaryOp::Mul => run!(BinaryOp::Mul),
+            BinaryOp::Div => run!(BinaryOp::Div),
+        }
+    }
+}
+
+simd_dispatch! {
+    fn binary_sv(op: BinaryOp, x: f32, b: &[f32], out: &mut [f32]) {
+        macro_rules! run {
+            ($op:path) => {
+                for (o, &y) in out.iter_mut().zip(b) {
+                    *o = apply($op, x, y);
+                }
+            };
+        }
+        match op {
+            BinaryOp::Add => run!(BinaryOp::Add),
+            BinaryOp::Sub => run!(BinaryOp::Sub),
+            BinaryOp::Mul => run!(BinaryOp::Mul),
+            BinaryOp::Div => run!(BinaryOp::Div),
+        }
+    }
 }
 
 /// A broadcast reduced to its essentials: size-1 output dims dropped and adjacent dims that both
@@ -236,13 +298,7 @@ impl BroadcastPlan {
         }
     }
 
-    fn run<F: Fn(f32, f32) -> f32 + Copy + Sync>(
-        &self,
-        a: &[f32],
-        b: &[f32],
-        out: &mut [f32],
-        f: F,
-    ) {
+    fn run(&self, op: BinaryOp, a: &[f32], b: &[f32], out: &mut [f32]) {
         let inner = self.inner;
         par_chunks_mut(out, TASK_ELEMS, |off, o| {
             let mut rows = RowWalker::new(&self.outer, off / inner);
@@ -253,25 +309,15 @@ impl BroadcastPlan {
                 let seg = &mut o[done..done + n];
                 let (ra, rb) = (rows.a, rows.b);
                 match (self.a_inner, self.b_inner) {
-                    (true, true) => {
-                        let (xa, xb) = (&a[ra + col..ra + col + n], &b[rb + col..rb + col + n]);
-                        for ((o, &x), &y) in seg.iter_mut().zip(xa).zip(xb) {
-                            *o = f(x, y);
-                        }
-                    }
-                    (true, false) => {
-                        let y = b[rb];
-                        for (o, &x) in seg.iter_mut().zip(&a[ra + col..ra + col + n]) {
-                            *o = f(x, y);
-                        }
-                    }
-                    (false, true) => {
-                        let x = a[ra];
-                        for (o, &y) in seg.iter_mut().zip(&b[rb + col..rb + col + n]) {
-                            *o = f(x, y);
-                        }
-                    }
-                    (false, false) => seg.fill(f(a[ra], b[rb])),
+                    (true, true) => binary_vv(
+                        op,
+                        &a[ra + col..ra + col + n],
+                        &b[rb + col..rb + col + n],
+                        seg,
+                    ),
+                    (true, false) => binary_vs(op, &a[ra + col..ra + col + n], b[rb], seg),
+                    (false, true) => binary_sv(op, a[ra], &b[rb + col..rb + col + n], seg),
+                    (false, false) => seg.fill(apply(op, a[ra], b[rb])),
                 }
                 done += n;
                 col = 0;
@@ -320,14 +366,35 @@ fn assert_same_len(op: &str, a: usize, b: usize) {
     assert_eq!(a, b, "{op}: buffer lengths differ ({a} vs {b})");
 }
 
+simd_dispatch! {
+    fn add_assign_chunk(acc: &mut [f32], x: &[f32]) {
+        for (a, &v) in acc.iter_mut().zip(x) {
+            *a += v;
+        }
+    }
+}
+
+simd_dispatch! {
+    fn affine_chunk(x: &[f32], alpha: f32, beta: f32, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = alpha * v + beta;
+        }
+    }
+}
+
+simd_dispatch! {
+    fn axpy_chunk(alpha: f32, x: &[f32], y: &mut [f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o += alpha * v;
+        }
+    }
+}
+
 /// `acc += x` (gradient accumulation).
 pub fn add_assign(acc: &mut [f32], x: &[f32]) {
     assert_same_len("add_assign", acc.len(), x.len());
     par_chunks_mut(acc, TASK_ELEMS, |off, acc| {
-        let x = &x[off..off + acc.len()];
-        for (a, &v) in acc.iter_mut().zip(x) {
-            *a += v;
-        }
+        add_assign_chunk(acc, &x[off..off + acc.len()])
     });
 }
 
@@ -335,10 +402,7 @@ pub fn add_assign(acc: &mut [f32], x: &[f32]) {
 pub fn affine_scalar(x: &[f32], alpha: f32, beta: f32, out: &mut [f32]) {
     assert_same_len("affine_scalar", x.len(), out.len());
     par_chunks_mut(out, TASK_ELEMS, |off, out| {
-        let x = &x[off..off + out.len()];
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = alpha * v + beta;
-        }
+        affine_chunk(&x[off..off + out.len()], alpha, beta, out)
     });
 }
 
@@ -346,10 +410,7 @@ pub fn affine_scalar(x: &[f32], alpha: f32, beta: f32, out: &mut [f32]) {
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     assert_same_len("axpy", x.len(), y.len());
     par_chunks_mut(y, TASK_ELEMS, |off, y| {
-        let x = &x[off..off + y.len()];
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o += alpha * v;
-        }
+        axpy_chunk(alpha, &x[off..off + y.len()], y)
     });
 }
 

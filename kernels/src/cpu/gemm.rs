@@ -470,6 +470,10 @@ unsafe fn gemm_threaded(
     threads: usize,
 ) {
     let Shape { m, n, k, ldc, .. } = *shape;
+    let micro = match micro.narrow {
+        Some(narrow) if n <= narrow.nr => narrow,
+        _ => micro,
+    };
     let a = operand(a, shape.trans_a, shape.lda);
     let b = operand(b, shape.trans_b, shape.ldb);
     let (m_tiles, n_tiles) = (m.div_ceil(micro.mr), n.div_ceil(micro.nr));

@@ -2,6 +2,7 @@
 //! against live in `kernels/tests/`.
 
 pub mod attention;
+pub mod buffer;
 pub mod elementwise;
 pub mod embedding;
 pub mod gemm;

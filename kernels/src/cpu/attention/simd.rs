@@ -24,6 +24,10 @@ pub(super) trait Simd {
     const ROWS: usize;
     /// Vectors per row of `C` one micro-kernel call keeps in registers (≤ 4).
     const MAX_NV: usize;
+    /// Rows of `C` per micro-kernel call when a row is at most two vectors (≤ 12): `n = 32`
+    /// products (head_dim 32: `P·V`, `dV`, `dK`) then keep as many accumulators busy as the
+    /// four-vector blocks do, with fewer B loads and loop overhead per FMA.
+    const ROWS_NARROW: usize = Self::ROWS;
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
@@ -130,21 +134,22 @@ pub(super) unsafe fn gemm_generic<S: Simd>(
     let mut col = 0;
     while col < n {
         let nv = ((n - col) / LANES).min(S::MAX_NV);
+        let rows = if nv <= 2 { S::ROWS_NARROW } else { S::ROWS };
         let mut row = 0;
         while row < m {
-            let r = (m - row).min(S::ROWS);
+            let r = (m - row).min(rows);
             let (ap, bp, cp) = (a.add(row * lda), b.add(col), c.add(row * ldc + col));
             macro_rules! call {
                 ($($r:literal),*; $nv:tt) => {
                     match r {
                         $($r => gemm_block::<S, $r, $nv>(k, ap, lda, bp, ldb, cp, ldc, accumulate),)*
-                        _ => unreachable!("row block larger than Simd::ROWS"),
+                        _ => unreachable!("row block larger than Simd::ROWS(_NARROW)"),
                     }
                 };
             }
             match nv {
-                1 => call!(1, 2, 3, 4, 5, 6; 1),
-                2 => call!(1, 2, 3, 4, 5, 6; 2),
+                1 => call!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12; 1),
+                2 => call!(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12; 2),
                 3 => call!(1, 2, 3, 4, 5, 6; 3),
                 _ => call!(1, 2, 3, 4, 5, 6; 4),
             }
@@ -163,6 +168,7 @@ impl Simd for Avx512 {
     type V = std::arch::x86_64::__m512;
     const ROWS: usize = 6;
     const MAX_NV: usize = 4;
+    const ROWS_NARROW: usize = 12;
 
     #[inline(always)]
     unsafe fn zero() -> Self::V {

@@ -18,6 +18,8 @@ pub(super) static KERNEL: MicroKernel = MicroKernel {
     kc: 256,
     nc: 1024,
     pack: pack_panel,
+    direct_tiles: &[],
+    narrow: None,
     tiles: &[
         tile::<1>, tile::<2>, tile::<3>, tile::<4>, tile::<5>, tile::<6>,
     ],

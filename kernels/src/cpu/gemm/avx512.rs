@@ -1,4 +1,5 @@
-//! AVX-512 micro-kernel: a 14×32 tile of C held in 28 zmm accumulators.
+//! AVX-512 micro-kernel: a 14×32 tile of C held in 28 zmm accumulators (and a 14×16 one for
+//! narrow products).
 //!
 //! Per k step it loads two 16-wide vectors of the B panel and broadcasts 14 values of the A panel,
 //! feeding 28 independent FMAs: enough to cover the 4-cycle FMA latency on both FMA ports, with
@@ -21,15 +22,92 @@ pub(super) static KERNEL: MicroKernel = MicroKernel {
     nc: 1024,
     pack: pack_panel,
     tiles: &[
-        tile::<1>, tile::<2>, tile::<3>, tile::<4>, tile::<5>, tile::<6>, tile::<7>, tile::<8>,
-        tile::<9>, tile::<10>, tile::<11>, tile::<12>, tile::<13>, tile::<14>,
+        tile::<1, 2>,
+        tile::<2, 2>,
+        tile::<3, 2>,
+        tile::<4, 2>,
+        tile::<5, 2>,
+        tile::<6, 2>,
+        tile::<7, 2>,
+        tile::<8, 2>,
+        tile::<9, 2>,
+        tile::<10, 2>,
+        tile::<11, 2>,
+        tile::<12, 2>,
+        tile::<13, 2>,
+        tile::<14, 2>,
     ],
+    direct_tiles: &[
+        tile_direct::<1, 2>,
+        tile_direct::<2, 2>,
+        tile_direct::<3, 2>,
+        tile_direct::<4, 2>,
+        tile_direct::<5, 2>,
+        tile_direct::<6, 2>,
+        tile_direct::<7, 2>,
+        tile_direct::<8, 2>,
+        tile_direct::<9, 2>,
+        tile_direct::<10, 2>,
+        tile_direct::<11, 2>,
+        tile_direct::<12, 2>,
+        tile_direct::<13, 2>,
+        tile_direct::<14, 2>,
+    ],
+    narrow: Some(&NARROW),
 };
 
+/// The same kernel with a 14×16 tile (one vector per row), for products with at most 16 columns
+/// (LoRA factors of rank ≤ 16): the 32-wide tile would spend half or more of its FMAs on padding.
+/// 14 accumulators still cover the FMA latency on both ports; the 14 broadcasts per k step then
+/// bound it at about one k step per 7 cycles, twice the useful rate of the wide tile at n ≤ 16.
+static NARROW: MicroKernel = MicroKernel {
+    mr: MR,
+    nr: 16,
+    mc: MR * 24,
+    kc: 256,
+    nc: 1024,
+    pack: pack_panel,
+    tiles: &[
+        tile::<1, 1>,
+        tile::<2, 1>,
+        tile::<3, 1>,
+        tile::<4, 1>,
+        tile::<5, 1>,
+        tile::<6, 1>,
+        tile::<7, 1>,
+        tile::<8, 1>,
+        tile::<9, 1>,
+        tile::<10, 1>,
+        tile::<11, 1>,
+        tile::<12, 1>,
+        tile::<13, 1>,
+        tile::<14, 1>,
+    ],
+    direct_tiles: &[
+        tile_direct::<1, 1>,
+        tile_direct::<2, 1>,
+        tile_direct::<3, 1>,
+        tile_direct::<4, 1>,
+        tile_direct::<5, 1>,
+        tile_direct::<6, 1>,
+        tile_direct::<7, 1>,
+        tile_direct::<8, 1>,
+        tile_direct::<9, 1>,
+        tile_direct::<10, 1>,
+        tile_direct::<11, 1>,
+        tile_direct::<12, 1>,
+        tile_direct::<13, 1>,
+        tile_direct::<14, 1>,
+    ],
+    narrow: None,
+};
+
+/// An `R × 16·NV` tile from packed panels (A panel width [`MR`], B panel width `16·NV`).
+///
 /// # Safety
 /// See [`super::micro::TileFn`]; the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize>(
+unsafe fn tile<const R: usize, const NV: usize>(
     kc: usize,
     mut a: *const f32,
     mut b: *const f32,
@@ -38,23 +116,81 @@ unsafe fn tile<const R: usize>(
     alpha: f32,
     beta: f32,
 ) {
-    // Warm the C rows now so their misses overlap the k loop instead of stalling the stores.
-    for i in 0..R {
-        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + NR - 1) as *const i8);
-    }
-    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    prefetch_c::<R, NV>(c, ldc);
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
     for _ in 0..kc {
-        let b0 = _mm512_loadu_ps(b);
-        let b1 = _mm512_loadu_ps(b.add(16));
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, b_v) in bv.iter_mut().enumerate() {
+            *b_v = _mm512_loadu_ps(b.add(16 * v));
+        }
         for (i, acc_row) in acc.iter_mut().enumerate() {
             let a_i = _mm512_set1_ps(*a.add(i));
-            acc_row[0] = _mm512_fmadd_ps(a_i, b0, acc_row[0]);
-            acc_row[1] = _mm512_fmadd_ps(a_i, b1, acc_row[1]);
+            for (acc_v, &b_v) in acc_row.iter_mut().zip(&bv) {
+                *acc_v = _mm512_fmadd_ps(a_i, b_v, *acc_v);
+            }
         }
         a = a.add(MR);
-        b = b.add(NR);
+        b = b.add(16 * NV);
     }
+    store_tile(&acc, c, ldc, alpha, beta);
+}
+
+/// [`super::micro::DirectTileFn`]: as [`tile`], with row `i` of A read in place at `a + i·lda`.
+/// The row addresses are a chain of adds per k step (14 rows need more registers than there are
+/// to hold them apart); the integer ports have room for it beside the FMAs.
+///
+/// # Safety
+/// See [`super::micro::DirectTileFn`]; the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_direct<const R: usize, const NV: usize>(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    mut b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    prefetch_c::<R, NV>(c, ldc);
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    for p in 0..kc {
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, b_v) in bv.iter_mut().enumerate() {
+            *b_v = _mm512_loadu_ps(b.add(16 * v));
+        }
+        let mut row = a.add(p);
+        for acc_row in acc.iter_mut() {
+            let a_i = _mm512_set1_ps(*row);
+            row = row.wrapping_add(lda);
+            for (acc_v, &b_v) in acc_row.iter_mut().zip(&bv) {
+                *acc_v = _mm512_fmadd_ps(a_i, b_v, *acc_v);
+            }
+        }
+        b = b.add(16 * NV);
+    }
+    store_tile(&acc, c, ldc, alpha, beta);
+}
+
+/// Warms the C rows so their misses overlap the k loop instead of stalling the stores.
+#[inline(always)]
+unsafe fn prefetch_c<const R: usize, const NV: usize>(c: *mut f32, ldc: usize) {
+    for i in 0..R {
+        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16 * NV - 1) as *const i8);
+    }
+}
+
+/// `C = alpha · acc + beta · C` for an `R × 16·NV` tile (C not read when `beta == 0`).
+#[inline(always)]
+unsafe fn store_tile<const R: usize, const NV: usize>(
+    acc: &[[__m512; NV]; R],
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+) {
     let alpha = _mm512_set1_ps(alpha);
     let beta_v = _mm512_set1_ps(beta);
     for (i, acc_row) in acc.iter().enumerate() {

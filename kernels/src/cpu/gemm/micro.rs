@@ -20,6 +20,22 @@ pub(super) type TileFn = unsafe fn(
     beta: f32,
 );
 
+/// [`TileFn`] reading A unpacked: row `i` of the tile at `a + i·lda`, contiguous along k (op(A)
+/// row-major). Saves packing A when A is already laid out this way.
+///
+/// # Safety
+/// As [`TileFn`], with `a` valid for reads of `R` rows of `kc` values at row stride `lda`.
+pub(super) type DirectTileFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+);
+
 /// A micro-kernel with its register tile and the cache blocking that suits it.
 pub(super) struct MicroKernel {
     /// Rows of C per tile (A panel width).
@@ -34,6 +50,11 @@ pub(super) struct MicroKernel {
     pub nc: usize,
     /// `tiles[r - 1]` computes a tile of `r` rows, so ragged bottom tiles cost only what they use.
     pub tiles: &'static [TileFn],
+    /// `direct_tiles[r - 1]`: as `tiles`, reading a row-major A in place; empty if the kernel
+    /// has none (A is then always packed).
+    pub direct_tiles: &'static [DirectTileFn],
+    /// A variant with a narrower tile for products with at most its `nr` columns.
+    pub narrow: Option<&'static MicroKernel>,
     /// Packs A and B panels for this kernel.
     pub pack: PanelPacker,
 }
