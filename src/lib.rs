@@ -5,6 +5,7 @@ pub mod cli;
 pub mod metrics;
 pub mod motionbench;
 pub mod perf;
+pub mod perf_cuda;
 pub mod pipeline;
 pub mod video;
 pub mod world;
