@@ -19,6 +19,10 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+/// The 16×16 register transpose of the packer, shared with the attention kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{lane_mask, transpose16};
+
 use super::pool::{num_threads, parallel_for, SharedMut};
 use crate::{Error, Result};
 use micro::MicroKernel;
