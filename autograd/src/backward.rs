@@ -86,7 +86,7 @@ impl Tensor {
                 continue;
             };
             let inputs = op.inputs();
-            let input_grads = op_backward(op, node, &g)?;
+            let input_grads = op_backward(op, node, g)?;
             for (input, grad) in inputs.into_iter().zip(input_grads) {
                 if let Some(grad) = grad.filter(|_| input.requires_grad()) {
                     match grads.map.get_mut(&input.id()) {
@@ -134,7 +134,11 @@ fn needs(t: &Tensor) -> bool {
 
 /// Gradients of `op`'s inputs (aligned with `op.inputs()`; `None` where not needed) given the
 /// gradient `g` of its output `out`.
-fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>> {
+///
+/// `g` is handed over so that ops whose input gradient is `g` itself (reshape, add, sub) pass the
+/// buffer on instead of copying it.
+fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Vec<f32>>>> {
+    let g: &[f32] = &g_owned;
     Ok(match op {
         Op::Linear { x, w, b } => {
             let (in_f, out_f) = (w.dim(1), w.dim(0));
@@ -190,7 +194,7 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             trans_a,
             trans_b,
         } => matmul_backward(a, b, *trans_a, *trans_b, g),
-        Op::Binary { op, a, b } => binary_backward(*op, a, b, out, g)?,
+        Op::Binary { op, a, b } => binary_backward(*op, a, b, out, g_owned)?,
         // SAFETY (the `output_vec`s below): each kernel writes every element of its output.
         Op::Affine { x: _, alpha } => {
             let dx = unsafe { output_vec(g.len(), |dx| ew::affine_scalar(g, *alpha, 0.0, dx)) };
@@ -379,7 +383,7 @@ fn op_backward(op: &Op, out: &Tensor, g: &[f32]) -> Result<Vec<Option<Vec<f32>>>
             patchify::patchify(g, *dims, *patch, *order, &mut dx)?;
             vec![Some(dx)]
         }
-        Op::Reshape { .. } => vec![Some(g.to_vec())],
+        Op::Reshape { .. } => vec![Some(g_owned)],
         Op::Permute { x: _, perm } => {
             let mut inverse = vec![0; perm.len()];
             for (i, &p) in perm.iter().enumerate() {
@@ -438,7 +442,7 @@ fn binary_backward(
     a: &Tensor,
     b: &Tensor,
     out: &Tensor,
-    g: &[f32],
+    mut g: Vec<f32>,
 ) -> Result<Vec<Option<Vec<f32>>>> {
     let shape = out.shape();
     let rank = shape.len();
@@ -453,7 +457,7 @@ fn binary_backward(
         reduce::sum_to_shape(&full, shape, target, &mut r)?;
         Ok(r)
     };
-    let times = |other: &Tensor, other_shape: &[usize], f: BinaryOp| -> Result<Vec<f32>> {
+    let times = |g: &[f32], other: &Tensor, other_shape: &[usize], f: BinaryOp| {
         // SAFETY: `binary` writes every element of its output or returns an error.
         unsafe {
             try_output_vec(g.len(), |full| {
@@ -462,24 +466,17 @@ fn binary_backward(
         }
         .map_err(Error::from)
     };
-    let da = if needs(a) {
-        let full = match op {
-            BinaryOp::Add | BinaryOp::Sub => g.to_vec(),
-            BinaryOp::Mul => times(b, &b_shape, BinaryOp::Mul)?,
-            BinaryOp::Div => times(b, &b_shape, BinaryOp::Div)?,
-        };
-        Some(reduce_to(full, &a_shape, a.numel())?)
-    } else {
-        None
-    };
+    // For Add and Sub one input's gradient is g itself: the buffer is handed over (to a, or to b
+    // when a needs none) rather than copied, so b's is computed first.
     let db = if needs(b) {
         let full = match op {
-            BinaryOp::Add => g.to_vec(),
+            BinaryOp::Add if !needs(a) => std::mem::take(&mut g),
+            BinaryOp::Add => g.clone(),
             BinaryOp::Sub => g.iter().map(|v| -v).collect(),
-            BinaryOp::Mul => times(a, &a_shape, BinaryOp::Mul)?,
+            BinaryOp::Mul => times(&g, a, &a_shape, BinaryOp::Mul)?,
             // d(a/b)/db = −(a/b)/b = −out/b
             BinaryOp::Div => {
-                let mut full = times(out, shape, BinaryOp::Mul)?;
+                let mut full = times(&g, out, shape, BinaryOp::Mul)?;
                 let quotient = full.clone();
                 ew::binary(
                     BinaryOp::Div,
@@ -495,6 +492,16 @@ fn binary_backward(
             }
         };
         Some(reduce_to(full, &b_shape, b.numel())?)
+    } else {
+        None
+    };
+    let da = if needs(a) {
+        let full = match op {
+            BinaryOp::Add | BinaryOp::Sub => g,
+            BinaryOp::Mul => times(&g, b, &b_shape, BinaryOp::Mul)?,
+            BinaryOp::Div => times(&g, b, &b_shape, BinaryOp::Div)?,
+        };
+        Some(reduce_to(full, &a_shape, a.numel())?)
     } else {
         None
     };

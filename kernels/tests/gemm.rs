@@ -1,6 +1,6 @@
 //! GEMM against a naive f64 triple loop, for every kernel this CPU supports, and the thread pool.
 
-use fym_kernels::cpu::gemm::{sgemm, sgemm_batched_with, sgemm_with, GemmKernel};
+use fym_kernels::cpu::gemm::{sgemm, sgemm_batched_with, sgemm_bias_with, sgemm_with, GemmKernel};
 use fym_kernels::cpu::pool::{parallel_for, set_num_threads, SharedMut};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -264,6 +264,74 @@ fn narrow_and_in_place_a_paths_match_reference() {
             }
         }
     }
+}
+
+#[test]
+fn bias_epilogue_matches_reference() {
+    set_num_threads(2);
+    let mut rng = StdRng::seed_from_u64(13);
+    // Ragged edges (n not a multiple of any tile width), k deeper than KC (the bias must be added
+    // once, by the last k slice), n ≤ 16 (AVX-512's narrow tile), a column split on two
+    // threads (20×2100×120), and k = 0 (C = bias).
+    let shapes = [
+        (37, 45, 300),
+        (515, 8, 130),
+        (20, 2100, 120),
+        (700, 100, 40),
+        (5, 7, 0),
+    ];
+    for kernel in supported_kernels() {
+        for &(m, n, k) in &shapes {
+            for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (a_rows, a_cols) = if trans_a { (k, m) } else { (m, k) };
+                let (b_rows, b_cols) = if trans_b { (n, k) } else { (k, n) };
+                let a = Stored::random(&mut rng, a_rows, a_cols, 1);
+                let b = Stored::random(&mut rng, b_rows, b_cols, 2);
+                let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+                let alpha = 0.75;
+                let ldc = n + 3;
+                let mut c = vec![f32::NAN; (m.max(1) - 1) * ldc + n];
+                sgemm_bias_with(
+                    kernel, trans_a, trans_b, m, n, k, alpha, &a.data, a.ld, &b.data, b.ld, &bias,
+                    &mut c, ldc,
+                )
+                .unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 = (0..k)
+                            .map(|p| a.op(trans_a, i, p) * b.op(trans_b, p, j))
+                            .sum();
+                        let want = alpha as f64 * dot + bias[j] as f64;
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{kernel:?} {m}×{n}×{k} t{trans_a}{trans_b} C[{i},{j}] = {got}, want {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let short = sgemm_bias_with(
+        GemmKernel::Scalar,
+        false,
+        false,
+        2,
+        3,
+        2,
+        1.0,
+        &[0.0; 4],
+        2,
+        &[0.0; 6],
+        3,
+        &[0.0; 2],
+        &mut [0.0; 6],
+        3,
+    );
+    assert!(short
+        .unwrap_err()
+        .to_string()
+        .contains("bias has 2 values for 3 columns"));
 }
 
 #[test]

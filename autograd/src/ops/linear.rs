@@ -1,7 +1,7 @@
 //! Linear layers and matrix products.
 
-use fym_kernels::cpu::buffer::output_vec;
-use fym_kernels::cpu::gemm::{sgemm, sgemm_batched};
+use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
+use fym_kernels::cpu::gemm::{sgemm, sgemm_batched, sgemm_bias};
 
 use super::ensure_cpu;
 use crate::op::Op;
@@ -31,32 +31,36 @@ impl Tensor {
             }
         }
         let rows = self.numel() / in_f.max(1);
-        let product = |y: &mut [f32], beta: f32| {
-            sgemm(
-                false,
-                true,
-                rows,
-                out_f,
-                in_f,
-                1.0,
-                &self.data(),
-                in_f,
-                &w.data(),
-                in_f,
-                beta,
-                y,
-                out_f,
-            )
+        let (x_data, w_data) = (self.data(), w.data());
+        // SAFETY: both GEMMs write every element of `y` without reading it (beta = 0; the bias
+        // is added in the GEMM's epilogue), or fail before writing.
+        let y = unsafe {
+            try_output_vec(rows * out_f, |y| match b {
+                Some(b) => sgemm_bias(
+                    false,
+                    true,
+                    rows,
+                    out_f,
+                    in_f,
+                    1.0,
+                    &x_data,
+                    in_f,
+                    &w_data,
+                    in_f,
+                    &b.data(),
+                    y,
+                    out_f,
+                ),
+                None => {
+                    sgemm(
+                        false, true, rows, out_f, in_f, 1.0, &x_data, in_f, &w_data, in_f, 0.0, y,
+                        out_f,
+                    );
+                    Ok(())
+                }
+            })?
         };
-        let y = match b {
-            Some(b) => {
-                let mut y = b.data().repeat(rows);
-                product(&mut y, 1.0);
-                y
-            }
-            // SAFETY: with beta = 0 the GEMM writes every element of `y` without reading it.
-            None => unsafe { output_vec(rows * out_f, |y| product(y, 0.0)) },
-        };
+        drop((x_data, w_data));
         let mut shape = self.shape().to_vec();
         *shape.last_mut().expect("rank ≥ 1 checked by dim(-1)") = out_f;
         Ok(Tensor::from_op(

@@ -19,6 +19,10 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+/// The 16×16 register transpose of the packer, shared with the attention kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{lane_mask, transpose16};
+
 use super::pool::{num_threads, parallel_for, SharedMut};
 use crate::{Error, Result};
 use micro::MicroKernel;
@@ -199,7 +203,124 @@ pub fn sgemm_with(
     };
     let c_ptr = SharedMut::new(c);
     // SAFETY: `check` verified that `c` covers m×n at stride `ldc`, and we hold it mutably.
-    unsafe { gemm_threaded(micro, &shape, alpha, a, b, beta, c_ptr.0, threads) };
+    unsafe {
+        gemm_threaded(
+            micro,
+            &shape,
+            alpha,
+            a,
+            b,
+            beta,
+            c_ptr.0,
+            std::ptr::null(),
+            threads,
+        )
+    };
+    Ok(())
+}
+
+/// `C = alpha · op(A)·op(B) + bias`, with `bias` (`n` values) added to every row of C, which is
+/// not read (as [`sgemm`] with `beta = 0`). The bias is added in the micro-kernel's epilogue,
+/// while the tile is in registers: a linear layer's output is written once instead of being
+/// filled with the repeated bias first and then read back and accumulated onto.
+/// Errors as [`sgemm_with`], or if `bias` has fewer than `n` values.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_bias(
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    sgemm_bias_with(
+        GemmKernel::selected(),
+        trans_a,
+        trans_b,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        b,
+        ldb,
+        bias,
+        c,
+        ldc,
+    )
+}
+
+/// [`sgemm_bias`] with an explicit kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_bias_with(
+    kernel: GemmKernel,
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let micro = checked_micro_kernel(kernel)?;
+    let shape = Shape {
+        trans_a,
+        trans_b,
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        ldc,
+    };
+    shape.check(
+        a.len(),
+        b.len(),
+        c.len(),
+        k > 0 && alpha != 0.0,
+        "sgemm_bias",
+    )?;
+    if bias.len() < n {
+        return Err(Error::shape(
+            "sgemm_bias",
+            format!("bias has {} values for {n} columns", bias.len()),
+        ));
+    }
+    let threads = if shape.flops() < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        num_threads()
+    };
+    let c_ptr = SharedMut::new(c);
+    // SAFETY: `check` verified that `c` covers m×n at stride `ldc`, and we hold it mutably;
+    // `bias` holds at least n values.
+    unsafe {
+        gemm_threaded(
+            micro,
+            &shape,
+            alpha,
+            a,
+            b,
+            0.0,
+            c_ptr.0,
+            bias.as_ptr(),
+            threads,
+        )
+    };
     Ok(())
 }
 
@@ -342,6 +463,7 @@ pub fn sgemm_batched_with(
                     b,
                     beta,
                     c_ptr.ptr().add(i * stride_c),
+                    std::ptr::null(),
                     1,
                 )
             };
@@ -364,6 +486,7 @@ pub fn sgemm_batched_with(
                     b,
                     beta,
                     c_ptr.0.add(i * stride_c),
+                    std::ptr::null(),
                     threads,
                 )
             };
@@ -457,7 +580,8 @@ fn check_matrix(
 ///
 /// # Safety
 /// `c` must be valid for reads and writes of m rows of n values at stride `ldc`, not accessed by
-/// anything else during the call; `a` and `b` must have passed [`Shape::check`].
+/// anything else during the call; `a` and `b` must have passed [`Shape::check`]; `bias` must be
+/// null or valid for n reads.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_threaded(
     micro: &MicroKernel,
@@ -467,6 +591,7 @@ unsafe fn gemm_threaded(
     b: &[f32],
     beta: f32,
     c: *mut f32,
+    bias: *const f32,
     threads: usize,
 ) {
     let Shape { m, n, k, ldc, .. } = *shape;
@@ -482,7 +607,7 @@ unsafe fn gemm_threaded(
         .min(if split_rows { m_tiles } else { n_tiles })
         .max(1);
     if parts == 1 || k == 0 || alpha == 0.0 {
-        blocked::gemm(micro, m, n, k, alpha, a, b, beta, c, ldc);
+        blocked::gemm(micro, m, n, k, alpha, a, b, beta, c, ldc, bias);
         return;
     }
     // Rows are split evenly (a ragged bottom tile only costs its rows); columns in whole tiles,
@@ -493,6 +618,7 @@ unsafe fn gemm_threaded(
         n_tiles.div_ceil(parts) * micro.nr
     };
     let c = SharedMut(c);
+    let bias = SharedConst(bias);
     parallel_for(parts, |part| {
         let (start, len) = if split_rows {
             (part * step, m)
@@ -519,6 +645,7 @@ unsafe fn gemm_threaded(
                     beta,
                     c_part,
                     ldc,
+                    bias.get(),
                 );
             } else {
                 let c_part = c.ptr().add(start);
@@ -533,10 +660,28 @@ unsafe fn gemm_threaded(
                     beta,
                     c_part,
                     ldc,
+                    if bias.get().is_null() {
+                        bias.get()
+                    } else {
+                        bias.get().add(start)
+                    },
                 );
             }
         }
     });
+}
+
+/// The bias pointer, shared read-only by the parallel parts.
+#[derive(Clone, Copy)]
+struct SharedConst(*const f32);
+// SAFETY: only read, and valid for the whole call (the caller's guarantee).
+unsafe impl Sync for SharedConst {}
+
+impl SharedConst {
+    /// The pointer (closures call this so that they capture the `Sync` wrapper, not the field).
+    fn get(&self) -> *const f32 {
+        self.0
+    }
 }
 
 /// The view of op(X) for X stored row-major with leading dimension `ld`.

@@ -5,7 +5,8 @@
 //!
 //! Layout: `plan` turns a mask mode into independent dense groups (so masked tiles are never
 //! visited), `simd` holds the vector primitives and the register-tiled micro-kernel, and
-//! `forward`, `backward`, `map_stats` hold the per-task tile loops. This file validates inputs,
+//! `forward`, `backward`, `map_stats` hold the per-task tile loops; `temporal` runs short
+//! `Temporal` groups vectorized across positions instead. This file validates inputs,
 //! picks the instruction set and spreads tasks over the threads.
 
 mod backward;
@@ -14,6 +15,7 @@ mod map_stats;
 mod pack;
 mod plan;
 mod simd;
+mod temporal;
 
 use crate::cpu::pool::{num_threads, parallel_for, SharedMut};
 use crate::ensure_shape;
@@ -66,6 +68,10 @@ pub fn attention_forward(
     check_len(OP, "v", v.len(), kv_len, dims)?;
     check_len(OP, "out", out.len(), q_len, dims)?;
     check_len(OP, "lse", lse.len(), lse_len, dims)?;
+    if mask == MaskMode::Temporal && temporal::applies(&dims) {
+        temporal::forward(dims, scale, q, k, v, out, lse);
+        return Ok(());
+    }
     let plan = Plan::new(dims, mask);
     let keys = pack::KeyTiles::new(&plan, k, Some(v));
     let fwd = forward::Forward {
@@ -111,6 +117,21 @@ pub fn attention_backward(
         ("dv", dv.len(), kv_len),
     ] {
         check_len(OP, name, len, want, dims)?;
+    }
+    if mask == MaskMode::Temporal && temporal::applies(&dims) {
+        let io = temporal::BackwardIo {
+            q,
+            k,
+            v,
+            out,
+            lse,
+            d_out,
+            dq: SharedMut::new(dq),
+            dk: SharedMut::new(dk),
+            dv: SharedMut::new(dv),
+        };
+        temporal::backward(dims, scale, &io);
+        return Ok(());
     }
     let plan = Plan::new(dims, mask);
     let splits = backward_splits(plan.problems(), plan.len_kv.div_ceil(TILE_K), num_threads());

@@ -32,7 +32,7 @@ pub(super) trait Simd {
     unsafe fn splat(x: f32) -> Self::V;
     unsafe fn load(p: *const f32) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
-    /// Loads the first `n` (< LANES) floats at `p`; the other lanes are `fill` (nothing past
+    /// Loads the first `n` (≤ LANES) floats at `p`; the other lanes are `fill` (nothing past
     /// `p + n` is read). Used for ragged tile edges instead of padding memory, which would make
     /// the next full-vector load stall on store forwarding.
     unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Self::V;

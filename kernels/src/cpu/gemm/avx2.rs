@@ -28,6 +28,7 @@ pub(super) static KERNEL: MicroKernel = MicroKernel {
 /// # Safety
 /// See [`super::micro::TileFn`]; the CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(
     kc: usize,
     mut a: *const f32,
@@ -36,6 +37,7 @@ unsafe fn tile<const R: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 ) {
     for i in 0..R {
         _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
@@ -55,11 +57,18 @@ unsafe fn tile<const R: usize>(
     }
     let alpha = _mm256_set1_ps(alpha);
     let beta_v = _mm256_set1_ps(beta);
+    let bias_v = [0, 1].map(|j| {
+        if bias.is_null() {
+            _mm256_setzero_ps()
+        } else {
+            _mm256_loadu_ps(bias.add(8 * j))
+        }
+    });
     for (i, acc_row) in acc.iter().enumerate() {
         let c_row = c.add(i * ldc);
         for (j, &v) in acc_row.iter().enumerate() {
             let c_ij = c_row.add(8 * j);
-            let scaled = _mm256_mul_ps(alpha, v);
+            let scaled = _mm256_fmadd_ps(alpha, v, bias_v[j]);
             let out = if beta == 0.0 {
                 scaled
             } else {

@@ -107,6 +107,7 @@ static NARROW: MicroKernel = MicroKernel {
 /// # Safety
 /// See [`super::micro::TileFn`]; the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize, const NV: usize>(
     kc: usize,
     mut a: *const f32,
@@ -115,6 +116,7 @@ unsafe fn tile<const R: usize, const NV: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 ) {
     prefetch_c::<R, NV>(c, ldc);
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
@@ -132,7 +134,7 @@ unsafe fn tile<const R: usize, const NV: usize>(
         a = a.add(MR);
         b = b.add(16 * NV);
     }
-    store_tile(&acc, c, ldc, alpha, beta);
+    store_tile(&acc, c, ldc, alpha, beta, bias);
 }
 
 /// [`super::micro::DirectTileFn`]: as [`tile`], with row `i` of A read in place at `a + i·lda`.
@@ -152,6 +154,7 @@ unsafe fn tile_direct<const R: usize, const NV: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 ) {
     prefetch_c::<R, NV>(c, ldc);
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
@@ -170,7 +173,7 @@ unsafe fn tile_direct<const R: usize, const NV: usize>(
         }
         b = b.add(16 * NV);
     }
-    store_tile(&acc, c, ldc, alpha, beta);
+    store_tile(&acc, c, ldc, alpha, beta, bias);
 }
 
 /// Warms the C rows so their misses overlap the k loop instead of stalling the stores.
@@ -182,7 +185,8 @@ unsafe fn prefetch_c<const R: usize, const NV: usize>(c: *mut f32, ldc: usize) {
     }
 }
 
-/// `C = alpha · acc + beta · C` for an `R × 16·NV` tile (C not read when `beta == 0`).
+/// `C = alpha · acc + beta · C + bias` for an `R × 16·NV` tile (C not read when `beta == 0`,
+/// no bias when `bias` is null).
 #[inline(always)]
 unsafe fn store_tile<const R: usize, const NV: usize>(
     acc: &[[__m512; NV]; R],
@@ -190,14 +194,21 @@ unsafe fn store_tile<const R: usize, const NV: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 ) {
     let alpha = _mm512_set1_ps(alpha);
     let beta_v = _mm512_set1_ps(beta);
+    let mut bias_v = [_mm512_setzero_ps(); NV];
+    if !bias.is_null() {
+        for (j, b_j) in bias_v.iter_mut().enumerate() {
+            *b_j = _mm512_loadu_ps(bias.add(16 * j));
+        }
+    }
     for (i, acc_row) in acc.iter().enumerate() {
         let c_row = c.add(i * ldc);
         for (j, &v) in acc_row.iter().enumerate() {
             let c_ij = c_row.add(16 * j);
-            let scaled = _mm512_mul_ps(alpha, v);
+            let scaled = _mm512_fmadd_ps(alpha, v, bias_v[j]);
             let out = if beta == 0.0 {
                 scaled
             } else {
@@ -265,14 +276,14 @@ unsafe fn pack_panel(src: Operand, used: usize, depth: usize, width: usize, pane
 /// prefetchers to follow well when A or B comes from L3 or memory.
 const PREFETCH_AHEAD: usize = 64;
 
-fn lane_mask(lanes: usize) -> __mmask16 {
+pub(crate) fn lane_mask(lanes: usize) -> __mmask16 {
     ((1u32 << lanes) - 1) as __mmask16
 }
 
 /// Transposes a 16×16 block: `out[j]` lane `i` = `rows[i]` lane `j`. Pairs of rows are
 /// interleaved at 32-bit, then 64-bit granularity, then 128-bit lanes are gathered in two steps.
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+pub(crate) unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
     for i in (0..16).step_by(2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);

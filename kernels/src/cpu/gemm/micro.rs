@@ -2,14 +2,15 @@
 
 use super::pack::PanelPacker;
 
-/// Computes one tile `C[0..R, 0..nr] = alpha · Ã·B̃ + beta · C` from packed panels: `a` holds `kc`
+/// Computes one tile `C[0..R, 0..nr] = alpha · Ã·B̃ + beta · C (+ bias)` from packed panels: `a` holds `kc`
 /// steps of `mr` values (rows of op(A) at one k), `b` holds `kc` steps of `nr` values (columns of
 /// op(B) at one k). `R` is fixed by the instance (see [`MicroKernel::tiles`]). With `beta == 0`,
-/// `C` is not read.
+/// `C` is not read. A non-null `bias` (`nr` values) is added to every row.
 ///
 /// # Safety
 /// `a` must be valid for `kc·mr` reads, `b` for `kc·nr` reads, `c` for `R` rows of `nr` values
-/// with row stride `ldc`, and the CPU must support the instance's target features.
+/// with row stride `ldc`, `bias` null or valid for `nr` reads, and the CPU must support the
+/// instance's target features.
 pub(super) type TileFn = unsafe fn(
     kc: usize,
     a: *const f32,
@@ -18,6 +19,7 @@ pub(super) type TileFn = unsafe fn(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 );
 
 /// [`TileFn`] reading A unpacked: row `i` of the tile at `a + i·lda`, contiguous along k (op(A)
@@ -34,6 +36,7 @@ pub(super) type DirectTileFn = unsafe fn(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 );
 
 /// A micro-kernel with its register tile and the cache blocking that suits it.

@@ -21,6 +21,7 @@ pub(super) static KERNEL: MicroKernel = MicroKernel {
 
 /// # Safety
 /// See [`TileFn`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<const R: usize>(
     kc: usize,
     a: *const f32,
@@ -29,6 +30,7 @@ unsafe fn tile<const R: usize>(
     ldc: usize,
     alpha: f32,
     beta: f32,
+    bias: *const f32,
 ) {
     // SAFETY: the caller guarantees `kc` panel steps in `a` and `b`.
     let a = std::slice::from_raw_parts(a, kc * MR);
@@ -42,14 +44,20 @@ unsafe fn tile<const R: usize>(
             }
         }
     }
+    let bias = if bias.is_null() {
+        [0.0; NR]
+    } else {
+        // SAFETY: a non-null bias holds NR values (caller's guarantee).
+        std::ptr::read_unaligned(bias as *const [f32; NR])
+    };
     for (i, acc_row) in acc.iter().enumerate() {
         // SAFETY: the caller guarantees `R` rows of `NR` values at stride `ldc`.
         let c_row = std::slice::from_raw_parts_mut(c.add(i * ldc), NR);
-        for (c_ij, &v) in c_row.iter_mut().zip(acc_row) {
+        for ((c_ij, &v), &b_j) in c_row.iter_mut().zip(acc_row).zip(&bias) {
             *c_ij = if beta == 0.0 {
-                alpha * v
+                alpha * v + b_j
             } else {
-                alpha * v + beta * *c_ij
+                alpha * v + beta * *c_ij + b_j
             };
         }
     }
