@@ -239,7 +239,8 @@ impl Adapter {
             None => f.b.clone(),
         };
         Ok(Some(
-            x.linear(&a, None)?.linear(&b, None)?.scale(self.scale())?,
+            // Scaling the rank-r intermediate touches r/out as much memory as scaling the output.
+            x.linear(&a, None)?.scale(self.scale())?.linear(&b, None)?,
         ))
     }
 
