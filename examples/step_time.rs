@@ -16,4 +16,7 @@ fn main() {
         t.step_ms,
         t.step_cpu_ms
     );
+    if let Some(mib) = fym::pipeline::peak_memory_mib() {
+        println!("peak resident memory of the process: {mib:.1} MiB");
+    }
 }
