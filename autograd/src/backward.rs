@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use fym_kernels::cpu::elementwise::{self as ew, BinaryOp};
 use fym_kernels::cpu::gemm::sgemm;
 use fym_kernels::cpu::{
-    attention, embedding, layout, norm, patchify, reduce, rope, softmax, unary,
+    attention, embedding, layout, modulate, norm, patchify, reduce, rope, softmax, unary,
 };
 
 use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
@@ -196,6 +196,23 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
         } => matmul_backward(a, b, *trans_a, *trans_b, g),
         Op::Binary { op, a, b } => binary_backward(*op, a, b, out, g_owned)?,
         // SAFETY (the `output_vec`s below): each kernel writes every element of its output.
+        Op::Modulate { x, scale, shift: _ } => {
+            let (b, t, d) = (x.dim(0), x.dim(1), x.dim(2));
+            let (mut dx, mut dscale, mut dshift) =
+                (vec![0.0; x.numel()], vec![0.0; b * d], vec![0.0; b * d]);
+            modulate::modulate_backward(
+                &x.data(),
+                b,
+                t,
+                d,
+                &scale.data(),
+                g,
+                &mut dx,
+                &mut dscale,
+                &mut dshift,
+            )?;
+            vec![Some(dx), Some(dscale), Some(dshift)]
+        }
         Op::Affine { x: _, alpha } => {
             let dx = unsafe { output_vec(g.len(), |dx| ew::affine_scalar(g, *alpha, 0.0, dx)) };
             vec![Some(dx)]

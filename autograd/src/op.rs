@@ -31,6 +31,12 @@ pub(crate) enum Op {
         a: Tensor,
         b: Tensor,
     },
+    /// `y = x·(1 + scale) + shift`, scale/shift `[B, 1, D]` over `x [B, S, D]`.
+    Modulate {
+        x: Tensor,
+        scale: Tensor,
+        shift: Tensor,
+    },
     /// `y = alpha·x + beta`.
     Affine {
         x: Tensor,
@@ -170,6 +176,7 @@ impl Op {
                 v
             }
             Op::Attention { q, k, v, .. } => vec![q, k, v],
+            Op::Modulate { x, scale, shift } => vec![x, scale, shift],
             Op::Concat { xs, .. } => xs.iter().collect(),
             Op::Embedding { table, .. } => vec![table],
         }

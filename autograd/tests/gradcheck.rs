@@ -86,6 +86,31 @@ fn pointwise_functions() {
 }
 
 #[test]
+fn modulate_matches_its_unfused_form() {
+    let (x, scale, shift) = (
+        rand_t(&[2, 5, 6], 31),
+        rand_t(&[2, 1, 6], 32),
+        rand_t(&[2, 1, 6], 33),
+    );
+    check(
+        "modulate",
+        |t| t[0].modulate(&t[1], &t[2]),
+        vec![x.clone(), scale.clone(), shift.clone()],
+    );
+    let fused = x.modulate(&scale, &shift).unwrap().to_vec();
+    let unfused = x
+        .mul(&scale.affine(1.0, 1.0).unwrap())
+        .unwrap()
+        .add(&shift)
+        .unwrap()
+        .to_vec();
+    for (a, b) in fused.iter().zip(&unfused) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    assert!(x.modulate(&rand_t(&[2, 6], 34), &shift).is_err());
+}
+
+#[test]
 fn reductions_and_losses() {
     let x = rand_t(&[2, 3, 4], 12);
     let y = rand_t(&[2, 3, 4], 13);

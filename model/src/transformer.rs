@@ -263,10 +263,7 @@ impl WanModel {
             .p("scale_shift_table")?
             .add(&temb.reshape(&[b, 1, dim])?)?;
         let (shift, scale) = (modulation.slice(1, 0, 1)?, modulation.slice(1, 1, 1)?);
-        let y = x
-            .layer_norm(None, None, eps)?
-            .mul(&scale.affine(1.0, 1.0)?)?
-            .add(&shift)?;
+        let y = x.layer_norm(None, None, eps)?.modulate(&scale, &shift)?;
         let y = self.project(&y, "proj_out", None)?;
         let dims = VideoDims {
             batch: b,
@@ -300,8 +297,7 @@ impl WanModel {
         // 1. self-attention
         let n1 = x
             .layer_norm(None, None, eps)?
-            .mul(&scale_msa.affine(1.0, 1.0)?)?
-            .add(&shift_msa)?;
+            .modulate(&scale_msa, &shift_msa)?;
         let a1 = self.attention(
             layer,
             Attn::SelfAttn,
@@ -329,8 +325,7 @@ impl WanModel {
         // 3. feed-forward
         let n3 = x
             .layer_norm(None, None, eps)?
-            .mul(&c_scale.affine(1.0, 1.0)?)?
-            .add(&c_shift)?;
+            .modulate(&c_scale, &c_shift)?;
         let ff = self
             .project(&n3, &format!("{pre}.ffn.net.0.proj"), None)?
             .gelu()?;

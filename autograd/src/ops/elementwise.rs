@@ -59,6 +59,43 @@ impl Tensor {
         self.binary(other, BinaryOp::Div, "div")
     }
 
+    /// adaLN modulation `self·(1 + scale) + shift`: `self [B, S, D]`, `scale`, `shift [B, 1, D]`
+    /// (one vector per batch entry, broadcast over its tokens), in one pass.
+    pub fn modulate(&self, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        ensure_cpu(&[self, scale, shift])?;
+        let ok = self.rank() == 3
+            && scale.shape() == [self.dim(0), 1, self.dim(2)]
+            && shift.shape() == scale.shape();
+        if !ok {
+            return Err(crate::Error::shape(
+                "modulate",
+                format!(
+                    "x {:?} needs scale and shift [B, 1, D], got {:?} and {:?}",
+                    self.shape(),
+                    scale.shape(),
+                    shift.shape()
+                ),
+            ));
+        }
+        let (b, t, d) = (self.dim(0), self.dim(1), self.dim(2));
+        let mut out = vec![0.0; self.numel()];
+        fym_kernels::cpu::modulate::modulate(
+            &self.data(),
+            b,
+            t,
+            d,
+            &scale.data(),
+            &shift.data(),
+            &mut out,
+        )?;
+        let op = Op::Modulate {
+            x: self.clone(),
+            scale: scale.clone(),
+            shift: shift.clone(),
+        };
+        Ok(Tensor::from_op(out, self.shape().to_vec(), op))
+    }
+
     /// `alpha·self + beta`.
     pub fn affine(&self, alpha: f32, beta: f32) -> Result<Tensor> {
         ensure_cpu(&[self])?;

@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
 pub mod layout;
+pub mod modulate;
 pub mod norm;
 pub mod patchify;
 pub mod peak;
