@@ -417,3 +417,38 @@ fn samples_are_projected_onto_the_output_space() {
         assert!((a - b).abs() < 1e-4);
     }
 }
+
+#[test]
+fn training_config_json_round_trips_and_rejects_typos() {
+    let c = TrainConfig {
+        lr: 3e-4,
+        caption_dropout: 0.15,
+        seed: 42,
+        patch_size: [1, 4, 4],
+        ..TrainConfig::default()
+    };
+    let v = c.to_json();
+    assert_eq!(v["caption_dropout"], serde_json::json!(0.15));
+    assert_eq!(TrainConfig::from_json(&v, "test").unwrap(), c);
+    let partial = serde_json::json!({"batch": 4});
+    assert_eq!(
+        TrainConfig::from_json(&partial, "t").unwrap(),
+        TrainConfig {
+            batch: 4,
+            ..TrainConfig::default()
+        }
+    );
+    let err = TrainConfig::from_json(&serde_json::json!({"learning_rate": 1e-3}), "cfg.json")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("learning_rate"), "{err:#}");
+    let err = TrainConfig::from_json(&serde_json::json!({"height": 10}), "cfg.json").unwrap_err();
+    assert!(format!("{err:#}").contains("patch"), "{err:#}");
+    // Warmup then cosine decay to the floor.
+    let c = TrainConfig::default();
+    assert_eq!(
+        c.lr_at(c.warmup_steps / 2),
+        c.lr * (c.warmup_steps / 2) as f32 / c.warmup_steps as f32
+    );
+    assert!((c.lr_at(c.warmup_steps + c.decay_steps / 2) - (c.lr + c.lr_min) / 2.0).abs() < 1e-6);
+    assert_eq!(c.lr_at(c.warmup_steps + c.decay_steps + 10), c.lr_min);
+}
