@@ -452,3 +452,30 @@ fn training_config_json_round_trips_and_rejects_typos() {
     assert!((c.lr_at(c.warmup_steps + c.decay_steps / 2) - (c.lr + c.lr_min) / 2.0).abs() < 1e-6);
     assert_eq!(c.lr_at(c.warmup_steps + c.decay_steps + 10), c.lr_min);
 }
+
+/// The committed model is embedded, loads, and samples a clip of its size in [0, 1].
+#[test]
+fn builtin_model_loads_and_samples() {
+    let model = BaseModel::builtin().unwrap();
+    assert_eq!(
+        model.spec,
+        ClipSpec {
+            frames: 8,
+            height: 24,
+            width: 24
+        }
+    );
+    assert!(model.card["steps"].as_u64().unwrap() > 0);
+    assert!(model.card["gate"]["coherent"].is_number());
+    let v = model
+        .sample(
+            "a red circle moves left on a plain background",
+            &SampleOptions {
+                steps: 3,
+                ..SampleOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((v.frames, v.height, v.width), (8, 24, 24));
+    assert!(v.data.iter().all(|x| (0.0..=1.0).contains(x)));
+}

@@ -161,10 +161,15 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
             last_report = Instant::now();
         }
     }
+    let session = start.elapsed().as_secs_f64();
     save(&mut trainer, &args.out)?;
     if !args.quiet {
+        let steps = trainer.step - start_step;
         eprintln!(
-            "pretrain: stopped at step {} ({} of training in all); checkpoint {}",
+            "pretrain: {steps} steps in {session:.1} s ({:.3} s/step, {:.1} clips/s); stopped at step {} \
+             ({} of training in all); checkpoint {}",
+            session / steps.max(1) as f64,
+            steps as f64 * batch / session.max(1e-9),
             trainer.step,
             clock(trainer.seconds),
             checkpoint.display()
