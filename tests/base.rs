@@ -44,10 +44,12 @@ fn tiny_config() -> TrainConfig {
     }
 }
 
+/// A random tiny model whose output layer is random too (a fresh model's is zero, which would
+/// make every sample the same flat clip).
 fn tiny_model() -> BaseModel {
     let c = tiny_config();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-    BaseModel::new_random(
+    let model = BaseModel::new_random(
         c.wan_config(),
         c.spec(),
         &fym::world::vocabulary(),
@@ -55,7 +57,16 @@ fn tiny_model() -> BaseModel {
         &mut rng,
         false,
     )
-    .unwrap()
+    .unwrap();
+    for name in ["proj_out.weight", "proj_out.bias"] {
+        let t = model.wan.param(name).unwrap();
+        let values = Tensor::randn(t.shape(), &mut rng)
+            .scale(0.5)
+            .unwrap()
+            .to_vec();
+        t.data_mut().copy_from_slice(&values);
+    }
+    model
 }
 
 /// The gate's measures must accept what the renderer draws for the held-out captions at the
@@ -311,4 +322,160 @@ fn sampling_is_seeded_and_checks_words() {
         msg.contains("unicorn") && msg.contains("circle") && msg.contains("checkered"),
         "{msg}"
     );
+}
+
+/// Solves the small dense system `a·x = b` (`n×n`, row-major) by Gaussian elimination with
+/// partial pivoting.
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))
+            .unwrap();
+        for k in 0..n {
+            a.swap(col * n + k, pivot * n + k);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..n {
+            let f = a[row * n + col] / a[col * n + col];
+            for k in col..n {
+                a[row * n + k] -= f * a[col * n + k];
+            }
+            b[row] -= f * b[col];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for row in (0..n).rev() {
+        let s: f64 = (row + 1..n).map(|k| a[row * n + k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row * n + row];
+    }
+    x
+}
+
+/// With more values per patch than the model is wide (96 > 16 here), a sample is projected
+/// onto what `proj_out` can write: every patch becomes `bias + W·h` for some h (checked by least
+/// squares through the normal equations), projecting twice changes nothing, and a clip already
+/// made of `bias + W·h` patches is kept.
+#[test]
+fn samples_are_projected_onto_the_output_space() {
+    use fym_autograd::{PatchOrder, PatchSize};
+    let model = tiny_model();
+    let random = model.wan.param("proj_out.weight").unwrap().to_vec();
+    let bias = model.wan.param("proj_out.bias").unwrap().to_vec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (features, dim) = (96usize, 16usize);
+    let shape = [1, 3, 4, 8, 8];
+    let x = Tensor::randn(&shape, &mut rng).to_vec();
+    let once = model.project_to_output_space(x.clone(), &shape).unwrap();
+    let twice = model.project_to_output_space(once.clone(), &shape).unwrap();
+    let patch = PatchSize { t: 2, h: 4, w: 4 };
+    let tokens = |v: &[f32]| {
+        Tensor::from_vec(v.to_vec(), &shape)
+            .unwrap()
+            .patchify(patch, PatchOrder::ChannelLast)
+            .unwrap()
+            .to_vec()
+    };
+    let mut moved = 0.0f64;
+    for (p, orig) in tokens(&once)
+        .chunks(features)
+        .zip(tokens(&x).chunks(features))
+    {
+        // Normal equations WᵀW h = Wᵀ(p − b).
+        let mut wtw = vec![0.0f64; dim * dim];
+        let mut rhs = vec![0.0f64; dim];
+        for i in 0..features {
+            for a in 0..dim {
+                rhs[a] += random[i * dim + a] as f64 * (p[i] - bias[i]) as f64;
+                for c in 0..dim {
+                    wtw[a * dim + c] += random[i * dim + a] as f64 * random[i * dim + c] as f64;
+                }
+            }
+        }
+        let h = solve(wtw, rhs, dim);
+        for i in 0..features {
+            let fit: f64 = bias[i] as f64
+                + (0..dim)
+                    .map(|a| random[i * dim + a] as f64 * h[a])
+                    .sum::<f64>();
+            assert!(
+                (fit - p[i] as f64).abs() < 1e-3,
+                "patch value {} not in the output space ({fit})",
+                p[i]
+            );
+        }
+        moved += p
+            .iter()
+            .zip(orig)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>();
+    }
+    assert!(
+        moved > 1.0,
+        "a random clip must lose its components outside the space"
+    );
+    for (a, b) in once.iter().zip(&twice) {
+        assert!((a - b).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn training_config_json_round_trips_and_rejects_typos() {
+    let c = TrainConfig {
+        lr: 3e-4,
+        caption_dropout: 0.15,
+        seed: 42,
+        patch_size: [1, 4, 4],
+        ..TrainConfig::default()
+    };
+    let v = c.to_json();
+    assert_eq!(v["caption_dropout"], serde_json::json!(0.15));
+    assert_eq!(TrainConfig::from_json(&v, "test").unwrap(), c);
+    let partial = serde_json::json!({"batch": 4});
+    assert_eq!(
+        TrainConfig::from_json(&partial, "t").unwrap(),
+        TrainConfig {
+            batch: 4,
+            ..TrainConfig::default()
+        }
+    );
+    let err = TrainConfig::from_json(&serde_json::json!({"learning_rate": 1e-3}), "cfg.json")
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("learning_rate"), "{err:#}");
+    let err = TrainConfig::from_json(&serde_json::json!({"height": 10}), "cfg.json").unwrap_err();
+    assert!(format!("{err:#}").contains("patch"), "{err:#}");
+    // Warmup then cosine decay to the floor.
+    let c = TrainConfig::default();
+    assert_eq!(
+        c.lr_at(c.warmup_steps / 2),
+        c.lr * (c.warmup_steps / 2) as f32 / c.warmup_steps as f32
+    );
+    assert!((c.lr_at(c.warmup_steps + c.decay_steps / 2) - (c.lr + c.lr_min) / 2.0).abs() < 1e-6);
+    assert_eq!(c.lr_at(c.warmup_steps + c.decay_steps + 10), c.lr_min);
+}
+
+/// The committed model is embedded, loads, and samples a clip of its size in [0, 1].
+#[test]
+fn builtin_model_loads_and_samples() {
+    let model = BaseModel::builtin().unwrap();
+    assert_eq!(
+        model.spec,
+        ClipSpec {
+            frames: 8,
+            height: 24,
+            width: 24
+        }
+    );
+    assert!(model.card["steps"].as_u64().unwrap() > 0);
+    assert!(model.card["gate"]["coherent"].is_number());
+    let v = model
+        .sample(
+            "a red circle moves left on a plain background",
+            &SampleOptions {
+                steps: 3,
+                ..SampleOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((v.frames, v.height, v.width), (8, 24, 24));
+    assert!(v.data.iter().all(|x| (0.0..=1.0).contains(x)));
 }

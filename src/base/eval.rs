@@ -95,6 +95,16 @@ impl HeadStats {
         self.cos_temporal >= 0.7 && self.cos_temporal >= 2.0 * self.cos_spatial
     }
 
+    /// The paper's rule (temporal iff S_s < 1.25·S_t), which labels every head one or the other.
+    pub fn paper_label(&self) -> fym_model::heads::HeadKind {
+        fym_model::heads::ClassificationRule::paper().label(&fym_model::heads::HeadScores {
+            cos_spatial: self.cos_spatial,
+            cos_temporal: self.cos_temporal,
+            mass_spatial: self.mass_spatial,
+            mass_temporal: self.mass_temporal,
+        })
+    }
+
     pub fn label(&self) -> &'static str {
         if self.clearly_spatial() {
             "spatial"
@@ -259,6 +269,8 @@ impl GateReport {
             "spatial_heads": self.spatial_heads(),
             "temporal_heads": self.temporal_heads(),
             "total_heads": self.heads.iter().map(Vec::len).sum::<usize>(),
+            "paper_rule_temporal_heads": self.heads.iter().flatten()
+                .filter(|h| h.paper_label() == fym_model::heads::HeadKind::Temporal).count(),
             "passed": self.passed(),
             "samples": self.scores.len(),
             "thresholds": {"coherent": GATE_COHERENT, "caption_match": GATE_CAPTION, "direction": GATE_DIRECTION},

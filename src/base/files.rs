@@ -44,8 +44,14 @@ pub struct ModelBytes<'a> {
     pub fym: &'a [u8],
 }
 
-/// Where the built-in model is committed.
-pub const BUILTIN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/base");
+/// The committed `models/base` folder, embedded so that the binary works from anywhere.
+mod builtin_files {
+    pub const CONFIG: &[u8] = include_bytes!("../../models/base/config.json");
+    pub const WEIGHTS: &[u8] =
+        include_bytes!("../../models/base/diffusion_pytorch_model.safetensors");
+    pub const TEXT: &[u8] = include_bytes!("../../models/base/text_encoder.safetensors");
+    pub const FYM: &[u8] = include_bytes!("../../models/base/fym.json");
+}
 
 impl BaseModel {
     /// Loads a model folder (see the module documentation).
@@ -71,17 +77,17 @@ impl BaseModel {
         )
     }
 
-    /// The model committed under `models/base`.
+    /// The model committed under `models/base`, embedded in the binary.
     pub fn builtin() -> anyhow::Result<Self> {
-        let dir = Path::new(BUILTIN_DIR);
-        if !dir.join(FYM_FILE).is_file() {
-            anyhow::bail!(
-                "no built-in base model is committed yet ({} is missing); train one with \
-                 `fym pretrain` and pass it with --model DIR",
-                dir.display()
-            );
-        }
-        Self::load(dir)
+        Self::from_bytes(
+            &ModelBytes {
+                config: builtin_files::CONFIG,
+                weights: builtin_files::WEIGHTS,
+                text_encoder: builtin_files::TEXT,
+                fym: builtin_files::FYM,
+            },
+            "built-in model (models/base)",
+        )
     }
 
     /// Builds a model from the bytes of its four files; `source` names it in errors. The

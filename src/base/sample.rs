@@ -1,7 +1,7 @@
 //! Text → clip: the model's velocity at a noise level, and sampling with classifier-free guidance
 //! (the empty caption is the unconditional input) by the Euler or the stochastic sampler.
 
-use fym_autograd::{no_grad, Tensor};
+use fym_autograd::{no_grad, PatchOrder, PatchSize, Tensor, VideoDims};
 use fym_model::flow::{
     cfg_combine, euler_sample, fill_standard_normal, inference_schedule, sigma_to_timestep,
     stochastic_sample,
@@ -103,9 +103,79 @@ impl BaseModel {
             })
         })?;
         debug_assert_eq!(out.len(), shape.iter().product::<usize>());
+        let out = no_grad(|| self.project_to_output_space(out, &shape))?;
         Ok(out
             .chunks_exact(per_clip)
             .map(|c| read_clip(c, s.frames, s.height, s.width))
             .collect())
     }
+}
+
+impl BaseModel {
+    /// Removes from a sample what the network can never write: when a patch holds more values
+    /// than the model is wide, `proj_out` reaches only a `dim`-dimensional affine subspace of each
+    /// patch, and the initial noise outside it is never denoised (the velocity has no component
+    /// there). Each patch is projected onto `bias + span(proj_out.weight)`; with a full-rank
+    /// output (patch values ≤ width) this is the identity and is skipped.
+    pub fn project_to_output_space(
+        &self,
+        x: Vec<f32>,
+        shape: &[usize; 5],
+    ) -> anyhow::Result<Vec<f32>> {
+        let c = &self.wan.config;
+        let features = c.patch_out_features();
+        let dim = c.dim();
+        if features <= dim {
+            return Ok(x);
+        }
+        let w = self.wan.param("proj_out.weight")?.to_vec();
+        let b = self.wan.param("proj_out.bias")?.to_vec();
+        let basis = orthonormal_columns(&w, features, dim);
+        let [pt, ph, pw] = c.patch_size;
+        let patch = PatchSize {
+            t: pt,
+            h: ph,
+            w: pw,
+        };
+        let dims = VideoDims {
+            batch: shape[0],
+            channels: shape[1],
+            frames: shape[2],
+            height: shape[3],
+            width: shape[4],
+        };
+        let tokens = Tensor::from_vec(x, shape)?.patchify(patch, PatchOrder::ChannelLast)?;
+        let mut t = tokens.to_vec();
+        let mut coef = vec![0.0f64; basis.len()];
+        for token in t.chunks_exact_mut(features) {
+            for (k, q) in basis.iter().enumerate() {
+                coef[k] = (0..features).map(|i| q[i] * (token[i] - b[i]) as f64).sum();
+            }
+            for i in 0..features {
+                let v: f64 = basis.iter().zip(&coef).map(|(q, a)| q[i] * a).sum();
+                token[i] = b[i] + v as f32;
+            }
+        }
+        let t = Tensor::from_vec(t, tokens.shape())?;
+        Ok(t.unpatchify(dims, patch, PatchOrder::ChannelLast)?.to_vec())
+    }
+}
+
+/// An orthonormal basis (modified Gram–Schmidt, f64) of the column space of the row-major
+/// `[rows, cols]` matrix `w`; nearly dependent columns are dropped.
+fn orthonormal_columns(w: &[f32], rows: usize, cols: usize) -> Vec<Vec<f64>> {
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(cols);
+    for j in 0..cols {
+        let mut v: Vec<f64> = (0..rows).map(|i| w[i * cols + j] as f64).collect();
+        let norm0 = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        for q in &basis {
+            let d: f64 = q.iter().zip(&v).map(|(a, b)| a * b).sum();
+            v.iter_mut().zip(q).for_each(|(a, b)| *a -= d * b);
+        }
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm > 1e-6 * norm0.max(1e-30) {
+            basis.push(v.into_iter().map(|a| a / norm).collect());
+        }
+    }
+    basis
 }

@@ -65,18 +65,18 @@ impl Default for TrainConfig {
             frames: 8,
             height: 24,
             width: 24,
-            patch_size: [2, 6, 6],
+            patch_size: [2, 4, 4],
             heads: 4,
             head_dim: 32,
             layers: 6,
             ffn_dim: 512,
             text_dim: 64,
             freq_dim: 64,
-            batch: 24,
+            batch: 16,
             lr: 1e-3,
             lr_min: 1e-4,
-            warmup_steps: 200,
-            decay_steps: 4500,
+            warmup_steps: 150,
+            decay_steps: 2600,
             weight_decay: 0.01,
             max_grad_norm: 1.0,
             ema_decay: 0.999,
@@ -122,7 +122,7 @@ impl TrainConfig {
         let mut m = serde_json::Map::new();
         macro_rules! put {
             ($f:ident, $t:ty) => {
-                m.insert(stringify!($f).into(), json!(self.$f));
+                m.insert(stringify!($f).into(), self.$f.to_json_number());
             };
         }
         config_fields!(put);
@@ -215,6 +215,31 @@ impl TrainConfig {
         }
         let t = ((step - self.warmup_steps) as f32 / self.decay_steps.max(1) as f32).min(1.0);
         self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + (std::f32::consts::PI * t).cos())
+    }
+}
+
+/// JSON numbers that print as written (`0.1`, not the f64 widening `0.10000000149011612`) and
+/// read back to the same value.
+trait ToJsonNumber {
+    fn to_json_number(self) -> Value;
+}
+
+impl ToJsonNumber for f32 {
+    fn to_json_number(self) -> Value {
+        // f32's shortest round-trip text, read as f64, reads back as this f32.
+        json!(self.to_string().parse::<f64>().unwrap_or(self as f64))
+    }
+}
+
+impl ToJsonNumber for u64 {
+    fn to_json_number(self) -> Value {
+        json!(self)
+    }
+}
+
+impl ToJsonNumber for usize {
+    fn to_json_number(self) -> Value {
+        json!(self)
     }
 }
 

@@ -80,10 +80,11 @@ pub fn run(args: EvalBaseArgs) -> anyhow::Result<()> {
         crate::base::eval::GATE_DIRECTION
     );
     println!(
-        "  heads              {} clearly spatial, {} clearly temporal of {}",
+        "  heads              {} clearly spatial, {} clearly temporal of {} ({} temporal by the paper's rule)",
         report.spatial_heads(),
         report.temporal_heads(),
-        v["total_heads"]
+        v["total_heads"],
+        v["paper_rule_temporal_heads"]
     );
     for (i, layer) in report.heads.iter().enumerate() {
         let labels: Vec<&str> = layer.iter().map(|h| h.label()).collect();

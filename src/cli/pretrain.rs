@@ -32,6 +32,13 @@ pub struct PretrainArgs {
     /// CPU threads for the kernels (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Instead of training: write the run's EMA model (`--out`/model) to this folder with bf16
+    /// weights (how the built-in model under models/base is made).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// With --export: a `fym eval-base --json` result to record in the model card.
+    #[arg(long, requires = "export")]
+    pub gate: Option<PathBuf>,
     /// Print the default training config as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -52,6 +59,9 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&TrainConfig::default().to_json())?
         );
         return Ok(());
+    }
+    if let Some(dir) = &args.export {
+        return export(&args.out.join("model"), dir, args.gate.as_deref());
     }
     match args.device.as_str() {
         "cpu" => {}
@@ -151,10 +161,15 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
             last_report = Instant::now();
         }
     }
+    let session = start.elapsed().as_secs_f64();
     save(&mut trainer, &args.out)?;
     if !args.quiet {
+        let steps = trainer.step - start_step;
         eprintln!(
-            "pretrain: stopped at step {} ({} of training in all); checkpoint {}",
+            "pretrain: {steps} steps in {session:.1} s ({:.3} s/step, {:.1} clips/s); stopped at step {} \
+             ({} of training in all); checkpoint {}",
+            session / steps.max(1) as f64,
+            steps as f64 * batch / session.max(1e-9),
             trainer.step,
             clock(trainer.seconds),
             checkpoint.display()
@@ -167,4 +182,22 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
 fn save(trainer: &mut Trainer, out: &std::path::Path) -> anyhow::Result<()> {
     trainer.save_checkpoint(&Trainer::checkpoint_path(out))?;
     trainer.ema_model()?.save(&out.join("model"))
+}
+
+/// Copies a model folder with bf16 weights, recording the gate's result in its card.
+fn export(
+    model: &std::path::Path,
+    dir: &std::path::Path,
+    gate: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut m = crate::base::BaseModel::load(model)?;
+    if let Some(g) = gate {
+        let text = std::fs::read_to_string(g)
+            .with_context(|| format!("cannot read --gate {}", g.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--gate {}: not valid JSON", g.display()))?;
+        m.card["gate"] = v;
+    }
+    m.card["stored_as"] = serde_json::json!("bf16");
+    m.save_as(dir, crate::base::files::StoreDtype::Bf16)
 }
