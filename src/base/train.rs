@@ -272,7 +272,7 @@ pub struct Trainer {
     ema: Ema,
     /// Optimizer steps done.
     pub step: u64,
-    /// Training seconds over all sessions.
+    /// Training seconds over all runs (resumed runs add up).
     pub seconds: f64,
     /// (step, mean loss since the previous entry), one entry per checkpoint.
     pub history: Vec<(u64, f32)>,

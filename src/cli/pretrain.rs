@@ -23,7 +23,7 @@ pub struct PretrainArgs {
     /// cpu (the tape runs its ops on the CPU).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Stop after this many minutes of training in this session.
+    /// Stop after this many minutes of training in this run.
     #[arg(long)]
     pub minutes: Option<f64>,
     /// Stop when the run reaches this many optimizer steps in total.
