@@ -8,50 +8,13 @@ use std::sync::Arc;
 use fym_kernels::cpu::elementwise::BinaryOp;
 use fym_kernels::cpu::rope::RopeTable;
 use fym_kernels::cuda::{
-    self, bf16, elementwise, norm, rope, softmax, CudaDevice, CudaFloat, CudaRopeTable, CudaSlice,
+    self, bf16, elementwise, norm, rope, softmax, CudaDevice, CudaFloat, CudaRopeTable,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn gpu() -> Option<Arc<CudaDevice>> {
-    match CudaDevice::open(0) {
-        Ok(dev) => Some(dev),
-        Err(e) => {
-            eprintln!("skipped: no usable GPU: {e}");
-            None
-        }
-    }
-}
-
-fn random(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
-}
-
-/// `v` rounded to `T` and back, i.e. the values the GPU really sees.
-fn quantize<T: CudaFloat>(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
-}
-
-fn upload<T: CudaFloat>(dev: &CudaDevice, v: &[f32]) -> CudaSlice<T> {
-    let converted: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
-    dev.upload(&converted).unwrap()
-}
-
-fn download<T: CudaFloat>(dev: &CudaDevice, buf: &CudaSlice<T>) -> Vec<f32> {
-    dev.download(buf)
-        .unwrap()
-        .into_iter()
-        .map(T::to_f32)
-        .collect()
-}
-
-fn tolerance<T: CudaFloat>() -> f64 {
-    if T::SUFFIX == "f32" {
-        1e-5
-    } else {
-        1e-2
-    }
-}
+mod common;
+use common::{download, gpu, quantize, random, tolerance, upload};
 
 /// max |got − want| / max |want| ≤ tolerance of `T`.
 fn assert_close<T: CudaFloat>(what: &str, got: &[f32], want: &[f64]) {

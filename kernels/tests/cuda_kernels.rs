@@ -4,8 +4,6 @@
 //! bf16-rounded inputs). Errors are relative to the largest magnitude of the reference tensor.
 //! Without a GPU every test prints why it skipped.
 
-use std::sync::Arc;
-
 use fym_kernels::cpu::attention::{self as cpu_attn, AttnDims, MaskMode};
 use fym_kernels::cpu::gemm::sgemm;
 use fym_kernels::cpu::norm::{rms_norm, rms_norm_backward};
@@ -16,47 +14,10 @@ use fym_kernels::cuda::qkv_lora::{
 };
 use fym_kernels::cuda::{bf16, gemm, CudaDevice, CudaFloat, CudaRopeTable, CudaSlice};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-fn gpu() -> Option<Arc<CudaDevice>> {
-    match CudaDevice::open(0) {
-        Ok(dev) => Some(dev),
-        Err(e) => {
-            eprintln!("skipped: no usable GPU: {e}");
-            None
-        }
-    }
-}
-
-fn random(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(lo..hi)).collect()
-}
-
-/// `v` rounded to `T` and back: the values the GPU really sees.
-fn quantize<T: CudaFloat>(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
-}
-
-fn upload<T: CudaFloat>(dev: &CudaDevice, v: &[f32]) -> CudaSlice<T> {
-    let converted: Vec<T> = v.iter().map(|&x| T::from_f32(x)).collect();
-    dev.upload(&converted).unwrap()
-}
-
-fn download<T: CudaFloat>(dev: &CudaDevice, buf: &CudaSlice<T>) -> Vec<f32> {
-    dev.download(buf)
-        .unwrap()
-        .into_iter()
-        .map(T::to_f32)
-        .collect()
-}
-
-fn tolerance<T: CudaFloat>() -> f64 {
-    if T::SUFFIX == "f32" {
-        1e-5
-    } else {
-        1e-2
-    }
-}
+mod common;
+use common::{download, gpu, quantize, random, tolerance, upload};
 
 /// max |got − want| / max |want| ≤ tolerance of `T`, and everything finite.
 fn assert_close<T: CudaFloat>(what: &str, got: &[f32], want: &[f32]) {
