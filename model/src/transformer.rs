@@ -10,6 +10,7 @@ use fym_autograd::{MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor,
 use fym_kernels::cpu::rope::{grid_positions, rope_table};
 
 use crate::config::WanConfig;
+use crate::flow::timestep_embedding;
 use crate::lora::{Adapters, Attn, LoraSite, LoraTarget};
 use crate::{Error, Result};
 
@@ -227,7 +228,7 @@ impl WanModel {
             .linear(&pe_w, Some(self.p("patch_embedding.bias")?))?;
 
         // §4 condition embedder.
-        let sinus = Tensor::from_vec(timestep_sinusoid(timestep, c.freq_dim), &[b, c.freq_dim])?;
+        let sinus = Tensor::from_vec(timestep_embedding(timestep, c.freq_dim)?, &[b, c.freq_dim])?;
         let temb = self
             .project(&sinus, "condition_embedder.time_embedder.linear_1", None)?
             .silu()?;
@@ -373,20 +374,4 @@ impl WanModel {
         let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;
         self.project(&o, &format!("{pre}.to_out.0"), target(LoraTarget::ToOut))
     }
-}
-
-/// Sinusoidal timestep embedding (§4a): `[cos(t·f), sin(t·f)]`, `f_i = exp(−ln(10000)·i/half)`,
-/// computed in f32 like diffusers.
-pub fn timestep_sinusoid(timestep: &[f32], freq_dim: usize) -> Vec<f32> {
-    let half = freq_dim / 2;
-    let mut out = vec![0.0; timestep.len() * freq_dim];
-    for (bi, &t) in timestep.iter().enumerate() {
-        for i in 0..half {
-            let freq = (-(10000f32.ln()) * i as f32 / half as f32).exp();
-            let arg = t * freq;
-            out[bi * freq_dim + i] = arg.cos();
-            out[bi * freq_dim + half + i] = arg.sin();
-        }
-    }
-    out
 }

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
@@ -350,24 +349,11 @@ pub fn save_safetensors(
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`, so a
 /// reader never sees a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().ok_or_else(|| {
-        Error::io(
+    if path.file_name().is_none() {
+        return Err(Error::io(
             path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+        ));
+    }
+    fym_autograd::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }

@@ -101,19 +101,10 @@ pub fn case_json(case: &Case) -> Value {
 
 /// Writes `bytes` to `path` through a temp file in the same folder and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("write {}: not a file path", path.display()))?;
-    let temp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    fs::write(&temp, bytes).with_context(|| format!("write {}", temp.display()))?;
-    fs::rename(&temp, path).with_context(|| {
-        let _ = fs::remove_file(&temp);
-        format!("rename {} to {}", temp.display(), path.display())
-    })
+    if path.file_name().is_none() {
+        bail!("write {}: not a file path", path.display());
+    }
+    fym_autograd::write_atomic(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
 fn write_json(path: &Path, value: &Value, pretty: bool) -> Result<()> {
