@@ -176,6 +176,51 @@ fn resume_is_bit_for_bit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--resume --config`: a continued run may change how it is optimised (the learning-rate
+/// schedule restarts at its step, and the new settings survive the next checkpoint), never what
+/// the model is.
+#[test]
+fn a_new_phase_restarts_the_schedule_and_keeps_the_model() {
+    let dir = temp_dir("phase");
+    let path = Trainer::checkpoint_path(&dir);
+    let mut t = Trainer::new(tiny_config()).unwrap();
+    for _ in 0..8 {
+        t.train_step().unwrap();
+    }
+    assert_eq!(t.config.lr_at(9), t.config.lr_min, "first schedule is over");
+    let phase = serde_json::json!({"lr": 2e-3, "warmup_steps": 2, "decay_steps": 10,
+                                   "motion_loss_weight": 0.0, "ema_decay": 0.5});
+    let err = t
+        .config
+        .new_phase(&serde_json::json!({"layers": 3}), t.step, "phase.json")
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("`layers` cannot change"),
+        "{err:#}"
+    );
+    t.start_phase(&phase, "phase.json").unwrap();
+    assert_eq!(t.config.schedule_start, 8);
+    assert_eq!(
+        t.config.lr_at(9),
+        1e-3,
+        "warmup restarts: half of lr one step in"
+    );
+    assert_eq!(t.config.lr_at(10), 2e-3);
+    assert_eq!(t.config.lr_at(8 + 2 + 10), t.config.lr_min);
+    assert_eq!(t.ema_decay(), 0.5);
+    assert_eq!(t.config.layers, tiny_config().layers);
+    t.train_step().unwrap();
+    assert_eq!(t.optimizer_lr(), 1e-3);
+    t.save_checkpoint(&path).unwrap();
+    let resumed = Trainer::resume(&path).unwrap();
+    assert_eq!(
+        resumed.config, t.config,
+        "the phase is part of the checkpoint"
+    );
+    assert_eq!(resumed.ema_decay(), 0.5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Saved f32 weights load back exactly (and predict the same velocity); bf16 storage rounds
 /// every value to within 2⁻⁸ relative.
 #[test]

@@ -56,6 +56,9 @@ pub struct TrainConfig {
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
     pub checkpoint_minutes: f32,
+    /// Step at which the current learning-rate schedule (warmup, then cosine decay) began: 0 for a
+    /// fresh run, the resume step for a run continued with a new schedule (`--resume --config`).
+    pub schedule_start: u64,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +88,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             motion_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
+            schedule_start: 0,
         }
     }
 }
@@ -114,6 +118,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
+        $m!(schedule_start, u64);
     };
 }
 
@@ -166,6 +171,48 @@ impl TrainConfig {
         Ok(c)
     }
 
+    /// The keys a continued run may change (`--resume --config`): the optimisation and the loss,
+    /// not the model's shape, the clip size or the data seed.
+    pub const PHASE_KEYS: &'static [&'static str] = &[
+        "batch",
+        "lr",
+        "lr_min",
+        "warmup_steps",
+        "decay_steps",
+        "weight_decay",
+        "max_grad_norm",
+        "ema_decay",
+        "sigma_shift",
+        "caption_dropout",
+        "still_fraction",
+        "motion_loss_weight",
+        "checkpoint_minutes",
+    ];
+
+    /// A new training phase for a run at `step`: the keys of `v` (only [`Self::PHASE_KEYS`])
+    /// replace this config's, and the learning-rate schedule starts again at `step`.
+    pub fn new_phase(&self, v: &Value, step: u64, source: &str) -> anyhow::Result<Self> {
+        let obj = v
+            .as_object()
+            .with_context(|| format!("{source}: a training config is a JSON object"))?;
+        if let Some(k) = obj.keys().find(|k| !Self::PHASE_KEYS.contains(&k.as_str())) {
+            anyhow::bail!(
+                "{source}: `{k}` cannot change when a run continues (it would not be the same model); \
+                 keys a continued run may change: {}",
+                Self::PHASE_KEYS.join(", ")
+            );
+        }
+        let mut merged = match self.to_json() {
+            Value::Object(m) => m,
+            _ => unreachable!("to_json returns an object"),
+        };
+        for (k, x) in obj {
+            merged.insert(k.clone(), x.clone());
+        }
+        merged.insert("schedule_start".into(), json!(step));
+        Self::from_json(&Value::Object(merged), source)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.batch == 0 {
             anyhow::bail!("batch must be at least 1");
@@ -210,6 +257,7 @@ impl TrainConfig {
 
     /// Learning rate at optimizer step `step` (1-based): linear warmup, cosine decay, floor.
     pub fn lr_at(&self, step: u64) -> f32 {
+        let step = step.saturating_sub(self.schedule_start);
         if step <= self.warmup_steps {
             return self.lr * step as f32 / self.warmup_steps.max(1) as f32;
         }
@@ -319,6 +367,16 @@ impl Trainer {
             loss_sum: 0.0,
             loss_count: 0,
         })
+    }
+
+    /// Continues with a new phase (see [`TrainConfig::new_phase`]): optimizer and EMA take the
+    /// new settings, the learning-rate schedule restarts at the current step.
+    pub fn start_phase(&mut self, v: &Value, source: &str) -> anyhow::Result<()> {
+        self.config = self.config.new_phase(v, self.step, source)?;
+        self.opt.config.weight_decay = self.config.weight_decay;
+        self.opt.config.max_grad_norm = Some(self.config.max_grad_norm);
+        self.ema.decay = self.config.ema_decay;
+        Ok(())
     }
 
     /// The checkpoint file inside a run folder.
@@ -536,5 +594,15 @@ impl Trainer {
 
     pub fn params(&self) -> &ParamSet {
         &self.params
+    }
+
+    /// The learning rate the optimizer used last.
+    pub fn optimizer_lr(&self) -> f32 {
+        self.opt.config.lr
+    }
+
+    /// The EMA's decay (before its warm-up).
+    pub fn ema_decay(&self) -> f32 {
+        self.ema.decay
     }
 }

@@ -11,7 +11,9 @@ use crate::base::train::{TrainConfig, Trainer};
 
 #[derive(clap::Args, Debug)]
 pub struct PretrainArgs {
-    /// Training config (JSON; keys left out keep their defaults). Ignored with --resume.
+    /// Training config (JSON; keys left out keep their defaults). With --resume: a new phase
+    /// (learning-rate schedule restarted at the checkpoint's step; only optimisation and loss keys
+    /// may change).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Run folder: checkpoint.safetensors (resumable) and model/ (EMA weights, loadable with --model).
@@ -77,11 +79,24 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create run folder {}", args.out.display()))?;
     let checkpoint = Trainer::checkpoint_path(&args.out);
+    let read_config = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read --config {}", p.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("--config {}: not valid JSON", p.display()))
+    };
     let mut trainer = if args.resume {
-        if args.config.is_some() && !args.quiet {
-            eprintln!("--resume: using the checkpoint's training config, not --config");
+        let mut t = Trainer::resume(&checkpoint)?;
+        if let Some(p) = &args.config {
+            t.start_phase(&read_config(p)?, &p.display().to_string())?;
+            if !args.quiet {
+                eprintln!(
+                    "--resume with --config: new phase from step {} (lr {:.1e} → {:.1e} over {} steps)",
+                    t.step, t.config.lr, t.config.lr_min, t.config.decay_steps
+                );
+            }
         }
-        Trainer::resume(&checkpoint)?
+        t
     } else {
         if checkpoint.exists() {
             anyhow::bail!(
@@ -90,13 +105,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
             );
         }
         let config = match &args.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read --config {}", p.display()))?;
-                let v = serde_json::from_str(&text)
-                    .with_context(|| format!("--config {}: not valid JSON", p.display()))?;
-                TrainConfig::from_json(&v, &p.display().to_string())?
-            }
+            Some(p) => TrainConfig::from_json(&read_config(p)?, &p.display().to_string())?,
             None => TrainConfig::default(),
         };
         Trainer::new(config)?
