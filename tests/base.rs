@@ -221,6 +221,51 @@ fn a_new_phase_restarts_the_schedule_and_keeps_the_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Turning the per-frame embedding on in a continued run adds it at zero (the model predicts
+/// exactly what it did), trains it from there, and a checkpoint written after that resumes bit
+/// for bit.
+#[test]
+fn a_phase_can_add_the_frame_embedding() {
+    let dir = temp_dir("phase-embed");
+    let path = Trainer::checkpoint_path(&dir);
+    let mut t = Trainer::new(tiny_config()).unwrap();
+    for _ in 0..3 {
+        t.train_step().unwrap();
+    }
+    let before = t.ema_model().unwrap();
+    let spec = t.config.spec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let x = Tensor::randn(&[1, 3, spec.frames, spec.height, spec.width], &mut rng);
+    let text = before.text.encode(&["a red circle"]).unwrap();
+    let predict = |m: &BaseModel| {
+        fym_autograd::no_grad(|| {
+            m.wan
+                .forward(&x, &[500.0], &text, &ForwardOptions::default())
+        })
+        .unwrap()
+        .to_vec()
+    };
+    let phase = serde_json::json!({"frame_embed": true});
+    t.start_phase(&phase, "phase.json").unwrap();
+    assert_eq!(t.config.wan_config().frame_embed_len, spec.frames / 2);
+    assert_eq!(predict(&t.ema_model().unwrap()), predict(&before));
+    let off = t.start_phase(&serde_json::json!({"frame_embed": false}), "p");
+    assert!(format!("{:#}", off.unwrap_err()).contains("cannot be turned off"));
+    assert!(t.config.frame_embed);
+    t.train_step().unwrap();
+    let table = t
+        .params()
+        .get("fym_frame_embedding.weight")
+        .unwrap()
+        .to_vec();
+    assert!(table.iter().any(|&v| v != 0.0), "the embedding is trained");
+    t.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::resume(&path).unwrap();
+    let (a, b) = (t.train_step().unwrap(), resumed.train_step().unwrap());
+    assert_eq!(a, b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Saved f32 weights load back exactly (and predict the same velocity); bf16 storage rounds
 /// every value to within 2⁻⁸ relative.
 #[test]

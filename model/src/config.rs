@@ -8,6 +8,11 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// config.json key of [`WanConfig::frame_embed_len`] (diffusers ignores unknown keys).
+pub const FRAME_EMBED_KEY: &str = "fym_frame_embed_len";
+/// Parameter name of the per-latent-frame embedding.
+pub const FRAME_EMBED_PARAM: &str = "fym_frame_embedding.weight";
+
 /// The file name diffusers uses inside a model folder.
 pub const CONFIG_FILE: &str = "config.json";
 
@@ -32,6 +37,12 @@ pub struct WanConfig {
     /// eps of every LayerNorm and q/k RMSNorm. Kept as f64 so it writes back exactly (`1e-6`).
     pub eps: f64,
     pub rope_max_seq_len: usize,
+    /// fym's one addition to diffusers' Wan, off (0) for every real Wan checkpoint: a learned
+    /// embedding per latent frame (`fym_frame_embedding.weight`, `[len, dim]`), added to the patch
+    /// embeddings at each frame's temporal position (interpolated at fractional positions). RoPE
+    /// alone is relative, so from pure noise a small model cannot tell the first latent frame
+    /// from the last and cannot place where a motion starts. `fym_frame_embed_len` in config.json.
+    pub frame_embed_len: usize,
 }
 
 impl WanConfig {
@@ -51,6 +62,7 @@ impl WanConfig {
             qk_norm: Some("rms_norm_across_heads".to_string()),
             eps: 1e-6,
             rope_max_seq_len: 1024,
+            frame_embed_len: 0,
         }
     }
 
@@ -70,6 +82,7 @@ impl WanConfig {
             qk_norm: Some("rms_norm_across_heads".to_string()),
             eps: 1e-6,
             rope_max_seq_len: 1024,
+            frame_embed_len: 0,
         }
     }
 
@@ -176,6 +189,7 @@ impl WanConfig {
             qk_norm,
             eps,
             rope_max_seq_len: reader.usize_optional("rope_max_seq_len")?.unwrap_or(1024),
+            frame_embed_len: reader.usize_optional(FRAME_EMBED_KEY)?.unwrap_or(0),
         };
         cfg.validate().map_err(|msg| Error::config(source, msg))?;
         Ok(cfg)
@@ -228,6 +242,9 @@ impl WanConfig {
             vec![d, self.in_channels, pt, ph, pw],
         );
         push("patch_embedding.bias".into(), vec![d]);
+        if self.frame_embed_len > 0 {
+            push(FRAME_EMBED_PARAM.into(), vec![self.frame_embed_len, d]);
+        }
         let linear =
             |push: &mut dyn FnMut(String, Vec<usize>), name: &str, out: usize, inp: usize| {
                 push(format!("{name}.weight"), vec![out, inp]);
@@ -304,6 +321,9 @@ impl WanConfig {
             Value::from(self.rope_max_seq_len),
         );
         m.insert("text_dim".into(), Value::from(self.text_dim));
+        if self.frame_embed_len > 0 {
+            m.insert(FRAME_EMBED_KEY.into(), Value::from(self.frame_embed_len));
+        }
         let mut text = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
         text.push('\n');
         text

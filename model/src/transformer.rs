@@ -9,7 +9,7 @@ use std::sync::Arc;
 use fym_autograd::{MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor, VideoDims};
 use fym_kernels::cpu::rope::{grid_positions, rope_table};
 
-use crate::config::WanConfig;
+use crate::config::{WanConfig, FRAME_EMBED_PARAM};
 use crate::flow::timestep_embedding;
 use crate::lora::{Adapters, Attn, LoraSite, LoraTarget};
 use crate::{Error, Result};
@@ -104,7 +104,10 @@ impl WanModel {
                 vec![1.0; n]
             } else if name.contains("scale_shift_table") {
                 fym_autograd::init::normal_vec(rng, n, 1.0 / (config.dim() as f32).sqrt())
-            } else if name.ends_with(".bias") || name == "proj_out.weight" {
+            } else if name.ends_with(".bias")
+                || name == "proj_out.weight"
+                || name == FRAME_EMBED_PARAM
+            {
                 vec![0.0; n]
             } else {
                 fym_autograd::init::uniform_vec(rng, n, 1.0 / (fan_in.max(1) as f32).sqrt())
@@ -112,6 +115,30 @@ impl WanModel {
             tensors.insert(name, (shape, data));
         }
         Self::from_tensors(config, tensors, trainable)
+    }
+
+    /// Adds the per-latent-frame embedding ([`WanConfig::frame_embed_len`]) to a model without
+    /// one, at zero, so the model computes exactly what it did until training moves it.
+    pub fn add_frame_embedding(&mut self, len: usize, trainable: bool) -> Result<()> {
+        if self.config.frame_embed_len != 0 || len == 0 {
+            return Err(Error::shape(
+                "WanModel::add_frame_embedding",
+                format!(
+                    "the model has {} frame embeddings; can add {len} only to a model with none",
+                    self.config.frame_embed_len
+                ),
+            ));
+        }
+        let shape = [len, self.config.dim()];
+        let zeros = vec![0.0; len * self.config.dim()];
+        let t = if trainable {
+            Tensor::param(zeros, &shape)?
+        } else {
+            Tensor::from_vec(zeros, &shape)?
+        };
+        self.params.insert(FRAME_EMBED_PARAM.to_string(), t);
+        self.config.frame_embed_len = len;
+        Ok(())
     }
 
     /// A base parameter by its diffusers name.
@@ -149,6 +176,27 @@ impl WanModel {
 
     fn p(&self, name: &str) -> Result<&Tensor> {
         self.param(name)
+    }
+
+    /// `x [B, F·HW, dim]` plus each latent frame's embedding at its temporal position (linear
+    /// interpolation between the two nearest rows; positions past the table use its last row).
+    fn add_frame_embeddings(
+        &self,
+        x: &Tensor,
+        b: usize,
+        frames: usize,
+        tokens_per_frame: usize,
+        opts: &ForwardOptions,
+    ) -> Result<Tensor> {
+        let len = self.config.frame_embed_len;
+        let dim = self.config.dim();
+        let weights = frame_embedding_weights(frames, len, opts.frame_positions.as_deref());
+        let per_frame = Tensor::from_vec(weights, &[frames, len])?
+            .matmul(self.p(FRAME_EMBED_PARAM)?)?
+            .reshape(&[1, frames, 1, dim])?;
+        Ok(x.reshape(&[b, frames, tokens_per_frame, dim])?
+            .add(&per_frame)?
+            .reshape(&[b, frames * tokens_per_frame, dim])?)
     }
 
     /// `Linear` with optional LoRA adapters on the given target.
@@ -226,6 +274,9 @@ impl WanModel {
         let mut x = hidden_states
             .patchify(patch, PatchOrder::ChannelFirst)?
             .linear(&pe_w, Some(self.p("patch_embedding.bias")?))?;
+        if c.frame_embed_len > 0 {
+            x = self.add_frame_embeddings(&x, b, f, tokens_per_frame, opts)?;
+        }
 
         // §4 condition embedder.
         let sinus = Tensor::from_vec(timestep_embedding(timestep, c.freq_dim)?, &[b, c.freq_dim])?;
@@ -374,4 +425,28 @@ impl WanModel {
         let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;
         self.project(&o, &format!("{pre}.to_out.0"), target(LoraTarget::ToOut))
     }
+}
+
+/// The `[frames, len]` matrix that gives each latent frame its embedding from a `len`-row table:
+/// the row at its temporal position (`positions`, default 0, 1, 2, …), linearly interpolated
+/// between the two nearest rows at fractional positions (adaptive RoPE's stretched timeline),
+/// clamped to the table.
+pub fn frame_embedding_weights(frames: usize, len: usize, positions: Option<&[f64]>) -> Vec<f32> {
+    let mut weights = vec![0.0f32; frames * len];
+    if len == 0 {
+        return weights;
+    }
+    for (i, row) in weights.chunks_exact_mut(len).enumerate() {
+        let p = positions
+            .and_then(|fp| fp.get(i).copied())
+            .unwrap_or(i as f64)
+            .clamp(0.0, (len - 1) as f64);
+        let lo = p.floor() as usize;
+        let frac = (p - lo as f64) as f32;
+        row[lo] += 1.0 - frac;
+        if frac > 0.0 {
+            row[(lo + 1).min(len - 1)] += frac;
+        }
+    }
+    weights
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use fym_autograd::Tensor;
 use fym_model::adaptive_rope::{adaptive_temporal_positions, baseline_temporal_positions};
+use fym_model::transformer::frame_embedding_weights;
 use fym_model::{ForwardOptions, WanConfig, WanModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -146,5 +147,57 @@ fn sparse_frames_run_at_adaptive_positions() {
     assert!(
         max_abs_diff(&out.to_vec(), &consecutive.to_vec()) > 1e-3,
         "adaptive positions must differ from consecutive ones"
+    );
+}
+
+/// The per-latent-frame embedding (`fym_frame_embed_len`): added at zero it changes nothing;
+/// trained it makes the model depend on absolute frame positions (RoPE alone cannot), and at a
+/// fractional position it is the linear interpolation of its two neighbouring rows.
+#[test]
+fn frame_embedding_starts_neutral_and_interpolates() {
+    let cfg = config();
+    let mut model = random_model(cfg.clone(), 3);
+    let mut rng = StdRng::seed_from_u64(4);
+    let frames = 4;
+    let hidden = Tensor::randn(&[1, cfg.in_channels, frames, 4, 4], &mut rng);
+    let text = Tensor::randn(&[1, 3, cfg.text_dim], &mut rng);
+    let plain = run(&model, &hidden, &text, None).to_vec();
+    let later = Some(vec![1.0, 2.0, 3.0, 4.0]);
+    let plain_later = run(&model, &hidden, &text, later.clone()).to_vec();
+    assert!(
+        max_abs_diff(&plain_later, &plain) < 1e-4,
+        "RoPE sees differences only"
+    );
+    model.add_frame_embedding(frames, false).unwrap();
+    assert_eq!(model.config.frame_embed_len, frames);
+    assert_eq!(run(&model, &hidden, &text, None).to_vec(), plain);
+    assert!(model.add_frame_embedding(frames, false).is_err());
+
+    let dim = cfg.dim();
+    let rows: Vec<f32> = (0..frames * dim)
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let table = model.param(fym_model::config::FRAME_EMBED_PARAM).unwrap();
+    table.data_mut().copy_from_slice(&rows);
+    let embedded = run(&model, &hidden, &text, None).to_vec();
+    assert!(max_abs_diff(&embedded, &plain) > 1e-3);
+    // Shifting every frame by the same amount changes nothing under RoPE alone, but changes
+    // which rows of the table are used.
+    let shifted = run(&model, &hidden, &text, later).to_vec();
+    assert!(max_abs_diff(&shifted, &embedded) > 1e-3);
+
+    // Rows used at fractional positions: linear interpolation of the two neighbours; past the
+    // table's end, its last row.
+    let w = frame_embedding_weights(3, 4, Some(&[0.25, 2.5, 7.0]));
+    #[rustfmt::skip]
+    let expected = [
+        0.75, 0.25, 0.0, 0.0,
+        0.0, 0.0, 0.5, 0.5,
+        0.0, 0.0, 0.0, 1.0,
+    ];
+    assert_eq!(w, expected);
+    assert_eq!(
+        frame_embedding_weights(2, 3, None),
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     );
 }

@@ -208,3 +208,23 @@ fn save_writes_a_loadable_config_json() {
     assert_eq!(WanConfig::load(&dir).unwrap(), cfg);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The per-frame embedding is fym's only key outside diffusers' config: absent means off (every
+/// real Wan config), present it round-trips and adds one `[len, dim]` parameter.
+#[test]
+fn frame_embedding_key_round_trips_and_adds_one_parameter() {
+    assert_eq!(parse(&dev_json()).unwrap().frame_embed_len, 0);
+    let cfg = WanConfig {
+        frame_embed_len: 4,
+        ..WanConfig::dev()
+    };
+    let text = cfg.to_json();
+    assert!(text.contains("\"fym_frame_embed_len\": 4"), "{text}");
+    assert_eq!(WanConfig::from_json_str(&text, "rt.json").unwrap(), cfg);
+    let plain = WanConfig::dev().expected_parameters();
+    let with = cfg.expected_parameters();
+    assert_eq!(with.len(), plain.len() + 1);
+    assert!(with
+        .iter()
+        .any(|(n, s)| n == "fym_frame_embedding.weight" && s == &vec![4, cfg.dim()]));
+}

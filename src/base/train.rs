@@ -56,6 +56,9 @@ pub struct TrainConfig {
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
     pub checkpoint_minutes: f32,
+    /// A learned embedding per latent frame (see `WanConfig::frame_embed_len`), so the model
+    /// can tell where in the clip a frame is even from pure noise.
+    pub frame_embed: bool,
     /// Step at which the current learning-rate schedule (warmup, then cosine decay) began: 0 for a
     /// fresh run, the resume step for a run continued with a new schedule (`--resume --config`).
     pub schedule_start: u64,
@@ -88,6 +91,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             motion_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
+            frame_embed: false,
             schedule_start: 0,
         }
     }
@@ -118,6 +122,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
+        $m!(frame_embed, bool);
         $m!(schedule_start, u64);
     };
 }
@@ -127,7 +132,7 @@ impl TrainConfig {
         let mut m = serde_json::Map::new();
         macro_rules! put {
             ($f:ident, $t:ty) => {
-                m.insert(stringify!($f).into(), self.$f.to_json_number());
+                m.insert(stringify!($f).into(), self.$f.to_json_value());
             };
         }
         config_fields!(put);
@@ -187,6 +192,8 @@ impl TrainConfig {
         "still_fraction",
         "motion_loss_weight",
         "checkpoint_minutes",
+        // Only off → on: the embedding starts at zero, so the model is unchanged until trained.
+        "frame_embed",
     ];
 
     /// A new training phase for a run at `step`: the keys of `v` (only [`Self::PHASE_KEYS`])
@@ -251,6 +258,11 @@ impl TrainConfig {
             freq_dim: self.freq_dim,
             ffn_dim: self.ffn_dim,
             num_layers: self.layers,
+            frame_embed_len: if self.frame_embed {
+                self.frames / self.patch_size[0].max(1)
+            } else {
+                0
+            },
             ..WanConfig::dev()
         }
     }
@@ -268,25 +280,31 @@ impl TrainConfig {
 
 /// JSON numbers that print as written (`0.1`, not the f64 widening `0.10000000149011612`) and
 /// read back to the same value.
-trait ToJsonNumber {
-    fn to_json_number(self) -> Value;
+trait ToJsonValue {
+    fn to_json_value(self) -> Value;
 }
 
-impl ToJsonNumber for f32 {
-    fn to_json_number(self) -> Value {
+impl ToJsonValue for f32 {
+    fn to_json_value(self) -> Value {
         // f32's shortest round-trip text, read as f64, reads back as this f32.
         json!(self.to_string().parse::<f64>().unwrap_or(self as f64))
     }
 }
 
-impl ToJsonNumber for u64 {
-    fn to_json_number(self) -> Value {
+impl ToJsonValue for bool {
+    fn to_json_value(self) -> Value {
         json!(self)
     }
 }
 
-impl ToJsonNumber for usize {
-    fn to_json_number(self) -> Value {
+impl ToJsonValue for u64 {
+    fn to_json_value(self) -> Value {
+        json!(self)
+    }
+}
+
+impl ToJsonValue for usize {
+    fn to_json_value(self) -> Value {
         json!(self)
     }
 }
@@ -372,7 +390,33 @@ impl Trainer {
     /// Continues with a new phase (see [`TrainConfig::new_phase`]): optimizer and EMA take the
     /// new settings, the learning-rate schedule restarts at the current step.
     pub fn start_phase(&mut self, v: &Value, source: &str) -> anyhow::Result<()> {
-        self.config = self.config.new_phase(v, self.step, source)?;
+        let next = self.config.new_phase(v, self.step, source)?;
+        match (self.config.frame_embed, next.frame_embed) {
+            (false, true) => {
+                let len = next.wan_config().frame_embed_len;
+                self.model.wan.add_frame_embedding(len, true)?;
+                // Same parameter order as a run that had the embedding from the start, so a
+                // later `--resume` continues bit for bit.
+                let mut params = self.model.wan.trainable_base_params();
+                params.extend(self.model.text.params());
+                let mut shadow = ParamSet::new();
+                for (name, p) in params.iter() {
+                    let key = super::ema::shadow_name(name);
+                    let t = match self.ema.shadow.get(&key) {
+                        Some(t) => t.clone(),
+                        None => Tensor::param(p.to_vec(), p.shape())?,
+                    };
+                    shadow.push(key, t);
+                }
+                self.params = params;
+                self.ema.shadow = shadow;
+            }
+            (true, false) => anyhow::bail!(
+                "{source}: `frame_embed` cannot be turned off (the model was trained with it)"
+            ),
+            _ => {}
+        }
+        self.config = next;
         self.opt.config.weight_decay = self.config.weight_decay;
         self.opt.config.max_grad_norm = Some(self.config.max_grad_norm);
         self.ema.decay = self.config.ema_decay;

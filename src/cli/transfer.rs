@@ -254,16 +254,16 @@ pub fn run(args: TransferArgs) -> Result<()> {
     }
     if !args.quiet {
         let m = &outcome.metrics["metrics"];
+        let number =
+            |v: &serde_json::Value| v.as_f64().map_or("n/a".to_string(), |v| format!("{v:.3}"));
         eprintln!(
-            "done in {}: motion fidelity {:.3}, track correlation {}, coherent {:.2}; outputs in {}",
+            "done in {}: motion fidelity {}, track correlation {}, coherent {}; \
+             with the reference caption (reproduction): track correlation {}; outputs in {}",
             format_secs(start.elapsed().as_secs_f64()),
-            m["motion_fidelity"].as_f64().unwrap_or(f64::NAN),
-            m["trajectory_correlation"]
-                .as_f64()
-                .map_or("n/a".to_string(), |v| format!("{v:.3}")),
-            outcome.metrics["coherent_fraction"]
-                .as_f64()
-                .unwrap_or(f64::NAN),
+            number(&m["motion_fidelity"]),
+            number(&m["trajectory_correlation"]),
+            number(&outcome.metrics["coherent_fraction"]),
+            number(&outcome.metrics["reproduction"]["trajectory_correlation"]),
             args.out.display()
         );
     }

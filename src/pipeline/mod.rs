@@ -587,9 +587,15 @@ pub fn generate_outputs(
         );
     }
     let generated = generate::generate(model, prompt, &config.generate);
+    let generate_secs = t.elapsed().as_secs_f64();
+    // The sanity check before any transfer claim: the same adapters and seed with the
+    // reference's own caption must give back the reference's motion.
+    let reproduced = match &generated {
+        Ok(_) => Some(generate::generate(model, caption, &config.generate)),
+        Err(_) => None,
+    };
     model.wan.adapters.list.clear();
     let result = generated?;
-    let generate_secs = t.elapsed().as_secs_f64();
     write_gif(path(RESULT_FILE), &result, 8.0)?;
     write_side_by_side_gif(
         path(SIDE_BY_SIDE_FILE),
@@ -601,6 +607,17 @@ pub fn generate_outputs(
 
     let report =
         evaluate(reference, &result, Some(prompt)).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let reproduction = match reproduced {
+        Some(video) => {
+            let r = evaluate(reference, &video?, Some(caption))
+                .map_err(|e| anyhow::anyhow!("metrics of the reproduction: {e}"))?;
+            json!({
+                "trajectory_correlation": r.synthetic.as_ref().map(|s| s.trajectory_correlation),
+                "motion_fidelity": r.motion_fidelity,
+            })
+        }
+        None => Value::Null,
+    };
     let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
     let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
     let head_counts = tuned.labels.as_ref().map(|l| {
@@ -620,6 +637,7 @@ pub fn generate_outputs(
         "seed": config.seed,
         "generation_seed": config.generate.seed,
         "metrics": report.to_json(),
+        "reproduction": reproduction,
         "coherent_fraction": coherent_fraction,
         "coherent": coherent_fraction >= COHERENT_THRESHOLD,
         "heads": head_counts,
