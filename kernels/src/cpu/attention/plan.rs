@@ -108,12 +108,70 @@ pub(super) fn gather_transposed(
     ldk: usize,
     kt: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected just above.
+        unsafe { gather_transposed_avx512(plan, src, b, h, g, j0, nk, ldk, kt) };
+        return;
+    }
     let d = plan.dims.head_dim;
     kt[..plan.dim_padded * ldk].fill(0.0);
     for j in 0..nk {
         let row = &src[plan.kv_offset(b, h, g, j0 + j)..][..d];
         for (e, &x) in row.iter().enumerate() {
             kt[e * ldk + j] = x;
+        }
+    }
+}
+
+/// [`gather_transposed`] in 16×16 register transposes: the element-by-element scatter into
+/// `kt` was most of the gathering cost of the small-group (spatial, temporal) modes, where every
+/// task gathers its own key tile.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_transposed_avx512(
+    plan: &Plan,
+    src: &[f32],
+    b: usize,
+    h: usize,
+    g: usize,
+    j0: usize,
+    nk: usize,
+    ldk: usize,
+    kt: &mut [f32],
+) {
+    use crate::cpu::gemm::{lane_mask, transpose16};
+    use std::arch::x86_64::*;
+    let (d, dp) = (plan.dims.head_dim, plan.dim_padded);
+    let kt = &mut kt[..dp * ldk];
+    // Blocks of 16 keys cover columns up to nk rounded up to 16 (zero past nk); any columns
+    // beyond that, and the padded rows d..dp, are zeroed here.
+    let covered = nk.div_ceil(16) * 16;
+    assert!(covered <= ldk);
+    for row in kt.chunks_exact_mut(ldk).take(d) {
+        row[covered.min(ldk)..].fill(0.0);
+    }
+    kt[d * ldk..].fill(0.0);
+    for jb in (0..nk).step_by(16) {
+        let keys = (nk - jb).min(16);
+        for eb in (0..d).step_by(16) {
+            let dims = (d - eb).min(16);
+            let mut block = [_mm512_setzero_ps(); 16];
+            for (x, lanes) in block.iter_mut().enumerate().take(keys) {
+                let row = &src[plan.kv_offset(b, h, g, j0 + jb + x)..][..d];
+                // SAFETY: the mask keeps the load inside `row[eb..eb + dims]`.
+                *lanes = _mm512_maskz_loadu_ps(lane_mask(dims), row.as_ptr().add(eb));
+            }
+            let cols = transpose16(block);
+            for (e, col) in cols.iter().enumerate().take(dims) {
+                let dst = &mut kt[(eb + e) * ldk + jb..][..16];
+                // SAFETY: `dst` holds 16 floats (bounds checked by the slice).
+                _mm512_storeu_ps(dst.as_mut_ptr(), *col);
+            }
         }
     }
 }
