@@ -91,7 +91,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             motion_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
-            frame_embed: false,
+            frame_embed: true,
             schedule_start: 0,
         }
     }
@@ -439,8 +439,13 @@ impl Trainer {
                 path.display()
             )
         })?;
+        let mut config_json: Value = serde_json::from_str(config_text)?;
+        if let Some(obj) = config_json.as_object_mut() {
+            // Checkpoints from before the per-frame embedding existed were trained without it.
+            obj.entry("frame_embed").or_insert(json!(false));
+        }
         let config = TrainConfig::from_json(
-            &serde_json::from_str(config_text)?,
+            &config_json,
             &format!("{} (training config)", path.display()),
         )?;
         let mut t = Trainer::new(config)?;

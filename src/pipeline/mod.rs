@@ -122,11 +122,11 @@ impl Method {
     }
 
     /// Frames of the motion stage's clips.
-    fn sampling(self, sparse_frames: usize) -> FrameSampling {
+    fn sampling(self, sparse_frames: usize, positions: TemporalPositions) -> FrameSampling {
         match self {
             Method::Fym => FrameSampling::Sparse {
                 count: sparse_frames,
-                positions: TemporalPositions::Adaptive,
+                positions,
             },
             Method::FymNoAdaptiveRope => FrameSampling::Sparse {
                 count: sparse_frames,
@@ -152,6 +152,9 @@ pub struct TransferConfig {
     /// Latent frames per sparse clip; `None`: a quarter of the clip (as the paper's 5 of 21),
     /// at least 2 (the motion loss needs two).
     pub sparse_frames: Option<usize>,
+    /// Temporal positions of the sparse frames for `fym` (`fym-no-adaptive-rope` always uses
+    /// consecutive ones).
+    pub sparse_positions: TemporalPositions,
     /// Weight of the motion loss next to the flow-matching loss.
     pub motion_weight: f32,
     /// Training noise levels: uniform σ, then this shift (more weight at high noise, where a
@@ -182,6 +185,7 @@ impl Default for TransferConfig {
             spatial_weight_decay: 0.01,
             temporal_weight_decay: 0.01,
             sparse_frames: None,
+            sparse_positions: TemporalPositions::Adaptive,
             motion_weight: 1.0,
             train_shift: 4.0,
             classify: ClassifyOptions::default(),
@@ -468,7 +472,7 @@ pub fn tune(
     }
 
     // Stage 3: motion adapter, appearance adapter frozen.
-    let sampling = method.sampling(sparse);
+    let sampling = method.sampling(sparse, config.sparse_positions);
     let motion_weight = if method.motion_loss() {
         config.motion_weight
     } else {
