@@ -160,6 +160,8 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     in_range(&["metrics", "motion_fidelity"], 0.0, 1.0);
     in_range(&["metrics", "temporal_consistency"], 0.0, 1.0);
     in_range(&["metrics", "trajectory_correlation"], -1.0, 1.0);
+    in_range(&["reproduction", "trajectory_correlation"], -1.0, 1.0);
+    in_range(&["reproduction", "motion_fidelity"], 0.0, 1.0);
     in_range(&["coherent_fraction"], 0.0, 1.0);
     in_range(&["seconds", "tuning"], 0.0, 600.0);
     in_range(&["peak_memory_mib"], 1.0, 1e6);
@@ -569,4 +571,21 @@ fn step_timing_at_builtin_size() {
         number(s, &["classify"])
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Sparse sampling by default takes a quarter of a long clip (at least 2 latent frames) and
+/// every frame of a short one; an explicit count is kept.
+#[test]
+fn default_sparse_count_depends_on_the_clip_length() {
+    let c = TransferConfig::default();
+    assert_eq!(c.sparse_count(4).unwrap(), 4);
+    assert_eq!(c.sparse_count(7).unwrap(), 7);
+    assert_eq!(c.sparse_count(8).unwrap(), 2);
+    assert_eq!(c.sparse_count(21).unwrap(), 6);
+    let explicit = TransferConfig {
+        sparse_frames: Some(2),
+        ..TransferConfig::default()
+    };
+    assert_eq!(explicit.sparse_count(4).unwrap(), 2);
+    assert!(explicit.sparse_count(1).is_err());
 }

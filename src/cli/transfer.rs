@@ -74,9 +74,10 @@ pub struct TuningArgs {
     /// euler or stochastic.
     #[arg(long)]
     pub sampler: Option<String>,
-    /// Keep the spatial adapter at generation (default: temporal adapter only).
+    /// Generate with the temporal adapter alone (default: temporal and spatial adapters, which
+    /// followed the reference better on the built-in model; see the README).
     #[arg(long)]
-    pub with_spatial: bool,
+    pub temporal_only: bool,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -119,7 +120,7 @@ impl TuningArgs {
             c.generate.sampler = Sampler::parse(s)
                 .with_context(|| format!("--sampler {s:?}: choose euler or stochastic"))?;
         }
-        c.generate_with_spatial = self.with_spatial;
+        c.generate_with_spatial = !self.temporal_only;
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {
             c.lr = v;
