@@ -327,6 +327,14 @@ pub fn caption_capacity(world: &World) -> usize {
     world.max_caption_words().max(bench).max(1)
 }
 
+/// Everything pretraining updates, in checkpoint order: the transformer's parameters (by name),
+/// then the text encoder's.
+fn trained_params(model: &BaseModel) -> ParamSet {
+    let mut params = model.wan.trainable_base_params();
+    params.extend(model.text.params());
+    params
+}
+
 /// A training run in memory.
 pub struct Trainer {
     pub config: TrainConfig,
@@ -361,8 +369,7 @@ impl Trainer {
             &mut rng,
             true,
         )?;
-        let mut params = model.wan.trainable_base_params();
-        params.extend(model.text.params());
+        let params = trained_params(&model);
         let opt = AdamW::new(AdamWConfig {
             lr: config.lr,
             weight_decay: config.weight_decay,
@@ -397,8 +404,7 @@ impl Trainer {
                 self.model.wan.add_frame_embedding(len, true)?;
                 // Same parameter order as a run that had the embedding from the start, so a
                 // later `--resume` continues bit for bit.
-                let mut params = self.model.wan.trainable_base_params();
-                params.extend(self.model.text.params());
+                let params = trained_params(&self.model);
                 let mut shadow = ParamSet::new();
                 for (name, p) in params.iter() {
                     let key = super::ema::shadow_name(name);
