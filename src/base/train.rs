@@ -278,7 +278,7 @@ impl TrainConfig {
     }
 }
 
-/// JSON numbers that print as written (`0.1`, not the f64 widening `0.10000000149011612`) and
+/// Config values as JSON; numbers print as written (`0.1`, not the f64 widening `0.10000000149011612`) and
 /// read back to the same value.
 trait ToJsonValue {
     fn to_json_value(self) -> Value;

@@ -122,11 +122,11 @@ impl Method {
     }
 
     /// Frames of the motion stage's clips.
-    fn sampling(self, sparse_frames: usize, positions: TemporalPositions) -> FrameSampling {
+    fn sampling(self, sparse_frames: usize) -> FrameSampling {
         match self {
             Method::Fym => FrameSampling::Sparse {
                 count: sparse_frames,
-                positions,
+                positions: TemporalPositions::Adaptive,
             },
             Method::FymNoAdaptiveRope => FrameSampling::Sparse {
                 count: sparse_frames,
@@ -158,9 +158,6 @@ pub struct TransferConfig {
     /// training on 2 or 3 of them lost most of the motion (track correlation 0.26–0.47 against
     /// 0.87–0.90 with all 4, two seeds each; README, "Motion transfer").
     pub sparse_frames: Option<usize>,
-    /// Temporal positions of the sparse frames for `fym` (`fym-no-adaptive-rope` always uses
-    /// consecutive ones).
-    pub sparse_positions: TemporalPositions,
     /// Weight of the motion loss next to the flow-matching loss.
     pub motion_weight: f32,
     /// Training noise levels: uniform σ, then this shift (more weight at high noise, where a
@@ -192,7 +189,6 @@ impl Default for TransferConfig {
             spatial_weight_decay: 0.01,
             temporal_weight_decay: 0.01,
             sparse_frames: None,
-            sparse_positions: TemporalPositions::Adaptive,
             motion_weight: 1.0,
             train_shift: 4.0,
             classify: ClassifyOptions::default(),
@@ -483,7 +479,7 @@ pub fn tune(
     }
 
     // Stage 3: motion adapter, appearance adapter frozen.
-    let sampling = method.sampling(sparse, config.sparse_positions);
+    let sampling = method.sampling(sparse);
     let motion_weight = if method.motion_loss() {
         config.motion_weight
     } else {
@@ -602,16 +598,15 @@ pub fn generate_outputs(
             model.wan.adapters.list.len()
         );
     }
-    let generated = generate::generate(model, prompt, &config.generate);
-    let generate_secs = t.elapsed().as_secs_f64();
-    // The sanity check before any transfer claim: the same adapters and seed with the
+    // The sanity check before any transfer claim, with the same adapters and seed: the
     // reference's own caption must give back the reference's motion.
-    let reproduced = match &generated {
-        Ok(_) => Some(generate::generate(model, caption, &config.generate)),
-        Err(_) => None,
-    };
+    let generated = generate::generate(model, prompt, &config.generate).and_then(|result| {
+        let secs = t.elapsed().as_secs_f64();
+        let reproduced = generate::generate(model, caption, &config.generate)?;
+        Ok((result, secs, reproduced))
+    });
     model.wan.adapters.list.clear();
-    let result = generated?;
+    let (result, generate_secs, reproduced) = generated?;
     write_gif(path(RESULT_FILE), &result, 8.0)?;
     write_side_by_side_gif(
         path(SIDE_BY_SIDE_FILE),
@@ -623,17 +618,8 @@ pub fn generate_outputs(
 
     let report =
         evaluate(reference, &result, Some(prompt)).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-    let reproduction = match reproduced {
-        Some(video) => {
-            let r = evaluate(reference, &video?, Some(caption))
-                .map_err(|e| anyhow::anyhow!("metrics of the reproduction: {e}"))?;
-            json!({
-                "trajectory_correlation": r.synthetic.as_ref().map(|s| s.trajectory_correlation),
-                "motion_fidelity": r.motion_fidelity,
-            })
-        }
-        None => Value::Null,
-    };
+    let reproduction = evaluate(reference, &reproduced, Some(caption))
+        .map_err(|e| anyhow::anyhow!("metrics of the reproduction: {e}"))?;
     let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
     let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
     let head_counts = tuned.labels.as_ref().map(|l| {
@@ -653,7 +639,10 @@ pub fn generate_outputs(
         "seed": config.seed,
         "generation_seed": config.generate.seed,
         "metrics": report.to_json(),
-        "reproduction": reproduction,
+        "reproduction": {
+            "trajectory_correlation": reproduction.synthetic.as_ref().map(|s| s.trajectory_correlation),
+            "motion_fidelity": reproduction.motion_fidelity,
+        },
         "coherent_fraction": coherent_fraction,
         "coherent": coherent_fraction >= COHERENT_THRESHOLD,
         "heads": head_counts,
