@@ -16,7 +16,7 @@
 //! `Sᵀ = K·Qᵀ`, `dV += Pᵀ·dO`, `dPᵀ = V·dOᵀ`, `dK += dSᵀ·Q`, `dQᵀ += Kᵀ·dSᵀ`.
 
 use super::plan::{carve, gather_rows, gather_transposed, with_scratch, Plan, TILE_K, TILE_Q};
-use super::simd::{round_up, Isa, Portable, Simd, LANES};
+use super::simd::{gemm_then, round_up, Epilogue, Isa, Portable, Simd};
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::LOG2_E;
 
@@ -135,8 +135,9 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         for i0 in (0..nq).step_by(TILE_Q) {
             let ni = (nq - i0).min(TILE_Q);
             let nip = round_up(ni);
-            // Sᵀ (keys × queries), already in log2 units; then Pᵀ = 2^(Sᵀ − lse2).
-            S::gemm(
+            // Sᵀ (keys × queries), already in log2 units, turned into Pᵀ = 2^(Sᵀ − lse2) in registers.
+            let lse_tile = lse2.as_ptr().add(i0);
+            gemm_then::<S, _>(
                 nk,
                 nip,
                 dp,
@@ -147,14 +148,8 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 pt.as_mut_ptr(),
                 tq,
                 false,
+                &ProbabilitiesT { lse2: lse_tile },
             );
-            for j in 0..nk {
-                let row = pt.as_mut_ptr().add(j * tq);
-                for e in (0..nip).step_by(LANES) {
-                    let s = S::sub(S::load(row.add(e)), S::load(lse2.as_ptr().add(i0 + e)));
-                    S::store(row.add(e), S::exp2(s));
-                }
-            }
             S::gemm(
                 nk,
                 dp,
@@ -167,8 +162,9 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 true,
             );
-            // dPᵀ = V·dOᵀ, then dSᵀ = Pᵀ ⊙ (dPᵀ − D).
-            S::gemm(
+            // dPᵀ = V·dOᵀ, turned into dSᵀ = Pᵀ ⊙ (dPᵀ − D) in registers.
+            let (p_tile, d_tile) = (pt.as_ptr(), dd.as_ptr().add(i0));
+            gemm_then::<S, _>(
                 nk,
                 nip,
                 dp,
@@ -179,14 +175,12 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dst.as_mut_ptr(),
                 tq,
                 false,
+                &ScoreGradT {
+                    p: p_tile,
+                    ld_p: tq,
+                    d: d_tile,
+                },
             );
-            for j in 0..nk {
-                let (p_row, ds_row) = (pt.as_ptr().add(j * tq), dst.as_mut_ptr().add(j * tq));
-                for e in (0..nip).step_by(LANES) {
-                    let diff = S::sub(S::load(ds_row.add(e)), S::load(dd.as_ptr().add(i0 + e)));
-                    S::store(ds_row.add(e), S::mul(S::load(p_row.add(e)), diff));
-                }
-            }
             S::gemm(
                 nk,
                 dp,
@@ -234,6 +228,35 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         for (e, x) in dq_row.iter_mut().enumerate() {
             *x = block[e * tq + i % tq] * bw.scale;
         }
+    }
+}
+
+/// `Pᵀ = 2^(Sᵀ − lse)` on a tile of transposed scores (row: key, column: query; base-2 lse per
+/// query column).
+struct ProbabilitiesT {
+    lse2: *const f32,
+}
+
+impl<S: Simd> Epilogue<S> for ProbabilitiesT {
+    #[inline(always)]
+    unsafe fn map(&self, _key: usize, query: usize, s: S::V) -> S::V {
+        S::exp2(S::sub(s, S::load(self.lse2.add(query))))
+    }
+}
+
+/// `dSᵀ = Pᵀ ⊙ (dPᵀ − D)` on a tile of transposed `dP` (`Pᵀ` rows of stride `ld_p`, `D` per
+/// query column).
+struct ScoreGradT {
+    p: *const f32,
+    ld_p: usize,
+    d: *const f32,
+}
+
+impl<S: Simd> Epilogue<S> for ScoreGradT {
+    #[inline(always)]
+    unsafe fn map(&self, key: usize, query: usize, dp: S::V) -> S::V {
+        let p = S::load(self.p.add(key * self.ld_p + query));
+        S::mul(p, S::sub(dp, S::load(self.d.add(query))))
     }
 }
 

@@ -7,7 +7,8 @@
 use super::pack::KeyTiles;
 use super::plan::{carve, gather_rows, with_scratch, Plan, TILE_K, TILE_Q};
 use super::simd::{
-    exp2_scalar, exp2_shifted_sum, round_up, row_max, scale_row, Isa, Portable, Simd,
+    exp2_scalar, exp2_shifted_sum, fits_one_block, round_up, row_max, scale_row,
+    scores_online_softmax, Isa, Portable, Simd, SoftmaxRows,
 };
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::{LN_2, LOG2_E};
@@ -91,27 +92,54 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
         let nk = (plan.len_kv - j0).min(TILE_K);
         let nkp = round_up(nk);
         let (kt, vt) = f.keys.tile(problem, tile, kv_buf);
-        S::gemm(
-            nq,
-            nkp,
-            dp,
-            qs.as_ptr(),
-            dp,
-            kt.as_ptr(),
-            plan.tile_k,
-            s.as_mut_ptr(),
-            nkp,
-            false,
-        );
-        for i in 0..nq {
-            let row = &mut s[i * nkp..(i + 1) * nkp];
-            let new_max = m[i].max(row_max::<S>(row, nk));
-            let row_sum = exp2_shifted_sum::<S>(row, nk, new_max);
-            let alpha = exp2_scalar(m[i] - new_max);
-            l[i] = l[i] * alpha + row_sum;
-            m[i] = new_max;
-            if alpha != 1.0 && with_values {
-                scale_row::<S>(&mut o[i * dp..(i + 1) * dp], alpha);
+        if fits_one_block::<S>(nk, nkp) {
+            let o_ptr = if with_values {
+                o.as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            };
+            let rows = SoftmaxRows {
+                m: &mut m[..nq],
+                l: &mut l[..nq],
+                o: o_ptr,
+                ld_o: dp,
+                width: dp,
+            };
+            scores_online_softmax::<S>(
+                nkp,
+                dp,
+                qs.as_ptr(),
+                dp,
+                kt.as_ptr(),
+                plan.tile_k,
+                s.as_mut_ptr(),
+                nkp,
+                rows,
+            );
+        } else {
+            // A ragged last key tile: scores stored, padded columns masked as they are read.
+            S::gemm(
+                nq,
+                nkp,
+                dp,
+                qs.as_ptr(),
+                dp,
+                kt.as_ptr(),
+                plan.tile_k,
+                s.as_mut_ptr(),
+                nkp,
+                false,
+            );
+            for i in 0..nq {
+                let row = &mut s[i * nkp..(i + 1) * nkp];
+                let new_max = m[i].max(row_max::<S>(row, nk));
+                let row_sum = exp2_shifted_sum::<S>(row, nk, new_max);
+                let alpha = exp2_scalar(m[i] - new_max);
+                l[i] = l[i] * alpha + row_sum;
+                m[i] = new_max;
+                if alpha != 1.0 && with_values {
+                    scale_row::<S>(&mut o[i * dp..(i + 1) * dp], alpha);
+                }
             }
         }
         if with_values {

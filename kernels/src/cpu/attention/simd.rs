@@ -2,7 +2,10 @@
 //! micro-kernel they all use. Every tile product of the forward, the backward and the map
 //! statistics is the same shape of GEMM, `C (m×n) (+)= A (m×k) · B (k×n)`, with `A` read one element
 //! at a time (broadcast) and `B`, `C` read in 16-float vectors; `n` is always padded to a multiple of
-//! [`LANES`] by the callers, so the kernels never need a masked tail.
+//! [`LANES`] by the callers, so the kernels never need a masked tail. What follows a product
+//! elementwise (the forward's online softmax, the backward's `P` and `dS`) is applied to the
+//! accumulators in registers before the store ([`scores_online_softmax`], [`gemm_then`]) instead
+//! of in a second pass over the stored tile.
 //!
 //! Three instruction sets, picked once at run time: AVX-512 (intrinsics), AVX2+FMA (portable
 //! 16-lane arrays that LLVM lowers to ymm pairs under `target_feature`) and a plain fallback.
@@ -72,10 +75,11 @@ const EXP2_POLY: [f32; 6] = [
     6.931_472e-1,
 ];
 
-/// `C (+)= A·B` for an `R × (NV·16)` block of `C`, accumulators held in registers across `k`.
+/// `C (+)= A·B` for an `R × (NV·16)` block of `C` at (`row0`, `col0`), accumulators held in
+/// registers across `k`; each result vector passes through `then.map(row, col, v)` before its store.
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-unsafe fn gemm_block<S: Simd, const R: usize, const NV: usize>(
+unsafe fn gemm_block<S: Simd, const R: usize, const NV: usize, F>(
     k: usize,
     a: *const f32,
     lda: usize,
@@ -84,7 +88,10 @@ unsafe fn gemm_block<S: Simd, const R: usize, const NV: usize>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
-) {
+    (row0, col0, then): (usize, usize, &F),
+) where
+    F: Epilogue<S>,
+{
     let mut acc = [[S::zero(); NV]; R];
     if accumulate {
         for r in 0..R {
@@ -93,6 +100,27 @@ unsafe fn gemm_block<S: Simd, const R: usize, const NV: usize>(
             }
         }
     }
+    accumulate_block::<S, R, NV>(k, a, lda, b, ldb, &mut acc);
+    for r in 0..R {
+        for v in 0..NV {
+            let out = then.map(row0 + r, col0 + v * LANES, acc[r][v]);
+            S::store(c.add(r * ldc + v * LANES), out);
+        }
+    }
+}
+
+/// `acc += A·B` for an `R × (NV·16)` block: one row of `B` loaded per `k`, each `A` element
+/// broadcast against it.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+unsafe fn accumulate_block<S: Simd, const R: usize, const NV: usize>(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    acc: &mut [[S::V; NV]; R],
+) {
     for p in 0..k {
         let row_b = b.add(p * ldb);
         let mut bv = [S::zero(); NV];
@@ -106,9 +134,118 @@ unsafe fn gemm_block<S: Simd, const R: usize, const NV: usize>(
             }
         }
     }
+}
+
+/// Online-softmax state of a query tile's rows: running max `m` and sum `l` (base 2), and the
+/// output accumulator `o` (`m.len()` rows of stride `ld_o`, first `width` floats rescaled; null
+/// when only the sums are wanted).
+pub(super) struct SoftmaxRows<'a> {
+    pub m: &'a mut [f32],
+    pub l: &'a mut [f32],
+    pub o: *mut f32,
+    pub ld_o: usize,
+    pub width: usize,
+}
+
+/// Scores of a query tile against one key tile, `S = Q·Kᵀ` (`Q` rows of stride `ld_q`, `Kᵀ`
+/// of stride `ld_k`, `k` deep), folded into the online softmax while they are still in
+/// registers: per row the new running max, `s ← 2^(s − max)` written to `s` (stride `ld_s`),
+/// the running sum, and the output row rescaled by `2^(old max − new max)`. The same
+/// arithmetic as `row_max`, `exp2_shifted_sum` and `scale_row` over a stored score tile, without
+/// the two extra passes over it. Every one of the `n` columns must be a real key, and
+/// `n ≤ S::MAX_NV · LANES` (one register block spans the whole row): see [`fits_one_block`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn scores_online_softmax<S: Simd>(
+    n: usize,
+    k: usize,
+    q: *const f32,
+    ld_q: usize,
+    kt: *const f32,
+    ld_k: usize,
+    s: *mut f32,
+    ld_s: usize,
+    rows: SoftmaxRows,
+) {
+    debug_assert!(fits_one_block::<S>(n, n));
+    let nq = rows.m.len();
+    let mut row = 0;
+    while row < nq {
+        let r = (nq - row).min(S::ROWS);
+        let (qp, sp) = (q.add(row * ld_q), s.add(row * ld_s));
+        let (m, l) = (rows.m[row..].as_mut_ptr(), rows.l[row..].as_mut_ptr());
+        let o = if rows.o.is_null() {
+            rows.o
+        } else {
+            rows.o.add(row * rows.ld_o)
+        };
+        macro_rules! call {
+            ($($r:literal),*; $nv:tt) => {
+                match r {
+                    $($r => softmax_block::<S, $r, $nv>(
+                        k, qp, ld_q, kt, ld_k, sp, ld_s, m, l, o, rows.ld_o, rows.width,
+                    ),)*
+                    _ => unreachable!("row block larger than Simd::ROWS"),
+                }
+            };
+        }
+        match n / LANES {
+            1 => call!(1, 2, 3, 4, 5, 6; 1),
+            2 => call!(1, 2, 3, 4, 5, 6; 2),
+            3 => call!(1, 2, 3, 4, 5, 6; 3),
+            _ => call!(1, 2, 3, 4, 5, 6; 4),
+        }
+        row += r;
+    }
+}
+
+/// Whether a key tile of `valid` real keys padded to `n` columns can take
+/// [`scores_online_softmax`]: no padded columns, and one register block wide.
+#[inline(always)]
+pub(super) fn fits_one_block<S: Simd>(valid: usize, n: usize) -> bool {
+    valid == n && n > 0 && n.is_multiple_of(LANES) && n <= S::MAX_NV * LANES
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn softmax_block<S: Simd, const R: usize, const NV: usize>(
+    k: usize,
+    q: *const f32,
+    ld_q: usize,
+    kt: *const f32,
+    ld_k: usize,
+    s: *mut f32,
+    ld_s: usize,
+    m: *mut f32,
+    l: *mut f32,
+    o: *mut f32,
+    ld_o: usize,
+    width: usize,
+) {
+    let mut acc = [[S::zero(); NV]; R];
+    accumulate_block::<S, R, NV>(k, q, ld_q, kt, ld_k, &mut acc);
     for r in 0..R {
+        let mut top = acc[r][0];
+        for v in 1..NV {
+            top = S::max(top, acc[r][v]);
+        }
+        let old_max = *m.add(r);
+        let new_max = old_max.max(S::reduce_max(top));
+        let shift = S::splat(new_max);
+        let mut sum = S::zero();
         for v in 0..NV {
-            S::store(c.add(r * ldc + v * LANES), acc[r][v]);
+            let p = S::exp2(S::sub(acc[r][v], shift));
+            S::store(s.add(r * ld_s + v * LANES), p);
+            sum = S::add(p, sum);
+        }
+        let alpha = exp2_scalar(old_max - new_max);
+        *l.add(r) = *l.add(r) * alpha + S::reduce_sum(sum);
+        *m.add(r) = new_max;
+        if alpha != 1.0 && !o.is_null() {
+            scale_row::<S>(
+                std::slice::from_raw_parts_mut(o.add(r * ld_o), width),
+                alpha,
+            );
         }
     }
 }
@@ -130,6 +267,49 @@ pub(super) unsafe fn gemm_generic<S: Simd>(
     ldc: usize,
     accumulate: bool,
 ) {
+    gemm_then::<S, _>(m, n, k, a, lda, b, ldb, c, ldc, accumulate, &Identity)
+}
+
+/// What happens to each 16-float vector of a tile product between the last FMA and the store.
+/// A trait with `#[inline(always)]` impls rather than a closure: a closure is a function of its
+/// own, compiled without the caller's target features, so the vector intrinsics inside it would
+/// become calls.
+pub(super) trait Epilogue<S: Simd> {
+    /// The value to store for the vector at (`row`, first column `col`) of `C`.
+    unsafe fn map(&self, row: usize, col: usize, v: S::V) -> S::V;
+}
+
+/// Stores the product unchanged.
+pub(super) struct Identity;
+
+impl<S: Simd> Epilogue<S> for Identity {
+    #[inline(always)]
+    unsafe fn map(&self, _row: usize, _col: usize, v: S::V) -> S::V {
+        v
+    }
+}
+
+/// [`gemm_generic`] with an elementwise epilogue: each 16-float vector of the result goes
+/// through `then.map(row, col, v)` (its row and first column in `C`) while still in registers,
+/// before it is stored. Saves a pass over `C` for the softmax-style maps that follow a tile
+/// product.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm_then<S: Simd, F>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    then: &F,
+) where
+    F: Epilogue<S>,
+{
     debug_assert_eq!(n % LANES, 0);
     let mut col = 0;
     while col < n {
@@ -142,7 +322,9 @@ pub(super) unsafe fn gemm_generic<S: Simd>(
             macro_rules! call {
                 ($($r:literal),*; $nv:tt) => {
                     match r {
-                        $($r => gemm_block::<S, $r, $nv>(k, ap, lda, bp, ldb, cp, ldc, accumulate),)*
+                        $($r => gemm_block::<S, $r, $nv, F>(
+                            k, ap, lda, bp, ldb, cp, ldc, accumulate, (row, col, then),
+                        ),)*
                         _ => unreachable!("row block larger than Simd::ROWS(_NARROW)"),
                     }
                 };
