@@ -86,11 +86,14 @@ impl Plan {
         self.dims.batch * self.dims.heads * self.groups
     }
 
-    /// Splits a problem index into (batch, head, group).
+    /// Splits a problem index into (batch, head, group). Heads vary fastest: a token's heads
+    /// are adjacent in memory, so consecutive problems (which the pool hands to the same thread
+    /// in chunks) share cache lines and the prefetcher's streams instead of each striding alone
+    /// through the tensor.
     pub(super) fn problem(&self, p: usize) -> (usize, usize, usize) {
-        let g = p % self.groups;
-        let bh = p / self.groups;
-        (bh / self.dims.heads, bh % self.dims.heads, g)
+        let h = p % self.dims.heads;
+        let bg = p / self.dims.heads;
+        (bg / self.groups, h, bg % self.groups)
     }
 }
 
