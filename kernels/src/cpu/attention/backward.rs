@@ -79,6 +79,15 @@ unsafe fn task_avx2(bw: &Backward, task: usize, buf: &mut [f32]) {
 /// matrix because rows `tq` floats apart spread over the L1 sets, where rows a long sequence
 /// apart (a multiple of 4 KiB) would all land in the same set and evict each other.
 fn transpose_blocked(rows: &[f32], n: usize, dp: usize, tq: usize, factor: f32, cols: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && dp.is_multiple_of(16)
+        && tq.is_multiple_of(16)
+    {
+        // SAFETY: AVX-512F was detected just above; the block sizes are multiples of 16.
+        unsafe { transpose_blocked_avx512(rows, n, dp, tq, factor, cols) };
+        return;
+    }
     for (t, block) in cols.chunks_exact_mut(dp * tq).enumerate() {
         for (e, col) in block.chunks_exact_mut(tq).enumerate() {
             for (ii, x) in col.iter_mut().enumerate() {
@@ -88,6 +97,44 @@ fn transpose_blocked(rows: &[f32], n: usize, dp: usize, tq: usize, factor: f32, 
                 } else {
                     0.0
                 };
+            }
+        }
+    }
+}
+
+/// [`transpose_blocked`] in 16×16 register transposes (the element-wise version was a tenth of
+/// the backward's time in the small-group modes, where every task transposes its own queries).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `dp` and `tq` must be multiples of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_blocked_avx512(
+    rows: &[f32],
+    n: usize,
+    dp: usize,
+    tq: usize,
+    factor: f32,
+    cols: &mut [f32],
+) {
+    use crate::cpu::gemm::transpose16;
+    use std::arch::x86_64::*;
+    let factor = _mm512_set1_ps(factor);
+    for (t, block) in cols.chunks_exact_mut(dp * tq).enumerate() {
+        for ib in (0..tq).step_by(16) {
+            for eb in (0..dp).step_by(16) {
+                let mut tile = [_mm512_setzero_ps(); 16];
+                for (x, lanes) in tile.iter_mut().enumerate() {
+                    let i = t * tq + ib + x;
+                    if i < n {
+                        let src = &rows[i * dp + eb..][..16];
+                        *lanes = _mm512_mul_ps(_mm512_loadu_ps(src.as_ptr()), factor);
+                    }
+                }
+                for (e, col) in transpose16(tile).iter().enumerate() {
+                    let dst = &mut block[(eb + e) * tq + ib..][..16];
+                    _mm512_storeu_ps(dst.as_mut_ptr(), *col);
+                }
             }
         }
     }
