@@ -85,6 +85,7 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
             "3",
         ])
         .args(["--rank", "4", "--batch", "2", "--seed", "5"])
+        .args(["--train-shift", "2.5", "--motion-weight", "0.5"])
         .arg("--out")
         .arg(&out)
         .output()
@@ -167,6 +168,10 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     in_range(&["peak_memory_mib"], 1.0, 1e6);
     assert_eq!(m["method"], "fym");
     assert_eq!(m["prompt"], "a blue square circles on a plain background");
+    // The tuning flags reach the config the run records.
+    assert_eq!(number(&m, &["config", "train_shift"]), 2.5);
+    assert_eq!(number(&m, &["config", "motion_weight"]), 0.5);
+    assert_eq!(number(&m, &["config", "rank"]), 4.0);
     assert!(number(&m, &["final_loss", "temporal"]) > 0.0);
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -452,6 +457,11 @@ fn bad_inputs_give_clear_errors() {
     run(&["--device", "tpu"], "choose cpu or cuda");
     run(&["--method", "magic"], "unknown method");
     run(&["--sampler", "ddim"], "euler or stochastic");
+    run(
+        &["--train-shift", "0"],
+        "training shift must be a positive number",
+    );
+    run(&["--motion-weight=-1"], "motion weight must be ≥ 0");
     expect_failure(
         &["transfer", "--model", "/no/such/model", "--out", out_s],
         "/no/such/model",

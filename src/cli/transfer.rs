@@ -90,6 +90,12 @@ pub struct TuningArgs {
     /// Clips per training step.
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Shift of the training noise levels (1: uniform σ; larger: more weight near pure noise).
+    #[arg(long)]
+    pub train_shift: Option<f32>,
+    /// Weight of the motion loss in the temporal stage (0: flow-matching loss alone).
+    #[arg(long)]
+    pub motion_weight: Option<f32>,
     /// Seed of the generation noise (default: --seed).
     #[arg(long)]
     pub sample_seed: Option<u64>,
@@ -131,6 +137,12 @@ impl TuningArgs {
         }
         if let Some(v) = self.batch {
             c.batch = v;
+        }
+        if let Some(v) = self.train_shift {
+            c.train_shift = v;
+        }
+        if let Some(v) = self.motion_weight {
+            c.motion_weight = v;
         }
         c.validate()?;
         Ok(c)
