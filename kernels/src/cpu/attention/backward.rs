@@ -16,7 +16,7 @@
 //! `Sᵀ = K·Qᵀ`, `dV += Pᵀ·dO`, `dPᵀ = V·dOᵀ`, `dK += dSᵀ·Q`, `dQᵀ += Kᵀ·dSᵀ`.
 
 use super::plan::{carve, gather_rows, gather_transposed, with_scratch, Plan, TILE_K, TILE_Q};
-use super::simd::{gemm_then, round_up, Epilogue, Isa, Portable, Simd};
+use super::simd::{gemm_then, round_up, Epilogue, Isa, Portable, Simd, LANES};
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::LOG2_E;
 
@@ -169,7 +169,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
     for i in 0..nq {
         lse2[i] = bw.lse[plan.lse_offset(b, h, g, i)] * LOG2_E;
         let o = &bw.out[plan.q_offset(b, h, g, i)..][..d];
-        dd[i] = o.iter().zip(&dor[i * dp..]).map(|(x, y)| x * y).sum();
+        dd[i] = dot_padded::<S>(o, &dor[i * dp..]);
     }
     for tile in t0..t1 {
         let j0 = tile * TILE_K;
@@ -257,23 +257,101 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
             let off = plan.kv_offset(b, h, g, j0 + j);
             // SAFETY: key j0+j of this (b, h, g) lies in this task's key-tile range only.
             let (dk_row, dv_row) = (bw.dk.slice(off, d), bw.dv.slice(off, d));
-            for e in 0..d {
-                dk_row[e] = dk[j * dp + e] * bw.scale;
-                dv_row[e] = dv[j * dp + e];
+            for (x, &y) in dk_row.iter_mut().zip(&dk[j * dp..][..d]) {
+                *x = y * bw.scale;
             }
+            dv_row.copy_from_slice(&dv[j * dp..][..d]);
         }
     }
-    for i in 0..nq {
+    let dq_rows = |i: usize| {
         // SAFETY: with one split the query rows of (b, h, g) belong to this task alone; with
         // several, slot `task` of the partial buffer does.
-        let dq_row = if bw.splits == 1 {
+        if bw.splits == 1 {
             bw.dq.slice(plan.q_offset(b, h, g, i), d)
         } else {
             bw.dq.slice((task * nq + i) * d, d)
+        }
+    };
+    untranspose_blocked(dqt, nq, d, dp, tq, bw.scale, dq_rows);
+}
+
+/// `Σ a[e]·b[e]` over `a` (`b` at least as long, padded to a multiple of [`LANES`] with zeros
+/// past `a.len()`).
+#[inline(always)]
+unsafe fn dot_padded<S: Simd>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = S::zero();
+    for e in (0..a.len()).step_by(LANES) {
+        let x = if e + LANES <= a.len() {
+            S::load(a.as_ptr().add(e))
+        } else {
+            S::load_partial(a.as_ptr().add(e), a.len() - e, 0.0)
         };
-        let block = &dqt[i / tq * dp * tq..];
-        for (e, x) in dq_row.iter_mut().enumerate() {
-            *x = block[e * tq + i % tq] * bw.scale;
+        acc = S::fmadd(x, S::load(b[e..e + LANES].as_ptr()), acc);
+    }
+    S::reduce_sum(acc)
+}
+
+/// The inverse of [`transpose_blocked`]: row `i` (first `d` of `dp` features, times `factor`)
+/// of the `n` rows held column-wise in `cols` is written to `row(i)`.
+fn untranspose_blocked<'a>(
+    cols: &[f32],
+    n: usize,
+    d: usize,
+    dp: usize,
+    tq: usize,
+    factor: f32,
+    row: impl Fn(usize) -> &'a mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && dp.is_multiple_of(16)
+        && tq.is_multiple_of(16)
+    {
+        // SAFETY: AVX-512F was detected just above; the block sizes are multiples of 16.
+        unsafe { untranspose_blocked_avx512(cols, n, d, dp, tq, factor, row) };
+        return;
+    }
+    for i in 0..n {
+        let block = &cols[i / tq * dp * tq..];
+        for (e, x) in row(i).iter_mut().enumerate() {
+            *x = block[e * tq + i % tq] * factor;
+        }
+    }
+}
+
+/// [`untranspose_blocked`] in 16×16 register transposes.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `dp` and `tq` must be multiples of 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn untranspose_blocked_avx512<'a>(
+    cols: &[f32],
+    n: usize,
+    d: usize,
+    dp: usize,
+    tq: usize,
+    factor: f32,
+    row: impl Fn(usize) -> &'a mut [f32],
+) {
+    use crate::cpu::gemm::{lane_mask, transpose16};
+    use std::arch::x86_64::*;
+    let factor = _mm512_set1_ps(factor);
+    for i0 in (0..n).step_by(16) {
+        let (block, ii) = (&cols[i0 / tq * dp * tq..][..dp * tq], i0 % tq);
+        let queries = (n - i0).min(16);
+        for eb in (0..d).step_by(16) {
+            let mut tile = [_mm512_setzero_ps(); 16];
+            for (e, lanes) in tile.iter_mut().enumerate() {
+                let src = &block[(eb + e) * tq + ii..][..16];
+                *lanes = _mm512_mul_ps(_mm512_loadu_ps(src.as_ptr()), factor);
+            }
+            let dims = (d - eb).min(16);
+            for (x, v) in transpose16(tile).iter().enumerate().take(queries) {
+                let dst = &mut row(i0 + x)[eb..eb + dims];
+                // SAFETY: the mask keeps the store inside `dst`.
+                _mm512_mask_storeu_ps(dst.as_mut_ptr(), lane_mask(dims), *v);
+            }
         }
     }
 }
