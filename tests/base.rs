@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use fym::base::data::World;
-use fym::base::eval::{gate_captions, score_clip};
+use fym::base::eval::{gate_captions, head_stats, score_clip};
 use fym::base::files::StoreDtype;
 use fym::base::train::{TrainConfig, Trainer};
 use fym::base::{BaseModel, ClipSpec, SampleOptions, Sampler};
@@ -67,6 +67,62 @@ fn tiny_model() -> BaseModel {
         t.data_mut().copy_from_slice(&values);
     }
     model
+}
+
+/// The gate's head statistics are the transfer classifier's streaming statistics
+/// (fym_model::classify::head_scores) of each clip noised with the seed's noise stream, averaged
+/// over the clips.
+#[test]
+fn gate_head_statistics_average_the_classifier_scores_over_clips() {
+    let model = tiny_model();
+    let spec = tiny_config().spec();
+    let world = World::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let clips: Vec<(String, Video)> = gate_captions(&world)[3..5]
+        .iter()
+        .map(|(text, asked)| {
+            let scene = world.scene(*asked, &mut rng);
+            (
+                text.clone(),
+                render(&scene, spec.frames, spec.height, spec.width).0,
+            )
+        })
+        .collect();
+    let (sigma, seed) = (0.6, 9);
+    let stats = head_stats(&model, &clips, sigma, seed).unwrap();
+
+    let mut noise_rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let per_clip: Vec<_> = clips
+        .iter()
+        .map(|(text, clip)| {
+            let x0 = model.video_to_tensor(clip).unwrap().to_vec();
+            let mut noise = vec![0.0f32; x0.len()];
+            fym_model::flow::fill_standard_normal(&mut noise_rng, &mut noise);
+            let xs = fym_model::flow::add_noise(&x0, &noise, sigma).unwrap();
+            let x = Tensor::from_vec(xs, &[1, 3, spec.frames, spec.height, spec.width]).unwrap();
+            let emb = model.text.encode(&[text.as_str()]).unwrap();
+            let t = [fym_model::flow::sigma_to_timestep(sigma)];
+            fym_model::classify::head_scores(&model.wan, &x, &t, &emb, &ForwardOptions::default())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(stats.len(), 2);
+    for layer in 0..2 {
+        for head in 0..2 {
+            let (a, b) = (&per_clip[0][layer][head], &per_clip[1][layer][head]);
+            let s = stats[layer][head];
+            let close = |x: f32, y: f32, z: f32| (x - (y + z) / 2.0).abs() <= 1e-6;
+            assert!(
+                close(s.cos_spatial, a.cos_spatial, b.cos_spatial)
+                    && close(s.cos_temporal, a.cos_temporal, b.cos_temporal)
+                    && close(s.mass_spatial, a.mass_spatial, b.mass_spatial)
+                    && close(s.mass_temporal, a.mass_temporal, b.mass_temporal),
+                "layer {layer} head {head}: {s:?} vs {a:?} and {b:?}"
+            );
+            // Different clips give different maps: the average is not just one of them.
+            assert_ne!(a.mass_spatial, b.mass_spatial);
+        }
+    }
 }
 
 /// The gate's measures must accept what the renderer draws for the held-out captions at the

@@ -2,7 +2,6 @@
 //! subject one coherent object, does it have the caption's colour and shape, does it move in the
 //! caption's direction; and how the self-attention heads divide into spatial and temporal ones.
 
-use fym_autograd::no_grad;
 use fym_model::flow::fill_standard_normal;
 use fym_model::ForwardOptions;
 use rand::SeedableRng;
@@ -75,7 +74,7 @@ pub fn score_clip(video: &Video, asked: &Attributes) -> ClipScore {
 }
 
 /// One self-attention head's average attention mass and cosine similarity to the spatial
-/// (same frame) and temporal (same position) masks.
+/// (same frame) and temporal (same position, other frames) masks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HeadStats {
     pub cos_spatial: f32,
@@ -86,7 +85,8 @@ pub struct HeadStats {
 
 impl HeadStats {
     /// Clearly spatial: its attention resembles the spatial mask (cosine ≥ 0.7) at least twice as
-    /// much as the temporal one. (Uniform attention scores cosines of 1/√F and 1/√(H·W).)
+    /// much as the temporal one. (Uniform attention over S tokens scores √(|M|/S) for a mask of
+    /// |M| keys per query: 1/√F for the spatial mask, √((F−1)/(F·H·W)) for the temporal one.)
     pub fn clearly_spatial(&self) -> bool {
         self.cos_spatial >= 0.7 && self.cos_spatial >= 2.0 * self.cos_temporal
     }
@@ -117,7 +117,10 @@ impl HeadStats {
 }
 
 /// Attention statistics of every head of every layer, averaged over the given clips noised to
-/// `sigma` (fixed seed) with their captions. `[layer][head]`.
+/// `sigma` (fixed seed) with their captions. `[layer][head]`. The same streaming statistics as
+/// the transfer's head classification ([`fym_model::classify::head_scores`]: the temporal mask
+/// is the same position in the *other* frames, as in the paper), so the gate reports the heads
+/// the pipeline would see.
 pub fn head_stats(
     model: &BaseModel,
     clips: &[(String, Video)],
@@ -125,16 +128,9 @@ pub fn head_stats(
     seed: u64,
 ) -> anyhow::Result<Vec<Vec<HeadStats>>> {
     let c = &model.wan.config;
-    let [pt, ph, pw] = c.patch_size;
-    let (f, h, w) = (
-        model.spec.frames / pt,
-        model.spec.height / ph,
-        model.spec.width / pw,
-    );
-    let (heads, hd) = (c.num_attention_heads, c.attention_head_dim);
-    let s = f * h * w;
-    let mut sums = vec![vec![[0.0f64; 4]; heads]; c.num_layers];
+    let mut sums = vec![vec![[0.0f64; 4]; c.num_attention_heads]; c.num_layers];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let timestep = [fym_model::flow::sigma_to_timestep(sigma)];
     for (text, video) in clips {
         let x0 = model.video_to_tensor(video)?.to_vec();
         let mut noise = vec![0.0f32; x0.len()];
@@ -145,50 +141,23 @@ pub fn head_stats(
             &[1, 3, model.spec.frames, model.spec.height, model.spec.width],
         )?;
         let emb = model.text.encode(&[text.as_str()])?;
-        model.wan.start_capture();
-        let run = no_grad(|| model.velocity(&x, sigma, &emb, &ForwardOptions::default()));
-        let captured = model.wan.take_capture();
-        run?;
-        for (layer, cap) in captured.iter().enumerate() {
-            let (q, k) = (cap.q.to_vec(), cap.k.to_vec());
-            let dim = heads * hd;
-            for head in 0..heads {
-                let mut acc = [0.0f64; 4];
-                for i in 0..s {
-                    let qi = &q[i * dim + head * hd..i * dim + (head + 1) * hd];
-                    let mut logits: Vec<f64> = (0..s)
-                        .map(|j| {
-                            let kj = &k[j * dim + head * hd..j * dim + (head + 1) * hd];
-                            qi.iter().zip(kj).map(|(a, b)| (a * b) as f64).sum::<f64>()
-                                / (hd as f64).sqrt()
-                        })
-                        .collect();
-                    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let mut total = 0.0;
-                    for l in logits.iter_mut() {
-                        *l = (*l - max).exp();
-                        total += *l;
-                    }
-                    let (ti, pi) = (i / (h * w), i % (h * w));
-                    let (mut ms, mut mt, mut sq) = (0.0, 0.0, 0.0);
-                    for (j, l) in logits.iter().enumerate() {
-                        let a = l / total;
-                        sq += a * a;
-                        if j / (h * w) == ti {
-                            ms += a;
-                        }
-                        if j % (h * w) == pi {
-                            mt += a;
-                        }
-                    }
-                    let norm = sq.sqrt();
-                    acc[0] += ms / (norm * ((h * w) as f64).sqrt());
-                    acc[1] += mt / (norm * (f as f64).sqrt());
-                    acc[2] += ms;
-                    acc[3] += mt;
-                }
-                for (total, v) in sums[layer][head].iter_mut().zip(acc) {
-                    *total += v / s as f64;
+        let scores = fym_model::classify::head_scores(
+            &model.wan,
+            &x,
+            &timestep,
+            &emb,
+            &ForwardOptions::default(),
+        )?;
+        for (layer_sums, layer) in sums.iter_mut().zip(&scores) {
+            for (acc, h) in layer_sums.iter_mut().zip(layer) {
+                let values = [
+                    h.cos_spatial,
+                    h.cos_temporal,
+                    h.mass_spatial,
+                    h.mass_temporal,
+                ];
+                for (a, v) in acc.iter_mut().zip(values) {
+                    *a += v as f64;
                 }
             }
         }
