@@ -7,7 +7,7 @@
 use super::pack::KeyTiles;
 use super::plan::{carve, gather_rows, with_scratch, Plan, TILE_K, TILE_Q};
 use super::simd::{
-    exp2_scalar, exp2_shifted_sum, fits_one_block, round_up, row_max, scale_row,
+    exp2_shifted_sum, fits_one_block, online_softmax_step, round_up, row_max,
     scores_online_softmax, Isa, Portable, Simd, SoftmaxRows,
 };
 use crate::cpu::pool::SharedMut;
@@ -103,7 +103,6 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
                 l: &mut l[..nq],
                 o: o_ptr,
                 ld_o: dp,
-                width: dp,
             };
             scores_online_softmax::<S>(
                 nkp,
@@ -134,12 +133,8 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
                 let row = &mut s[i * nkp..(i + 1) * nkp];
                 let new_max = m[i].max(row_max::<S>(row, nk));
                 let row_sum = exp2_shifted_sum::<S>(row, nk, new_max);
-                let alpha = exp2_scalar(m[i] - new_max);
-                l[i] = l[i] * alpha + row_sum;
-                m[i] = new_max;
-                if alpha != 1.0 && with_values {
-                    scale_row::<S>(&mut o[i * dp..(i + 1) * dp], alpha);
-                }
+                let out_row = with_values.then(|| &mut o[i * dp..(i + 1) * dp]);
+                online_softmax_step::<S>(&mut m[i], &mut l[i], new_max, row_sum, out_row);
             }
         }
         if with_values {

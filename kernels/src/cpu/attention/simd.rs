@@ -137,14 +137,31 @@ unsafe fn accumulate_block<S: Simd, const R: usize, const NV: usize>(
 }
 
 /// Online-softmax state of a query tile's rows: running max `m` and sum `l` (base 2), and the
-/// output accumulator `o` (`m.len()` rows of stride `ld_o`, first `width` floats rescaled; null
-/// when only the sums are wanted).
+/// output accumulator `o` (`m.len()` rows of `ld_o` floats; null when only the sums are wanted).
 pub(super) struct SoftmaxRows<'a> {
     pub m: &'a mut [f32],
     pub l: &'a mut [f32],
     pub o: *mut f32,
     pub ld_o: usize,
-    pub width: usize,
+}
+
+/// One row's step of the online softmax, once the row's new running max and the sum of its
+/// `2^(s − new_max)` are known: the running sum rescaled to the new max and grown by `row_sum`,
+/// and the output row (when given) rescaled the same way.
+#[inline(always)]
+pub(super) unsafe fn online_softmax_step<S: Simd>(
+    m: &mut f32,
+    l: &mut f32,
+    new_max: f32,
+    row_sum: f32,
+    out_row: Option<&mut [f32]>,
+) {
+    let alpha = exp2_scalar(*m - new_max);
+    *l = *l * alpha + row_sum;
+    *m = new_max;
+    if let Some(out_row) = out_row.filter(|_| alpha != 1.0) {
+        scale_row::<S>(out_row, alpha);
+    }
 }
 
 /// Scores of a query tile against one key tile, `S = Q·Kᵀ` (`Q` rows of stride `ld_q`, `Kᵀ`
@@ -183,7 +200,7 @@ pub(super) unsafe fn scores_online_softmax<S: Simd>(
             ($($r:literal),*; $nv:tt) => {
                 match r {
                     $($r => softmax_block::<S, $r, $nv>(
-                        k, qp, ld_q, kt, ld_k, sp, ld_s, m, l, o, rows.ld_o, rows.width,
+                        k, qp, ld_q, kt, ld_k, sp, ld_s, m, l, o, rows.ld_o,
                     ),)*
                     _ => unreachable!("row block larger than Simd::ROWS"),
                 }
@@ -220,7 +237,6 @@ unsafe fn softmax_block<S: Simd, const R: usize, const NV: usize>(
     l: *mut f32,
     o: *mut f32,
     ld_o: usize,
-    width: usize,
 ) {
     let mut acc = [[S::zero(); NV]; R];
     accumulate_block::<S, R, NV>(k, q, ld_q, kt, ld_k, &mut acc);
@@ -229,8 +245,7 @@ unsafe fn softmax_block<S: Simd, const R: usize, const NV: usize>(
         for v in 1..NV {
             top = S::max(top, acc[r][v]);
         }
-        let old_max = *m.add(r);
-        let new_max = old_max.max(S::reduce_max(top));
+        let new_max = (*m.add(r)).max(S::reduce_max(top));
         let shift = S::splat(new_max);
         let mut sum = S::zero();
         for v in 0..NV {
@@ -238,15 +253,14 @@ unsafe fn softmax_block<S: Simd, const R: usize, const NV: usize>(
             S::store(s.add(r * ld_s + v * LANES), p);
             sum = S::add(p, sum);
         }
-        let alpha = exp2_scalar(old_max - new_max);
-        *l.add(r) = *l.add(r) * alpha + S::reduce_sum(sum);
-        *m.add(r) = new_max;
-        if alpha != 1.0 && !o.is_null() {
-            scale_row::<S>(
-                std::slice::from_raw_parts_mut(o.add(r * ld_o), width),
-                alpha,
-            );
-        }
+        let out_row = (!o.is_null()).then(|| std::slice::from_raw_parts_mut(o.add(r * ld_o), ld_o));
+        online_softmax_step::<S>(
+            &mut *m.add(r),
+            &mut *l.add(r),
+            new_max,
+            S::reduce_sum(sum),
+            out_row,
+        );
     }
 }
 
