@@ -251,14 +251,16 @@ fn temporal_attention_matches_reference() {
 
 #[test]
 fn temporal_short_groups_match_reference_on_lane_block_edges() {
-    // Groups of at most 16 frames run 16 spatial positions per task, one per vector lane:
-    // cover a ragged last block (21 = 16 + 5 positions), fewer positions than lanes, exactly
-    // 16 frames, and 17 frames (the tile path again), with several batches and heads.
+    // Groups of at most 15 frames run 16 spatial positions per task, one per vector lane, with
+    // frames and features zero-padded to multiples of 4: cover a ragged last block (21 = 16 + 5
+    // positions), fewer positions than lanes, 15 frames (the longest), 16 frames (the tile path
+    // again), and padding on both axes, with several batches and heads.
     for (i, d) in [
         dims(2, 3, 105, 105, 24, 21), // 5 frames, blocks of 16 + 5 positions
-        dims(1, 2, 48, 48, 32, 3),    // 16 frames, 3 positions
-        dims(1, 1, 68, 68, 16, 4),    // 17 frames
+        dims(1, 2, 45, 45, 32, 3),    // 15 frames, 3 positions
+        dims(1, 1, 64, 64, 16, 4),    // 16 frames
         dims(1, 2, 512, 512, 40, 32), // 16 frames, two full blocks
+        dims(1, 2, 224, 224, 13, 32), // 7 frames, head_dim 13: both padded
         dims(2, 1, 18, 18, 7, 9),     // 2 frames, odd head_dim
     ]
     .into_iter()

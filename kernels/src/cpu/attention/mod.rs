@@ -462,6 +462,19 @@ mod tests {
                 MaskMode::Temporal,
             ),
             (
+                // 5 frames of 21 positions: the lane-vectorized short-group path, with frames,
+                // features (13) and the last block's lanes all padded.
+                AttnDims {
+                    batch: 2,
+                    heads: 2,
+                    seq_q: 105,
+                    seq_kv: 105,
+                    head_dim: 13,
+                    tokens_per_frame: 21,
+                },
+                MaskMode::Temporal,
+            ),
+            (
                 AttnDims {
                     batch: 1,
                     heads: 1,

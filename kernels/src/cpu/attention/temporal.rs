@@ -3,12 +3,12 @@
 //! tokens each) and holds them in the 16 lanes of every vector. Every score, softmax and product
 //! is then plain lane-wise arithmetic on `frames × head_dim` vectors, with no horizontal reduction,
 //! no padding of an 8-token group to a 16-wide tile, and one task per 16 groups instead of one
-//! per group. (The tile path spends most of its time on per-group gathers, fills and tile
-//! bookkeeping when a group is a handful of tokens: ~7 GFLOP/s at 8 frames.)
+//! per group. The products run as small register-blocked GEMMs whose elements are lane vectors
+//! ([`lane_gemm`]), so each loaded vector feeds several FMAs.
 //!
 //! Layout in the task scratch: `X[f][e]` (frame `f`, feature `e`) is the vector of lane `l` =
-//! position `p0 + l`, at `(f·head_dim + e)·16`. Lanes past the last position are zero and never
-//! written back.
+//! position `p0 + l`, at `(f·dp + e)·16`, with frames and features zero-padded to `fp`, `dp`
+//! (multiples of [`PAD`]). Lanes past the last position are zero and never written back.
 
 use super::plan::with_scratch;
 use super::simd::{Isa, Portable, Simd, LANES};
@@ -16,10 +16,12 @@ use super::AttnDims;
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::{LN_2, LOG2_E};
 
-/// Longest group this path takes; longer ones use the tile path, whose tiles they fill. Measured
-/// (one thread, 4 heads × 32): at 8 frames this path is 2–3× faster, at 16 even (forward) to 10%
-/// faster (backward), at 32 about 25% slower.
-pub(super) const MAX_FRAMES: usize = 16;
+/// Longest group this path takes; longer ones use the tile path. Measured (one thread, 4 heads ×
+/// 32, 64 positions, fwd + bwd): 4 frames even, 8 frames 2.2× faster than the tile path, 12
+/// frames 1.7×, 14 frames 1.3×; at 16 frames (one full 16-row tile per group) the tile path is
+/// 10% faster, at 32 frames 35% — the lane-major scratch of a 16-position block, 16× a group's
+/// data, then no longer fits in L1 or even comfortably in L2.
+pub(super) const MAX_FRAMES: usize = 15;
 
 /// Whether `Temporal` attention with these sizes runs here.
 pub(super) fn applies(dims: &AttnDims) -> bool {
@@ -46,7 +48,14 @@ struct Block {
     lanes: usize,
     d: usize,
     tpf: usize,
+    /// `frames` and `d` rounded up to a multiple of [`PAD`] (zero rows / columns in the scratch).
+    fp: usize,
+    dp: usize,
 }
+
+/// Frames and features are padded to a multiple of this in the task scratch, so every register
+/// block of [`lane_gemm`] (at most 4 × 4) is full.
+const PAD: usize = 4;
 
 impl Block {
     fn new(dims: &AttnDims, task: usize) -> Block {
@@ -65,6 +74,8 @@ impl Block {
             lanes: (tpf - p0).min(LANES),
             d,
             tpf,
+            fp: (dims.seq_q / tpf).next_multiple_of(PAD),
+            dp: d.next_multiple_of(PAD),
         }
     }
 
@@ -73,9 +84,19 @@ impl Block {
         self.base + f * self.frame_stride + l * self.lane_stride
     }
 
-    /// Floats of one `frames × d` lane-major block.
+    /// Floats of one padded `frames × d` lane-major block.
     fn len(&self) -> usize {
-        self.frames * self.d * LANES
+        self.fp * self.dp * LANES
+    }
+
+    /// Scratch floats of the forward: Q, K, V and the `frames × frames` probabilities.
+    fn forward_scratch(&self) -> usize {
+        3 * self.len() + self.fp * self.fp * LANES
+    }
+
+    /// Scratch floats of the backward: Q, K, V, dO, O (then dQ), dK, dV, P and dS.
+    fn backward_scratch(&self) -> usize {
+        7 * self.len() + 2 * self.fp * self.fp * LANES
     }
 
     /// Copies the block's rows of `src` into `dst` in lane-major layout, times `factor`.
@@ -85,19 +106,20 @@ impl Block {
     unsafe fn gather(&self, isa: Isa, src: &[f32], factor: f32, dst: &mut [f32]) {
         assert!(self.row(self.frames - 1, self.lanes - 1) + self.d <= src.len());
         assert!(dst.len() >= self.len());
+        // Padded frames and features, and lanes past the last position, stay zero.
+        if self.fp != self.frames || self.dp != self.d || self.lanes < LANES {
+            dst[..self.len()].fill(0.0);
+        }
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Avx512 {
             return self.gather_avx512(src, factor, dst);
         }
         let _ = isa;
         let d = self.d;
-        if self.lanes < LANES {
-            dst[..self.len()].fill(0.0);
-        }
         for f in 0..self.frames {
             for l in 0..self.lanes {
                 let row = &src[self.row(f, l)..][..d];
-                let out = &mut dst[f * d * LANES + l..];
+                let out = &mut dst[f * self.dp * LANES + l..];
                 for (e, &x) in row.iter().enumerate() {
                     out[e * LANES] = x * factor;
                 }
@@ -127,7 +149,7 @@ impl Block {
                 }
                 let cols = transpose16(rows);
                 for (e, col) in cols.iter().enumerate().take(w) {
-                    let at = (f * d + e0 + e) * LANES;
+                    let at = (f * self.dp + e0 + e) * LANES;
                     _mm512_storeu_ps(dst.as_mut_ptr().add(at), _mm512_mul_ps(*col, fv));
                 }
             }
@@ -150,7 +172,7 @@ impl Block {
         for f in 0..self.frames {
             for l in 0..self.lanes {
                 let row = dst.slice(self.row(f, l), d);
-                let from = &src[f * d * LANES + l..];
+                let from = &src[f * self.dp * LANES + l..];
                 for (e, x) in row.iter_mut().enumerate() {
                     *x = from[e * LANES] * factor;
                 }
@@ -173,7 +195,7 @@ impl Block {
                 let w = (d - e0).min(LANES);
                 let mut cols = [_mm512_setzero_ps(); LANES];
                 for (e, col) in cols.iter_mut().enumerate().take(w) {
-                    let at = (f * d + e0 + e) * LANES;
+                    let at = (f * self.dp + e0 + e) * LANES;
                     *col = _mm512_mul_ps(_mm512_loadu_ps(src.as_ptr().add(at)), fv);
                 }
                 let rows = transpose16(cols);
@@ -202,7 +224,7 @@ pub(super) fn forward(
     crate::cpu::pool::parallel_for(tasks(&dims), |task| {
         let blk = Block::new(&dims, task);
         let io = Io { q, k, v, out, lse };
-        with_scratch(3 * blk.len(), |buf| {
+        with_scratch(blk.forward_scratch(), |buf| {
             // SAFETY: the feature-gated variants only run where `Isa::detect` found the feature;
             // the task owns the rows of its block in out and lse.
             unsafe {
@@ -211,7 +233,7 @@ pub(super) fn forward(
                     Isa::Avx512 => fwd_avx512(&blk, scale, &io, buf),
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => fwd_avx2(&blk, scale, &io, buf),
-                    _ => fwd_body::<Portable>(isa, &blk, scale, &io, buf),
+                    _ => fwd_body::<Portable, 2, 2>(isa, &blk, scale, &io, buf),
                 }
             }
         })
@@ -230,109 +252,163 @@ struct Io<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn fwd_avx512(blk: &Block, scale: f32, io: &Io, buf: &mut [f32]) {
-    fwd_body::<super::simd::Avx512>(Isa::Avx512, blk, scale, io, buf)
+    fwd_body::<super::simd::Avx512, 4, 4>(Isa::Avx512, blk, scale, io, buf)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn fwd_avx2(blk: &Block, scale: f32, io: &Io, buf: &mut [f32]) {
-    fwd_body::<super::simd::Avx2>(Isa::Avx2, blk, scale, io, buf)
+    fwd_body::<super::simd::Avx2, 2, 2>(Isa::Avx2, blk, scale, io, buf)
 }
 
-/// `Σ_e a[e]·b[e]` over `d` lane vectors at `a` and `b`, with four accumulators so the sum is
-/// not one chain of dependent FMAs.
-#[inline(always)]
-unsafe fn dot_lanes<S: Simd>(a: *const f32, b: *const f32, d: usize) -> S::V {
-    let mut acc = [S::zero(); 4];
-    let mut e = 0;
-    while e + 4 <= d {
-        for (u, acc_u) in acc.iter_mut().enumerate() {
-            let at = (e + u) * LANES;
-            *acc_u = S::fmadd(S::load(a.add(at)), S::load(b.add(at)), *acc_u);
+/// `C[x][y] (+)= Σ_t A(x, t)·B(t, y)` for `rows × cols` lane vectors, depth `depth`, in
+/// `XB × YB` register blocks (`rows`, `cols` multiples of them). Every operand is addressed by
+/// strides in lane vectors, so the same loop serves `Q·Kᵀ`, `P·V`, `Pᵀ·dO`, `dSᵀ·Q` and `dS·K`:
+/// per depth step a block loads `XB + YB` vectors for `XB·YB` FMAs, where a lane-wise dot product
+/// loads two per FMA.
+#[derive(Clone, Copy)]
+struct LaneMatrix {
+    ptr: *const f32,
+    /// Lane vectors between neighbouring rows.
+    row: usize,
+    /// Lane vectors between neighbouring columns.
+    col: usize,
+}
+
+impl LaneMatrix {
+    fn rows(buf: &[f32], cols: usize) -> LaneMatrix {
+        LaneMatrix {
+            ptr: buf.as_ptr(),
+            row: cols,
+            col: 1,
         }
-        e += 4;
     }
-    while e < d {
-        acc[0] = S::fmadd(S::load(a.add(e * LANES)), S::load(b.add(e * LANES)), acc[0]);
-        e += 1;
-    }
-    S::add(S::add(acc[0], acc[1]), S::add(acc[2], acc[3]))
-}
 
-/// `y[e] += alpha·x[e]` over `d` lane vectors.
-#[inline(always)]
-unsafe fn axpy_lanes<S: Simd>(alpha: S::V, x: *const f32, y: *mut f32, d: usize) {
-    for e in 0..d {
-        let at = e * LANES;
-        S::store(
-            y.add(at),
-            S::fmadd(alpha, S::load(x.add(at)), S::load(y.add(at))),
-        );
+    fn t(self) -> LaneMatrix {
+        LaneMatrix {
+            row: self.col,
+            col: self.row,
+            ..self
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn at(&self, r: usize, c: usize) -> *const f32 {
+        self.ptr.add((r * self.row + c * self.col) * LANES)
     }
 }
 
-/// Scores of query frame `i` against every key frame, in log2 units (`qt` is pre-scaled by
-/// `scale·log2 e`): `s[j] = Σ_e Qt[i][e]·Kt[j][e]`.
+/// See [`LaneMatrix`]. `c` is row-major with `cols` vectors per row.
+///
+/// # Safety
+/// Every addressed vector of `a` (`rows × depth`), `b` (`depth × cols`) and `c` must be inside
+/// its buffer, and `c` must not overlap `a` or `b`.
 #[inline(always)]
-unsafe fn scores<S: Simd>(
-    qt: &[f32],
-    kt: &[f32],
-    i: usize,
-    frames: usize,
-    d: usize,
-) -> [S::V; MAX_FRAMES] {
-    let mut s = [S::zero(); MAX_FRAMES];
-    let q = qt.as_ptr().add(i * d * LANES);
-    for (j, s_j) in s.iter_mut().enumerate().take(frames) {
-        *s_j = dot_lanes::<S>(q, kt.as_ptr().add(j * d * LANES), d);
+#[allow(clippy::needless_range_loop)]
+unsafe fn lane_gemm<S: Simd, const XB: usize, const YB: usize>(
+    rows: usize,
+    cols: usize,
+    depth: usize,
+    a: LaneMatrix,
+    b: LaneMatrix,
+    c: *mut f32,
+    accumulate: bool,
+) {
+    debug_assert!(rows.is_multiple_of(XB) && cols.is_multiple_of(YB));
+    for x0 in (0..rows).step_by(XB) {
+        for y0 in (0..cols).step_by(YB) {
+            let mut acc = [[S::zero(); YB]; XB];
+            if accumulate {
+                for xi in 0..XB {
+                    for yi in 0..YB {
+                        acc[xi][yi] = S::load(c.add(((x0 + xi) * cols + y0 + yi) * LANES));
+                    }
+                }
+            }
+            let (mut pa, mut pb) = (a.at(x0, 0), b.at(0, y0));
+            let (a_step, b_step) = (a.col * LANES, b.row * LANES);
+            for _ in 0..depth {
+                let mut av = [S::zero(); XB];
+                for xi in 0..XB {
+                    av[xi] = S::load(pa.add(xi * a.row * LANES));
+                }
+                for yi in 0..YB {
+                    let bv = S::load(pb.add(yi * b.col * LANES));
+                    for xi in 0..XB {
+                        acc[xi][yi] = S::fmadd(av[xi], bv, acc[xi][yi]);
+                    }
+                }
+                pa = pa.add(a_step);
+                pb = pb.add(b_step);
+            }
+            for xi in 0..XB {
+                for yi in 0..YB {
+                    S::store(c.add(((x0 + xi) * cols + y0 + yi) * LANES), acc[xi][yi]);
+                }
+            }
+        }
     }
-    s
 }
 
+/// Forward of one block: `P = softmax(Q·Kᵀ)` (in log2 units, `Q` pre-scaled by `scale·log2 e`),
+/// `O = P·V`, all lane-wise.
 #[inline(always)]
-unsafe fn fwd_body<S: Simd>(isa: Isa, blk: &Block, scale: f32, io: &Io, buf: &mut [f32]) {
-    let (frames, d, n) = (blk.frames, blk.d, blk.len());
-    let (qt, rest) = buf.split_at_mut(n);
-    let (kt, vt) = rest.split_at_mut(n);
+unsafe fn fwd_body<S: Simd, const XB: usize, const YB: usize>(
+    isa: Isa,
+    blk: &Block,
+    scale: f32,
+    io: &Io,
+    buf: &mut [f32],
+) {
+    let (frames, fp, dp, n) = (blk.frames, blk.fp, blk.dp, blk.len());
+    let [qt, kt, vt, pt] = super::plan::carve(buf, [n, n, n, fp * fp * LANES]);
     blk.gather(isa, io.q, scale * LOG2_E, qt);
     blk.gather(isa, io.k, 1.0, kt);
     blk.gather(isa, io.v, 1.0, vt);
-    let mut lse_lanes = [0.0f32; LANES];
+    let (q, k) = (LaneMatrix::rows(qt, dp), LaneMatrix::rows(kt, dp));
+    lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr(), false);
     for i in 0..frames {
-        let mut p = scores::<S>(qt, kt, i, frames, d);
-        let mut m = p[0];
-        for s_j in &p[1..frames] {
-            m = S::max(m, *s_j);
+        let row = pt.as_mut_ptr().add(i * fp * LANES);
+        let mut m = S::load(row);
+        for j in 1..frames {
+            m = S::max(m, S::load(row.add(j * LANES)));
         }
         let mut l = S::zero();
-        for p_j in p.iter_mut().take(frames) {
-            *p_j = S::exp2(S::sub(*p_j, m));
-            l = S::add(l, *p_j);
+        for j in 0..frames {
+            let p = S::exp2(S::sub(S::load(row.add(j * LANES)), m));
+            S::store(row.add(j * LANES), p);
+            l = S::add(l, p);
         }
-        // O[i] = Σ_j p_j·V[j] / l, written straight into the query's rows. Qt[i] is not read
-        // again, so its slot holds the lane-major O[i] on the way.
-        let o = qt.as_mut_ptr().add(i * d * LANES);
         let mut l_lanes = [0.0f32; LANES];
         S::store(l_lanes.as_mut_ptr(), l);
         let inv: [f32; LANES] = std::array::from_fn(|x| 1.0 / l_lanes[x]);
-        let inv_v = S::load(inv.as_ptr());
-        for e in 0..d {
-            let mut acc = S::zero();
-            for (j, p_j) in p.iter().enumerate().take(frames) {
-                acc = S::fmadd(*p_j, S::load(vt.as_ptr().add((j * d + e) * LANES)), acc);
-            }
-            S::store(o.add(e * LANES), S::mul(acc, inv_v));
+        let inv = S::load(inv.as_ptr());
+        for j in 0..frames {
+            S::store(row.add(j * LANES), S::mul(S::load(row.add(j * LANES)), inv));
         }
+        // Padded key frames get no weight.
+        pt[(i * fp + frames) * LANES..(i + 1) * fp * LANES].fill(0.0);
         let mut m_lanes = [0.0f32; LANES];
         S::store(m_lanes.as_mut_ptr(), m);
-        for x in 0..blk.lanes {
-            lse_lanes[x] = (m_lanes[x] + l_lanes[x].log2()) * LN_2;
-        }
         // SAFETY: the lse entries of this block's tokens in frame i belong to this task.
-        io.lse
-            .slice(blk.lse_base + i * blk.tpf, blk.lanes)
-            .copy_from_slice(&lse_lanes[..blk.lanes]);
+        let lse = io.lse.slice(blk.lse_base + i * blk.tpf, blk.lanes);
+        for (x, out) in lse.iter_mut().enumerate() {
+            *out = (m_lanes[x] + l_lanes[x].log2()) * LN_2;
+        }
     }
+    // Padded query frames: rows of zeros (never written back).
+    pt[frames * fp * LANES..].fill(0.0);
+    // O = P·V into Q's slot: Q is not read again.
+    let p = LaneMatrix::rows(pt, fp);
+    lane_gemm::<S, XB, YB>(
+        fp,
+        dp,
+        fp,
+        p,
+        LaneMatrix::rows(vt, dp),
+        qt.as_mut_ptr(),
+        false,
+    );
     // SAFETY: the out rows of this block belong to this task.
     blk.scatter(isa, qt, 1.0, io.out);
 }
@@ -355,7 +431,7 @@ pub(super) fn backward(dims: AttnDims, scale: f32, io: &BackwardIo) {
     let isa = Isa::detect();
     crate::cpu::pool::parallel_for(tasks(&dims), |task| {
         let blk = Block::new(&dims, task);
-        with_scratch(8 * blk.len(), |buf| {
+        with_scratch(blk.backward_scratch(), |buf| {
             // SAFETY: as in `forward`; the task owns the rows of its block in dq, dk, dv.
             unsafe {
                 match isa {
@@ -363,7 +439,7 @@ pub(super) fn backward(dims: AttnDims, scale: f32, io: &BackwardIo) {
                     Isa::Avx512 => bwd_avx512(&blk, scale, io, buf),
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => bwd_avx2(&blk, scale, io, buf),
-                    _ => bwd_body::<Portable>(isa, &blk, scale, io, buf),
+                    _ => bwd_body::<Portable, 2, 2>(isa, &blk, scale, io, buf),
                 }
             }
         })
@@ -373,24 +449,31 @@ pub(super) fn backward(dims: AttnDims, scale: f32, io: &BackwardIo) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn bwd_avx512(blk: &Block, scale: f32, io: &BackwardIo, buf: &mut [f32]) {
-    bwd_body::<super::simd::Avx512>(Isa::Avx512, blk, scale, io, buf)
+    bwd_body::<super::simd::Avx512, 4, 4>(Isa::Avx512, blk, scale, io, buf)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bwd_avx2(blk: &Block, scale: f32, io: &BackwardIo, buf: &mut [f32]) {
-    bwd_body::<super::simd::Avx2>(Isa::Avx2, blk, scale, io, buf)
+    bwd_body::<super::simd::Avx2, 2, 2>(Isa::Avx2, blk, scale, io, buf)
 }
 
-/// `P = 2^(S − lse·log2 e)`, `dV += Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − D)` with
-/// `D_i = rowsum(dO ⊙ O)`, `dQ = scale·dS·K`, `dK += scale·dSᵀ·Q`, all lane-wise.
+/// `P = 2^(S − lse·log2 e)`, `dV = Pᵀ·dO`, `dP = dO·Vᵀ`, `dS = P ⊙ (dP − D)` with
+/// `D_i = rowsum(dO ⊙ O)`, `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`, all lane-wise.
 #[inline(always)]
-unsafe fn bwd_body<S: Simd>(isa: Isa, blk: &Block, scale: f32, io: &BackwardIo, buf: &mut [f32]) {
-    let (frames, d, n) = (blk.frames, blk.d, blk.len());
-    let [qt, kt, vt, dot, ot, dqt, dkt, dvt] = super::plan::carve(buf, [n; 8]);
+unsafe fn bwd_body<S: Simd, const XB: usize, const YB: usize>(
+    isa: Isa,
+    blk: &Block,
+    scale: f32,
+    io: &BackwardIo,
+    buf: &mut [f32],
+) {
+    let (frames, fp, dp, n) = (blk.frames, blk.fp, blk.dp, blk.len());
+    let sq = fp * fp * LANES;
+    let [qt, kt, vt, dot, ot, dkt, dvt, pt, dst] =
+        super::plan::carve(buf, [n, n, n, n, n, n, n, sq, sq]);
     // Q pre-scaled to log2 units for the scores; dK uses the unscaled Q, so divide it back out
-    // at the end (scale·log2 e ≠ 0 since scale is finite and the scores would be constant
-    // otherwise — a zero scale is handled by gathering Q unscaled instead).
+    // at the end (a zero scale gathers Q unscaled instead: the scores are then all zero).
     let c = scale * LOG2_E;
     let q_factor = if c != 0.0 { c } else { 1.0 };
     blk.gather(isa, io.q, q_factor, qt);
@@ -398,54 +481,64 @@ unsafe fn bwd_body<S: Simd>(isa: Isa, blk: &Block, scale: f32, io: &BackwardIo, 
     blk.gather(isa, io.v, 1.0, vt);
     blk.gather(isa, io.d_out, 1.0, dot);
     blk.gather(isa, io.out, 1.0, ot);
-    dkt.fill(0.0);
-    dvt.fill(0.0);
-    for i in 0..frames {
+    let (q, k) = (LaneMatrix::rows(qt, dp), LaneMatrix::rows(kt, dp));
+    let (v, g) = (LaneMatrix::rows(vt, dp), LaneMatrix::rows(dot, dp));
+    if c != 0.0 {
+        lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr(), false);
+    } else {
+        pt.fill(0.0);
+    }
+    // dP = dO·Vᵀ, turned into dS in place below.
+    lane_gemm::<S, XB, YB>(fp, fp, dp, g, v.t(), dst.as_mut_ptr(), false);
+    let sv = S::splat(scale);
+    for i in 0..fp {
+        let (p_row, ds_row) = (
+            pt.as_mut_ptr().add(i * fp * LANES),
+            dst.as_mut_ptr().add(i * fp * LANES),
+        );
+        if i >= frames {
+            // Padded query frames take no part in any gradient.
+            std::slice::from_raw_parts_mut(p_row, fp * LANES).fill(0.0);
+            std::slice::from_raw_parts_mut(ds_row, fp * LANES).fill(0.0);
+            continue;
+        }
         // Row statistics of query frame i, lane-wise: lse in log2 units and D_i.
         let mut lse2 = [0.0f32; LANES];
-        let mut dd = [0.0f32; LANES];
-        for l in 0..blk.lanes {
-            lse2[l] = io.lse[blk.lse_base + i * blk.tpf + l] * LOG2_E;
-            let (o, g) = (
-                &io.out[blk.row(i, l)..][..d],
-                &io.d_out[blk.row(i, l)..][..d],
+        for (l, x) in lse2.iter_mut().enumerate().take(blk.lanes) {
+            *x = io.lse[blk.lse_base + i * blk.tpf + l] * LOG2_E;
+        }
+        let lse2 = S::load(lse2.as_ptr());
+        let mut dd = S::zero();
+        for e in 0..dp {
+            let at = (i * dp + e) * LANES;
+            dd = S::fmadd(
+                S::load(dot.as_ptr().add(at)),
+                S::load(ot.as_ptr().add(at)),
+                dd,
             );
-            dd[l] = o.iter().zip(g).map(|(x, y)| x * y).sum();
         }
-        let (lse2, dd) = (S::load(lse2.as_ptr()), S::load(dd.as_ptr()));
-        let mut p = if c != 0.0 {
-            scores::<S>(qt, kt, i, frames, d)
-        } else {
-            [S::zero(); MAX_FRAMES]
-        };
-        for p_j in p.iter_mut().take(frames) {
-            *p_j = S::exp2(S::sub(*p_j, lse2));
-        }
-        // dP_j = Σ_e dO[i][e]·V[j][e] (frames-many accumulators), and dV[j] += p_j·dO[i].
-        let (g, q) = (
-            dot.as_ptr().add(i * d * LANES),
-            qt.as_ptr().add(i * d * LANES),
-        );
-        let sv = S::splat(scale);
-        let mut ds = [S::zero(); MAX_FRAMES];
-        for j in 0..frames {
-            let row = j * d * LANES;
-            let dp = dot_lanes::<S>(g, vt.as_ptr().add(row), d);
-            axpy_lanes::<S>(p[j], g, dvt.as_mut_ptr().add(row), d);
-            ds[j] = S::mul(sv, S::mul(p[j], S::sub(dp, dd)));
-            axpy_lanes::<S>(ds[j], q, dkt.as_mut_ptr().add(row), d);
-        }
-        // dQ[i][e] = Σ_j dS_j·K[j][e]: one short chain per e, independent across e.
-        for e in 0..d {
-            let mut acc = S::zero();
-            for (j, ds_j) in ds.iter().enumerate().take(frames) {
-                acc = S::fmadd(*ds_j, S::load(kt.as_ptr().add((j * d + e) * LANES)), acc);
-            }
-            S::store(dqt.as_mut_ptr().add((i * d + e) * LANES), acc);
+        for j in 0..fp {
+            let at = j * LANES;
+            let (p, ds) = if j < frames {
+                let p = S::exp2(S::sub(S::load(p_row.add(at)), lse2));
+                (
+                    p,
+                    S::mul(sv, S::mul(p, S::sub(S::load(ds_row.add(at)), dd))),
+                )
+            } else {
+                (S::zero(), S::zero())
+            };
+            S::store(p_row.add(at), p);
+            S::store(ds_row.add(at), ds);
         }
     }
+    let (p, ds) = (LaneMatrix::rows(pt, fp), LaneMatrix::rows(dst, fp));
+    lane_gemm::<S, XB, YB>(fp, dp, fp, p.t(), g, dvt.as_mut_ptr(), false);
+    lane_gemm::<S, XB, YB>(fp, dp, fp, ds.t(), q, dkt.as_mut_ptr(), false);
+    // dQ into O's slot: O was only needed for D.
+    lane_gemm::<S, XB, YB>(fp, dp, fp, ds, k, ot.as_mut_ptr(), false);
     // SAFETY: the dq/dk/dv rows of this block belong to this task.
-    blk.scatter(isa, dqt, 1.0, io.dq);
+    blk.scatter(isa, ot, 1.0, io.dq);
     blk.scatter(isa, dkt, 1.0 / q_factor, io.dk);
     blk.scatter(isa, dvt, 1.0, io.dv);
 }

@@ -283,6 +283,7 @@ pub(crate) fn lane_mask(lanes: usize) -> __mmask16 {
 /// Transposes a 16×16 block: `out[j]` lane `i` = `rows[i]` lane `j`. Pairs of rows are
 /// interleaved at 32-bit, then 64-bit granularity, then 128-bit lanes are gathered in two steps.
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub(crate) unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
     let mut t = [_mm512_setzero_ps(); 16];
     for i in (0..16).step_by(2) {
