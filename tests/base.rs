@@ -183,6 +183,50 @@ fn training_clips_never_show_held_out_captions() {
     }
 }
 
+/// `textured_fraction` puts that share of the clips on a named, static textured background and
+/// leaves the rest black with "plain" captions; held-out captions stay out either way.
+#[test]
+fn textured_fraction_mixes_named_textured_backgrounds_into_training() {
+    let config = TrainConfig {
+        height: 16,
+        width: 16,
+        batch: 8,
+        textured_fraction: 0.5,
+        ..tiny_config()
+    };
+    let trainer = Trainer::new(config.clone()).unwrap();
+    let n = config.spec().numel();
+    let (mut textured, mut plain) = (0, 0);
+    for step in 1..=40 {
+        let (x0, captions, _, _) = trainer.batch(step);
+        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
+            assert!(!fym::motionbench::held_out_captions().contains(c), "{c}");
+            if c.is_empty() {
+                continue; // caption dropout
+            }
+            let mut values = clip.to_vec();
+            values.sort_by(f32::total_cmp);
+            let median = values[n / 2];
+            if c.ends_with("on a plain background") {
+                plain += 1;
+                assert_eq!(median, -1.0, "a plain clip is black: {c}");
+            } else {
+                textured += 1;
+                let named = ["gradient", "striped", "checkered", "noisy"]
+                    .iter()
+                    .any(|t| c.ends_with(&format!("on a {t} background")));
+                assert!(named, "texture not named: {c}");
+                assert!(
+                    median > -0.95,
+                    "textured clip {c} has a dark median {median}"
+                );
+            }
+        }
+    }
+    let share = textured as f32 / (textured + plain) as f32;
+    assert!((0.38..=0.62).contains(&share), "textured share {share}");
+}
+
 /// N steps in one go and N/2 + checkpoint + resume + N/2 give identical weights and EMA.
 #[test]
 fn resume_is_bit_for_bit() {

@@ -4,7 +4,8 @@
 //! black background, moving in a straight line), because on two CPU cores a small model learns
 //! colour, shape, one coherent object and the direction of motion there in under an hour, and the
 //! motion-transfer pipeline needs exactly those. Captions are the world's own
-//! ("a red circle moves right and slows down on a plain background").
+//! ("a red circle moves right and slows down on a plain background"). A training config may put
+//! a fraction of the clips on static textured backgrounds ([`textured_background`]).
 //!
 //! Held out of training: every MotionBench caption, and the [`EVAL_CAPTIONS`] captions of the
 //! quality gate (a fixed, seeded pick of colour × shape × direction × easing combinations).
@@ -157,6 +158,22 @@ impl World {
             })
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// Puts `scene` on a random static textured background (gradient, stripes, checker or noise, in
+/// grey tones as in MotionBench; never plain, which the captions reserve for black), unless that
+/// would make it a benchmark scene, which training never shows.
+pub fn textured_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
+    let background = loop {
+        let b = crate::world::scene::random_background(rng, 0.0);
+        if b.texture != Texture::Plain {
+            break b;
+        }
+    };
+    let black = std::mem::replace(&mut scene.background, background);
+    if is_benchmark_scene(scene) {
+        scene.background = black;
     }
 }
 

@@ -19,7 +19,7 @@ use fym_model::{ForwardOptions, WanConfig};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use super::data::{Attributes, World};
+use super::data::{textured_background, Attributes, World};
 use super::ema::Ema;
 use super::{write_clip, BaseModel, ClipSpec};
 use crate::world::{caption, render, vocabulary, Scene, Trajectory};
@@ -52,6 +52,10 @@ pub struct TrainConfig {
     pub caption_dropout: f32,
     /// Fraction of clips whose object stands still (caption without motion words).
     pub still_fraction: f32,
+    /// Fraction of clips drawn on a static textured background (gradient, stripes, checker or
+    /// noise in grey tones, named in the caption) instead of black: content that stays put while
+    /// the object moves, which attending to the same position in other frames reproduces.
+    pub textured_fraction: f32,
     /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
@@ -89,6 +93,7 @@ impl Default for TrainConfig {
             sigma_shift: 4.0,
             caption_dropout: 0.1,
             still_fraction: 0.1,
+            textured_fraction: 0.0,
             motion_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
             frame_embed: true,
@@ -120,6 +125,7 @@ macro_rules! config_fields {
         $m!(sigma_shift, f32);
         $m!(caption_dropout, f32);
         $m!(still_fraction, f32);
+        $m!(textured_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
         $m!(frame_embed, bool);
@@ -190,6 +196,7 @@ impl TrainConfig {
         "sigma_shift",
         "caption_dropout",
         "still_fraction",
+        "textured_fraction",
         "motion_loss_weight",
         "checkpoint_minutes",
         // Only off → on: the embedding starts at zero, so the model is unchanged until trained.
@@ -227,6 +234,7 @@ impl TrainConfig {
         for (name, v) in [
             ("caption_dropout", self.caption_dropout),
             ("still_fraction", self.still_fraction),
+            ("textured_fraction", self.textured_fraction),
             ("ema_decay", self.ema_decay),
         ] {
             if !(0.0..=1.0).contains(&v) {
@@ -525,11 +533,16 @@ impl Trainer {
         let mut captions = Vec::with_capacity(c.batch);
         let mut sigmas = Vec::with_capacity(c.batch);
         for clip in x0.chunks_exact_mut(n) {
-            let scene = if rng.gen::<f32>() < c.still_fraction {
+            let mut scene = if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else {
                 self.world.training_scene(&self.held_out, &mut rng)
             };
+            // No draw at all when the fraction is 0, so runs without textures stay bit for bit
+            // what they were.
+            if c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
+                textured_background(&mut scene, &mut rng);
+            }
             let (video, _) = render(&scene, spec.frames, spec.height, spec.width);
             write_clip(&video, clip);
             captions.push(if rng.gen::<f32>() < c.caption_dropout {

@@ -153,7 +153,10 @@ impl Scene {
     }
 }
 
-fn random_background<R: Rng + ?Sized>(rng: &mut R, hills_probability: f32) -> Background {
+pub(crate) fn random_background<R: Rng + ?Sized>(
+    rng: &mut R,
+    hills_probability: f32,
+) -> Background {
     let texture = *Texture::ALL.choose(rng).unwrap_or(&Texture::Plain);
     let first = rng.gen_range(0..TONES.len());
     let far: Vec<usize> = (0..TONES.len())
