@@ -261,11 +261,8 @@ unsafe fn fwd_avx2(blk: &Block, scale: f32, io: &Io, buf: &mut [f32]) {
     fwd_body::<super::simd::Avx2, 2, 2>(Isa::Avx2, blk, scale, io, buf)
 }
 
-/// `C[x][y] (+)= Σ_t A(x, t)·B(t, y)` for `rows × cols` lane vectors, depth `depth`, in
-/// `XB × YB` register blocks (`rows`, `cols` multiples of them). Every operand is addressed by
-/// strides in lane vectors, so the same loop serves `Q·Kᵀ`, `P·V`, `Pᵀ·dO`, `dSᵀ·Q` and `dS·K`:
-/// per depth step a block loads `XB + YB` vectors for `XB·YB` FMAs, where a lane-wise dot product
-/// loads two per FMA.
+/// A matrix of lane vectors inside a scratch buffer, addressed by strides (in vectors), so a
+/// transposed view is the same buffer with the strides swapped.
 #[derive(Clone, Copy)]
 struct LaneMatrix {
     ptr: *const f32,
@@ -276,6 +273,7 @@ struct LaneMatrix {
 }
 
 impl LaneMatrix {
+    /// The row-major matrix of `cols` vectors per row at the start of `buf`.
     fn rows(buf: &[f32], cols: usize) -> LaneMatrix {
         LaneMatrix {
             ptr: buf.as_ptr(),
@@ -298,7 +296,11 @@ impl LaneMatrix {
     }
 }
 
-/// See [`LaneMatrix`]. `c` is row-major with `cols` vectors per row.
+/// `C[x][y] = Σ_t A(x, t)·B(t, y)` for `rows × cols` lane vectors, depth `depth`, in `XB × YB`
+/// register blocks (`rows`, `cols` multiples of them); `c` is row-major with `cols` vectors per
+/// row. The strided operands let one loop serve `Q·Kᵀ`, `P·V`, `Pᵀ·dO`, `dSᵀ·Q` and `dS·K`: per
+/// depth step a block loads `XB + YB` vectors for `XB·YB` FMAs, where a lane-wise dot product
+/// loads two per FMA.
 ///
 /// # Safety
 /// Every addressed vector of `a` (`rows × depth`), `b` (`depth × cols`) and `c` must be inside
@@ -312,19 +314,11 @@ unsafe fn lane_gemm<S: Simd, const XB: usize, const YB: usize>(
     a: LaneMatrix,
     b: LaneMatrix,
     c: *mut f32,
-    accumulate: bool,
 ) {
     debug_assert!(rows.is_multiple_of(XB) && cols.is_multiple_of(YB));
     for x0 in (0..rows).step_by(XB) {
         for y0 in (0..cols).step_by(YB) {
             let mut acc = [[S::zero(); YB]; XB];
-            if accumulate {
-                for xi in 0..XB {
-                    for yi in 0..YB {
-                        acc[xi][yi] = S::load(c.add(((x0 + xi) * cols + y0 + yi) * LANES));
-                    }
-                }
-            }
             let (mut pa, mut pb) = (a.at(x0, 0), b.at(0, y0));
             let (a_step, b_step) = (a.col * LANES, b.row * LANES);
             for _ in 0..depth {
@@ -366,7 +360,7 @@ unsafe fn fwd_body<S: Simd, const XB: usize, const YB: usize>(
     blk.gather(isa, io.k, 1.0, kt);
     blk.gather(isa, io.v, 1.0, vt);
     let (q, k) = (LaneMatrix::rows(qt, dp), LaneMatrix::rows(kt, dp));
-    lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr(), false);
+    lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr());
     for i in 0..frames {
         let row = pt.as_mut_ptr().add(i * fp * LANES);
         let mut m = S::load(row);
@@ -399,16 +393,8 @@ unsafe fn fwd_body<S: Simd, const XB: usize, const YB: usize>(
     // Padded query frames: rows of zeros (never written back).
     pt[frames * fp * LANES..].fill(0.0);
     // O = P·V into Q's slot: Q is not read again.
-    let p = LaneMatrix::rows(pt, fp);
-    lane_gemm::<S, XB, YB>(
-        fp,
-        dp,
-        fp,
-        p,
-        LaneMatrix::rows(vt, dp),
-        qt.as_mut_ptr(),
-        false,
-    );
+    let (p, v) = (LaneMatrix::rows(pt, fp), LaneMatrix::rows(vt, dp));
+    lane_gemm::<S, XB, YB>(fp, dp, fp, p, v, qt.as_mut_ptr());
     // SAFETY: the out rows of this block belong to this task.
     blk.scatter(isa, qt, 1.0, io.out);
 }
@@ -484,12 +470,12 @@ unsafe fn bwd_body<S: Simd, const XB: usize, const YB: usize>(
     let (q, k) = (LaneMatrix::rows(qt, dp), LaneMatrix::rows(kt, dp));
     let (v, g) = (LaneMatrix::rows(vt, dp), LaneMatrix::rows(dot, dp));
     if c != 0.0 {
-        lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr(), false);
+        lane_gemm::<S, XB, YB>(fp, fp, dp, q, k.t(), pt.as_mut_ptr());
     } else {
         pt.fill(0.0);
     }
     // dP = dO·Vᵀ, turned into dS in place below.
-    lane_gemm::<S, XB, YB>(fp, fp, dp, g, v.t(), dst.as_mut_ptr(), false);
+    lane_gemm::<S, XB, YB>(fp, fp, dp, g, v.t(), dst.as_mut_ptr());
     let sv = S::splat(scale);
     for i in 0..fp {
         let (p_row, ds_row) = (
@@ -533,10 +519,10 @@ unsafe fn bwd_body<S: Simd, const XB: usize, const YB: usize>(
         }
     }
     let (p, ds) = (LaneMatrix::rows(pt, fp), LaneMatrix::rows(dst, fp));
-    lane_gemm::<S, XB, YB>(fp, dp, fp, p.t(), g, dvt.as_mut_ptr(), false);
-    lane_gemm::<S, XB, YB>(fp, dp, fp, ds.t(), q, dkt.as_mut_ptr(), false);
+    lane_gemm::<S, XB, YB>(fp, dp, fp, p.t(), g, dvt.as_mut_ptr());
+    lane_gemm::<S, XB, YB>(fp, dp, fp, ds.t(), q, dkt.as_mut_ptr());
     // dQ into O's slot: O was only needed for D.
-    lane_gemm::<S, XB, YB>(fp, dp, fp, ds, k, ot.as_mut_ptr(), false);
+    lane_gemm::<S, XB, YB>(fp, dp, fp, ds, k, ot.as_mut_ptr());
     // SAFETY: the dq/dk/dv rows of this block belong to this task.
     blk.scatter(isa, ot, 1.0, io.dq);
     blk.scatter(isa, dkt, 1.0 / q_factor, io.dk);
