@@ -163,7 +163,6 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
     gather_rows(plan, bw.d_out, Plan::q_offset, b, h, g, 0, nq, 1.0, dor);
     transpose_blocked(qr, nq, dp, tq, c, qt);
     transpose_blocked(dor, nq, dp, tq, 1.0, dot);
-    dqt.fill(0.0);
     lse2.fill(f32::INFINITY);
     dd.fill(0.0);
     for i in 0..nq {
@@ -177,11 +176,12 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
         gather_rows(plan, bw.k, Plan::kv_offset, b, h, g, j0, nk, 1.0, kr);
         gather_transposed(plan, bw.k, b, h, g, j0, nk, tk, kt);
         gather_rows(plan, bw.v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vr);
-        dk.fill(0.0);
-        dv.fill(0.0);
+        // The first product into an accumulator overwrites it, so no accumulator is zeroed first.
+        let first_key_tile = tile == t0;
         for i0 in (0..nq).step_by(TILE_Q) {
             let ni = (nq - i0).min(TILE_Q);
             let nip = round_up(ni);
+            let first_query_tile = i0 == 0;
             // Sᵀ (keys × queries), already in log2 units, turned into Pᵀ = 2^(Sᵀ − lse2) in registers.
             let lse_tile = lse2.as_ptr().add(i0);
             gemm_then::<S, _>(
@@ -207,7 +207,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 dv.as_mut_ptr(),
                 dp,
-                true,
+                !first_query_tile,
             );
             // dPᵀ = V·dOᵀ, turned into dSᵀ = Pᵀ ⊙ (dPᵀ − D) in registers.
             let (p_tile, d_tile) = (pt.as_ptr(), dd.as_ptr().add(i0));
@@ -238,7 +238,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 dp,
                 dk.as_mut_ptr(),
                 dp,
-                true,
+                !first_query_tile,
             );
             S::gemm(
                 dp,
@@ -250,7 +250,7 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
                 tq,
                 dqt.as_mut_ptr().add(i0 * dp),
                 tq,
-                true,
+                !first_key_tile,
             );
         }
         for j in 0..nk {
