@@ -14,7 +14,7 @@
 // SIMT rather than tensor cores: this runs once per layer on the reference video (stage 1), it is
 // O(S^2 D) like the forward but needs no V; a tensor-core variant would reuse attention.cu's S tile.
 //
-// Not yet run on hardware: compiled with NVRTC 13.0 for sm_90 only.
+// Run on an H200 (sm_90) against the CPU kernels by kernels/tests/cuda_kernels.rs (BENCHMARKS.md).
 #include "fym_common.cuh"
 
 #define STATS_WARPS 4

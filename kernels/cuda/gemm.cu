@@ -25,7 +25,7 @@
 //   computing a 4 x 4 grid of outputs strided by 16 (conflict-free shared reads); plain loads with
 //   guards. Accumulates in f32 in k order, like the CPU reference within a k block.
 //
-// Not yet run on hardware: compiled with NVRTC 13.0 for sm_90 only.
+// Run on an H200 (sm_90) against the CPU kernels by kernels/tests/cuda_kernels.rs (BENCHMARKS.md).
 #include "fym_common.cuh"
 
 // ------------------------------------------------------------------------------------ bf16 path

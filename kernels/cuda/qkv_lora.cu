@@ -22,7 +22,7 @@
 // row's u_s, u_t (ranks r_s + r_t floats). RoPE pairs (2k, 2k+1) are read back from shared memory
 // after a barrier, since a pair straddles threads.
 //
-// Not yet run on hardware: compiled with NVRTC 13.0 for sm_90 only.
+// Run on an H200 (sm_90) against the CPU kernels by kernels/tests/cuda_kernels.rs (BENCHMARKS.md).
 #include "fym_common.cuh"
 
 // Head kinds, one byte per head (head_kind[h]).

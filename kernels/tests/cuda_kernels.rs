@@ -17,29 +17,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 mod common;
-use common::{download, gpu, quantize, random, tolerance, upload};
+use common::{download, gpu, quantize, random, upload};
 
-/// max |got − want| / max |want| ≤ tolerance of `T`, and everything finite.
+/// [`common::assert_close`] for an f32 reference.
 fn assert_close<T: CudaFloat>(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what} ({}): length", T::SUFFIX);
-    let scale = want
-        .iter()
-        .fold(0.0f64, |m, w| m.max(w.abs() as f64))
-        .max(1e-30);
-    let (worst, err) = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).abs())
-        .enumerate()
-        .fold((0, 0.0f64), |b, (i, e)| if e > b.1 { (i, e) } else { b });
-    let rel = err / scale;
-    assert!(
-        rel <= tolerance::<T>() && got.iter().all(|g| g.is_finite()),
-        "{what} ({}): relative error {rel:.3e} at {worst}: got {} want {}",
-        T::SUFFIX,
-        got[worst],
-        want[worst]
-    );
+    let want: Vec<f64> = want.iter().map(|&w| w as f64).collect();
+    common::assert_close::<T>(what, got, &want);
 }
 
 // ------------------------------------------------------------------------------------- GEMM

@@ -46,3 +46,44 @@ pub fn tolerance<T: CudaFloat>() -> f64 {
         1e-2
     }
 }
+
+/// max |got − want| / max |want| ≤ tolerance of `T`, and everything finite.
+///
+/// `FYM_PRINT_ERRORS=1` prints every measured error; `FYM_KEEP_GOING=1` prints a failure as a
+/// `FAIL` line instead of panicking, so that one run on a GPU machine (`scripts/gpu-check`)
+/// reports every failing case rather than the first.
+pub fn assert_close<T: CudaFloat>(what: &str, got: &[f32], want: &[f64]) {
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    assert_close_to_scale::<T>(what, got, want, scale);
+}
+
+/// [`assert_close`] with the error measured against `scale` instead of max |want|: for results
+/// that are differences of much larger terms (a norm's input gradient over a one-element row is
+/// analytically ~0), where rounding of those terms is the honest yardstick.
+pub fn assert_close_to_scale<T: CudaFloat>(what: &str, got: &[f32], want: &[f64], scale: f64) {
+    assert_eq!(got.len(), want.len(), "{what} ({}): length", T::SUFFIX);
+    let scale = scale.max(1e-30);
+    let (worst, err) = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).abs())
+        .enumerate()
+        .fold(
+            (0, 0.0f64),
+            |best, (i, e)| if e > best.1 { (i, e) } else { best },
+        );
+    let rel = err / scale;
+    let non_finite = got.iter().filter(|g| !g.is_finite()).count();
+    let ok = rel <= tolerance::<T>() && non_finite == 0;
+    let line = format!(
+        "{what} ({}): relative error {rel:.3e} at {worst}: got {} want {}, {non_finite} non-finite",
+        T::SUFFIX,
+        got[worst],
+        want[worst]
+    );
+    let keep_going = std::env::var_os("FYM_KEEP_GOING").is_some();
+    if std::env::var_os("FYM_PRINT_ERRORS").is_some() || (keep_going && !ok) {
+        eprintln!("{} {line}", if ok { "ok  " } else { "FAIL" });
+    }
+    assert!(ok || keep_going, "{line}");
+}
