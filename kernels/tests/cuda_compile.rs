@@ -51,19 +51,30 @@ const EXPECTED_KERNELS: &[(&str, &[&str])] = &[
     ),
     ("attention_stats.cu", &["attention_map_stats"]),
     ("qkv_lora.cu", &["qkv_lora_forward", "qkv_lora_backward"]),
+    ("gemm_sm90a.cu", &[]),
 ];
 
 /// Kernels that exist for one element type only (full entry names): the tensor-core attention.
-const SINGLE_TYPE_KERNELS: &[(&str, &[&str])] = &[(
-    "attention.cu",
-    &[
-        "attention_forward_mma_d64_bf16",
-        "attention_forward_mma_d128_bf16",
-        "attention_backward_mma_d64_bf16",
-        "attention_backward_mma_d128_bf16",
-        "attention_backward_dq_convert_bf16",
-    ],
-)];
+const SINGLE_TYPE_KERNELS: &[(&str, &[&str])] = &[
+    (
+        "attention.cu",
+        &[
+            "attention_forward_mma_d64_bf16",
+            "attention_forward_mma_d128_bf16",
+            "attention_backward_mma_d64_bf16",
+            "attention_backward_mma_d128_bf16",
+            "attention_backward_dq_convert_bf16",
+        ],
+    ),
+    (
+        "gemm_sm90a.cu",
+        &[
+            "gemm_nt_wgmma_n128_s4",
+            "gemm_nt_wgmma_n256_s4",
+            "gemm_nt_wgmma_n256_s3",
+        ],
+    ),
+];
 
 /// Why NVRTC tests cannot run here; `FYM_REQUIRE_NVRTC=1` (set by CI) turns a skip into a failure.
 fn skip_reason() -> Option<String> {
@@ -97,9 +108,14 @@ fn every_cuda_source_compiles_to_ptx_with_its_kernels() {
                 continue;
             }
         };
+        let target = match cuda::required_arch(file) {
+            Some(arch) => format!(".target sm_{arch}\n"),
+            None => ".target sm_90\n".to_string(),
+        };
         assert!(
-            ptx.contains(".target sm_90"),
-            "{file}: PTX not for sm_90:\n{}",
+            ptx.contains(&target),
+            "{file}: PTX lacks `{}`:\n{}",
+            target.trim(),
             &ptx[..ptx.len().min(400)]
         );
         let expected = EXPECTED_KERNELS

@@ -9,6 +9,7 @@ use fym_kernels::cpu::gemm::sgemm;
 use fym_kernels::cpu::norm::{rms_norm, rms_norm_backward};
 use fym_kernels::cpu::rope::{grid_positions, rope_apply, rope_table};
 use fym_kernels::cuda::attention::{self, AttentionKernel};
+use fym_kernels::cuda::gemm::GemmPath;
 use fym_kernels::cuda::qkv_lora::{
     qkv_lora_backward, qkv_lora_forward, HeadKind, LoraRef, QkvGrads, QkvProjection,
 };
@@ -52,8 +53,28 @@ fn check_gemm<T: CudaFloat>(dev: &CudaDevice, rng: &mut StdRng) {
             );
             let (ga, gb) = (upload::<T>(dev, &a), upload::<T>(dev, &b));
             let mut gc = upload::<T>(dev, &c0);
-            gemm::gemm(
-                dev, trans_a, trans_b, m, n, k, alpha, &ga, lda, &gb, ldb, beta, &mut gc, ldc,
+            // mma.sync explicitly: on Hopper the default path sends aligned `nt` GEMMs to wgmma,
+            // which gemm_wgmma_matches_cpu_on_ragged_shapes covers.
+            gemm::gemm_batched_on(
+                GemmPath::MmaSync,
+                dev,
+                1,
+                trans_a,
+                trans_b,
+                m,
+                n,
+                k,
+                alpha,
+                &ga,
+                lda,
+                0,
+                &gb,
+                ldb,
+                0,
+                beta,
+                &mut gc,
+                ldc,
+                0,
             )
             .unwrap();
             let what = format!(
@@ -116,6 +137,111 @@ fn gemm_matches_cpu_sgemm_for_every_transpose_on_ragged_shapes() {
     let mut rng = StdRng::seed_from_u64(1);
     check_gemm::<f32>(&dev, &mut rng);
     check_gemm::<bf16>(&dev, &mut rng);
+}
+
+#[test]
+fn gemm_wgmma_matches_cpu_on_ragged_shapes() {
+    let Some(dev) = gpu() else { return };
+    if dev.compute_capability() != (9, 0) {
+        eprintln!(
+            "skipped: wgmma needs compute capability 9.0; {} is {:?}",
+            dev.name(),
+            dev.compute_capability()
+        );
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    // (batch, m, n, k, row padding of A and B, beta): ragged m and n against both tile widths,
+    // k shorter than one 64-step, k ragged over many steps, padded rows, batches.
+    let shapes = [
+        (1, 300, 520, 200, 8, 0.5),
+        (1, 128, 256, 64, 0, 0.0),
+        (2, 77, 130, 24, 0, 0.5),
+        (1, 1030, 300, 1000, 0, 0.0),
+        (3, 5, 3, 8, 16, 0.5),
+    ];
+    let mut paths: Vec<GemmPath> = gemm::WGMMA_VARIANTS
+        .iter()
+        .map(|&(bn, stages)| GemmPath::Wgmma { bn, stages })
+        .chain(
+            gemm::TMA_VARIANTS
+                .iter()
+                .map(|&(bn, stages)| GemmPath::WgmmaTma { bn, stages }),
+        )
+        .collect();
+    paths.push(GemmPath::Auto);
+    for path in paths {
+        for (batch, m, n, k, pad, beta) in shapes {
+            // ldc odd (pad 16) takes the epilogue's one-element stores, even ldc the paired ones.
+            let (lda, ldb, ldc) = (k + pad, k + pad, n + pad % 3);
+            let (sa, sb, sc) = (m * lda, n * ldb, m * ldc);
+            let a = quantize::<bf16>(&random(&mut rng, batch * sa, -1.0, 1.0));
+            let b = quantize::<bf16>(&random(&mut rng, batch * sb, -1.0, 1.0));
+            let c0 = quantize::<bf16>(&random(&mut rng, batch * sc, -1.0, 1.0));
+            let mut want = c0.clone();
+            for i in 0..batch {
+                sgemm(
+                    false,
+                    true,
+                    m,
+                    n,
+                    k,
+                    0.75,
+                    &a[i * sa..],
+                    lda,
+                    &b[i * sb..],
+                    ldb,
+                    beta,
+                    &mut want[i * sc..],
+                    ldc,
+                );
+            }
+            let mut gc = upload::<bf16>(&dev, &c0);
+            gemm::gemm_batched_on(
+                path,
+                &dev,
+                batch,
+                false,
+                true,
+                m,
+                n,
+                k,
+                0.75,
+                &upload::<bf16>(&dev, &a),
+                lda,
+                sa,
+                &upload::<bf16>(&dev, &b),
+                ldb,
+                sb,
+                beta,
+                &mut gc,
+                ldc,
+                sc,
+            )
+            .unwrap();
+            let what = format!("gemm {path:?} {batch}x{m}x{n}x{k} pad {pad} beta {beta}");
+            assert_close::<bf16>(&what, &download(&dev, &gc), &want);
+        }
+    }
+    // wgmma refuses what it cannot run instead of computing something else.
+    let x = dev.zeros::<bf16>(64 * 64).unwrap();
+    let mut y = dev.zeros::<bf16>(64 * 64).unwrap();
+    let wgmma = GemmPath::Wgmma { bn: 128, stages: 4 };
+    let tma = GemmPath::WgmmaTma { bn: 256, stages: 4 };
+    for (path, trans_a, trans_b, ld) in [
+        (wgmma, false, false, 64),
+        (wgmma, true, true, 64),
+        (wgmma, false, true, 60),
+        (tma, false, true, 60),
+    ] {
+        let err = gemm::gemm_batched_on(
+            path, &dev, 1, trans_a, trans_b, 60, 60, 60, 1.0, &x, ld, 0, &x, ld, 0, 0.0, &mut y,
+            64, 0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("multiples of 8"), "{err}");
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use cudarc::nvrtc::Ptx;
 use half::bf16;
 
 use super::nvrtc::{compile, panic_message, Target};
-use super::sources::cuda_source;
+use super::sources::{cuda_source, required_arch};
 use crate::{Error, Result};
 
 const NO_DRIVER: &str = "no NVIDIA driver found (libcuda.so.1 could not be loaded); run on a \
@@ -266,9 +266,24 @@ impl CudaDevice {
     /// CUBIN for this GPU's exact architecture: it loads without the driver's PTX JIT, so an
     /// NVRTC newer than the driver still works. If NVRTC cannot target this GPU's `sm_XY`, falls
     /// back to PTX (compute_90 on Hopper and newer, the GPU's own virtual arch below that).
+    /// A file that needs one architecture's instructions ([`required_arch`]) compiles only for
+    /// that architecture and fails with an error on any other GPU.
     fn compile_for_device(&self, file: &'static str) -> Result<Ptx> {
         let src = cuda_source(file)?;
         let (major, minor) = self.compute_capability;
+        if let Some(arch) = required_arch(file) {
+            if arch.trim_end_matches('a') != format!("{major}{minor}") {
+                return Err(Error::Cuda {
+                    op: format!("load module {file}"),
+                    msg: format!(
+                        "{file} needs a GPU of architecture sm_{arch}; {} is sm_{major}{minor}",
+                        self.name
+                    ),
+                });
+            }
+            let compiled = compile(file, src, Target::Cubin(&format!("sm_{arch}")), &[])?;
+            return Ok(Ptx::from_binary(compiled.image));
+        }
         let sm = format!("sm_{major}{minor}");
         let cubin_error = match compile(file, src, Target::Cubin(&sm), &[]) {
             Ok(compiled) => return Ok(Ptx::from_binary(compiled.image)),

@@ -1,10 +1,15 @@
 //! Launchers of `kernels/cuda/gemm.cu`: the CUDA twins of [`crate::cpu::gemm::sgemm`] and
 //! [`crate::cpu::gemm::sgemm_batched`], same argument order and meaning (row-major, `trans_a`: A
 //! stored k×m, `trans_b`: B stored n×k, leading dimensions are row strides in elements).
-//! bf16 runs on the tensor cores (mma.sync), f32 is the SIMT parity kernel.
+//! bf16 runs on the tensor cores: Hopper's wgmma fed by the tensor memory accelerator
+//! (`gemm_sm90a.cu`) for the `nt` layout of a linear layer on a compute capability 9.0 GPU,
+//! mma.sync (`gemm.cu`) otherwise; f32 is the SIMT parity kernel.
 
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use std::sync::OnceLock;
 
+use cudarc::driver::{sys, CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+
+use super::attention::allow_smem;
 use super::device::driver_call;
 use super::dtype::CudaFloat;
 use super::launch::{as_i32, as_i64};
@@ -12,6 +17,73 @@ use super::CudaDevice;
 use crate::{Error, Result};
 
 const FILE: &str = "gemm.cu";
+const WGMMA_FILE: &str = "gemm_sm90a.cu";
+/// Rows of the wgmma kernel's block tile (two warpgroups of 64) and its k step.
+const WGMMA_BM: usize = 128;
+const WGMMA_BK: usize = 64;
+/// Environment variable that overrides [`GemmPath::Auto`]'s choice, for benchmarks:
+/// `mma`, or `wgmma-<bn>x<stages>` (e.g. `wgmma-256x4`).
+pub const GEMM_PATH_ENV: &str = "FYM_GEMM_PATH";
+
+/// Which bf16 kernel a GEMM runs on (f32 always runs the SIMT parity kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmPath {
+    /// wgmma where it applies (see [`GemmPath::Wgmma`]), else mma.sync; what [`gemm`] uses.
+    Auto,
+    /// mma.sync on 128×128 tiles (`gemm.cu`): every transpose, any alignment.
+    MmaSync,
+    /// wgmma (`gemm_sm90a.cu`) on 128×`bn` tiles through a `stages`-deep copy ring: compute
+    /// capability 9.0, A stored m×k and B stored n×k (no `trans_a`, with `trans_b`), leading
+    /// dimensions and batch strides of A and B multiples of 8. Built: [`WGMMA_VARIANTS`].
+    Wgmma { bn: usize, stages: usize },
+    /// The same wgmma tiles fed by the tensor memory accelerator (bulk tensor copies) and a
+    /// producer warp, with the same requirements. Built: [`TMA_VARIANTS`].
+    WgmmaTma { bn: usize, stages: usize },
+}
+
+/// The wgmma kernels `gemm_sm90a.cu` exports, as (bn, stages).
+pub const WGMMA_VARIANTS: [(usize, usize); 3] = [(128, 4), (256, 4), (256, 3)];
+/// The TMA-fed wgmma kernels `gemm_sm90a.cu` exports, as (bn, stages).
+pub const TMA_VARIANTS: [(usize, usize); 3] = [(128, 6), (256, 3), (256, 4)];
+/// What [`GemmPath::Auto`] picks where wgmma applies.
+/// Measured on an H200 at the Wan shapes (BENCHMARKS.md): 514–653 TFLOP/s, against 404–435
+/// for the cp.async-fed wgmma kernel and 211–244 for mma.sync.
+const WGMMA_DEFAULT: GemmPath = GemmPath::WgmmaTma { bn: 256, stages: 4 };
+
+impl GemmPath {
+    /// Parses [`GEMM_PATH_ENV`]'s syntax: `auto`, `mma`, `wgmma-<bn>x<stages>`,
+    /// `tma-<bn>x<stages>`; only built variants parse.
+    pub fn parse(text: &str) -> Option<GemmPath> {
+        let variant = |prefix: &str, built: &[(usize, usize)]| {
+            let (bn, stages) = text.strip_prefix(prefix)?.split_once('x')?;
+            let v = (bn.parse().ok()?, stages.parse().ok()?);
+            built.contains(&v).then_some(v)
+        };
+        match text {
+            "auto" => Some(GemmPath::Auto),
+            "mma" => Some(GemmPath::MmaSync),
+            _ => {
+                if let Some((bn, stages)) = variant("wgmma-", &WGMMA_VARIANTS) {
+                    Some(GemmPath::Wgmma { bn, stages })
+                } else {
+                    let (bn, stages) = variant("tma-", &TMA_VARIANTS)?;
+                    Some(GemmPath::WgmmaTma { bn, stages })
+                }
+            }
+        }
+    }
+
+    /// [`GemmPath::Auto`], unless [`GEMM_PATH_ENV`] names another path (read once).
+    fn auto() -> GemmPath {
+        static CHOSEN: OnceLock<GemmPath> = OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            std::env::var(GEMM_PATH_ENV)
+                .ok()
+                .and_then(|v| GemmPath::parse(&v))
+                .unwrap_or(GemmPath::Auto)
+        })
+    }
+}
 /// Block tile of the bf16 tensor-core kernel (square).
 const BF16_TILE: usize = 128;
 /// Block tile of the f32 SIMT kernel (square).
@@ -145,6 +217,53 @@ pub fn gemm_batched<T: CudaFloat>(
     ldc: usize,
     stride_c: usize,
 ) -> Result<()> {
+    gemm_batched_on(
+        GemmPath::auto(),
+        dev,
+        batch,
+        trans_a,
+        trans_b,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        lda,
+        stride_a,
+        b,
+        ldb,
+        stride_b,
+        beta,
+        c,
+        ldc,
+        stride_c,
+    )
+}
+
+/// [`gemm_batched`] on a chosen bf16 kernel; errors if `path` cannot run this GEMM (wrong
+/// layout, alignment or GPU for wgmma). For f32 every path runs the SIMT kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_batched_on<T: CudaFloat>(
+    path: GemmPath,
+    dev: &CudaDevice,
+    batch: usize,
+    trans_a: bool,
+    trans_b: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &CudaSlice<T>,
+    lda: usize,
+    stride_a: usize,
+    b: &CudaSlice<T>,
+    ldb: usize,
+    stride_b: usize,
+    beta: f32,
+    c: &mut CudaSlice<T>,
+    ldc: usize,
+    stride_c: usize,
+) -> Result<()> {
     const OP: &str = "cuda gemm";
     let shape = GemmShape {
         trans_a,
@@ -208,6 +327,86 @@ pub fn gemm_batched<T: CudaFloat>(
         i32::from(ld.is_multiple_of(BF16_PER_CHUNK) && stride.is_multiple_of(BF16_PER_CHUNK))
     };
     let (vec_a, vec_b) = (aligned(lda, stride_a), aligned(ldb, stride_b));
+    if is_bf16 {
+        let wgmma_fits =
+            !trans_a && trans_b && vec_a == 1 && vec_b == 1 && dev.compute_capability() == (9, 0);
+        let wgmma = match path {
+            GemmPath::Auto => wgmma_fits.then_some(WGMMA_DEFAULT),
+            GemmPath::MmaSync => None,
+            GemmPath::Wgmma { .. } | GemmPath::WgmmaTma { .. } if wgmma_fits => Some(path),
+            GemmPath::Wgmma { .. } | GemmPath::WgmmaTma { .. } => {
+                return Err(Error::shape(
+                    OP,
+                    format!(
+                        "{path:?} needs a compute capability 9.0 GPU, A m×k and B n×k (no \
+                         trans_a, with trans_b) and leading dimensions and batch strides that \
+                         are multiples of 8 ({shape:?}, stride_a {stride_a}, stride_b \
+                         {stride_b}, GPU sm_{}{})",
+                        dev.compute_capability().0,
+                        dev.compute_capability().1
+                    ),
+                ))
+            }
+        };
+        if let Some(GemmPath::WgmmaTma { bn, stages }) = wgmma {
+            let batched = [stride_a > 0 && batch > 1, stride_b > 0 && batch > 1];
+            return gemm_tma(
+                dev,
+                (bn, stages),
+                batch,
+                (m, n, k),
+                alpha,
+                (a, lda, stride_a),
+                (b, ldb, stride_b),
+                beta,
+                (c, ldc_arg, sc_arg),
+                batched,
+            );
+        }
+        if let Some(GemmPath::Wgmma { bn, stages }) = wgmma {
+            if !WGMMA_VARIANTS.contains(&(bn, stages)) {
+                return Err(Error::shape(
+                    OP,
+                    format!("no wgmma kernel for {path:?}; built: {WGMMA_VARIANTS:?} (bn, stages)"),
+                ));
+            }
+            let grid_y = m.div_ceil(WGMMA_BM);
+            if grid_y > MAX_GRID_YZ {
+                return Err(Error::shape(
+                    OP,
+                    format!("m = {m} exceeds the grid limit ({MAX_GRID_YZ} blocks)"),
+                ));
+            }
+            let name = format!("gemm_nt_wgmma_n{bn}_s{stages}");
+            let f = dev.function(WGMMA_FILE, &name)?;
+            // The ring of A and B tiles, plus 1 KB to align it to the swizzle period.
+            let smem = stages * (WGMMA_BM + bn) * WGMMA_BK * 2 + 1024;
+            allow_smem(&f, &name, smem)?;
+            let cfg = LaunchConfig {
+                grid_dim: (n.div_ceil(bn) as u32, grid_y as u32, batch as u32),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: smem as u32,
+            };
+            let mut launch = dev.stream().launch_builder(&f);
+            launch
+                .arg(&m_arg)
+                .arg(&n_arg)
+                .arg(&k_arg)
+                .arg(&alpha)
+                .arg(a)
+                .arg(&lda_arg)
+                .arg(&sa_arg)
+                .arg(b)
+                .arg(&ldb_arg)
+                .arg(&sb_arg)
+                .arg(&beta)
+                .arg(c)
+                .arg(&ldc_arg)
+                .arg(&sc_arg);
+            driver_call(&name, || unsafe { launch.launch(cfg) })?;
+            return Ok(());
+        }
+    }
     let name = format!(
         "gemm_{}{}_{}",
         if trans_a { 't' } else { 'n' },
@@ -239,6 +438,131 @@ pub fn gemm_batched<T: CudaFloat>(
     if is_bf16 {
         launch.arg(&vec_a).arg(&vec_b);
     }
+    driver_call(&name, || unsafe { launch.launch(cfg) })?;
+    Ok(())
+}
+
+/// A tensor map as `cuTensorMapEncodeTiled` writes it, passed to the kernel by value.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct TensorMap(sys::CUtensorMap);
+
+// SAFETY: plain bytes, copied into the kernel's parameter space as they are.
+unsafe impl DeviceRepr for TensorMap {}
+
+/// Tensor map of `batch` k-contiguous operands of `rows` × `k` (row stride `ld`, batch stride
+/// `stride` elements; 0 = one operand shared by every batch entry) for boxes of 64 k × `box_rows`
+/// rows in 128-byte swizzle, the layout the wgmma descriptors read. Reads outside the operand
+/// come back as zeros.
+fn tensor_map(
+    base: u64,
+    (rows, k, ld, stride): (usize, usize, usize, usize),
+    batch: usize,
+    box_rows: usize,
+) -> Result<TensorMap> {
+    let batch_dim = if stride > 0 { batch } else { 1 };
+    // Strides are in bytes for dimensions 1 and 2; a batch of one needs only a valid value.
+    let batch_stride = if stride > 0 { stride } else { ld * rows.max(1) };
+    let dims: [u64; 3] = [k as u64, rows as u64, batch_dim as u64];
+    let strides: [u64; 2] = [(ld * 2) as u64, (batch_stride * 2) as u64];
+    let boxes: [u32; 3] = [WGMMA_BK as u32, box_rows as u32, 1];
+    let element_strides: [u32; 3] = [1, 1, 1];
+    let mut map = std::mem::MaybeUninit::<sys::CUtensorMap>::zeroed();
+    // SAFETY: every pointer refers to a live local array of the length the rank (3) implies.
+    let status = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            map.as_mut_ptr(),
+            sys::CUtensorMapDataType::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+            3,
+            base as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxes.as_ptr(),
+            element_strides.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            sys::CUtensorMapSwizzle::CU_TENSOR_MAP_SWIZZLE_128B,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    if status != sys::CUresult::CUDA_SUCCESS {
+        return Err(Error::Cuda {
+            op: "cuda gemm".into(),
+            msg: format!(
+                "cuTensorMapEncodeTiled failed ({status:?}) for {rows}×{k} rows (ld {ld}, batch \
+                 stride {stride}, box {box_rows})"
+            ),
+        });
+    }
+    // SAFETY: the driver wrote the whole map.
+    Ok(TensorMap(unsafe { map.assume_init() }))
+}
+
+/// Launches `gemm_nt_tma_n<bn>_s<stages>`; the caller checked the shapes, the alignment and the GPU.
+#[allow(clippy::too_many_arguments)]
+fn gemm_tma<T: CudaFloat>(
+    dev: &CudaDevice,
+    (bn, stages): (usize, usize),
+    batch: usize,
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    (a, lda, stride_a): (&CudaSlice<T>, usize, usize),
+    (b, ldb, stride_b): (&CudaSlice<T>, usize, usize),
+    beta: f32,
+    (c, ldc, stride_c): (&mut CudaSlice<T>, i64, i64),
+    batched: [bool; 2],
+) -> Result<()> {
+    const OP: &str = "cuda gemm";
+    if !TMA_VARIANTS.contains(&(bn, stages)) {
+        return Err(Error::shape(
+            OP,
+            format!("no TMA wgmma kernel for bn {bn}, {stages} stages; built: {TMA_VARIANTS:?}"),
+        ));
+    }
+    let grid_y = m.div_ceil(WGMMA_BM);
+    if grid_y > MAX_GRID_YZ {
+        return Err(Error::shape(
+            OP,
+            format!("m = {m} exceeds the grid limit ({MAX_GRID_YZ} blocks)"),
+        ));
+    }
+    let stream = dev.stream();
+    // The read guards record, when dropped after the launch, that the kernel read A and B.
+    let (ptr_a, _read_a) = a.device_ptr(stream);
+    let (ptr_b, _read_b) = b.device_ptr(stream);
+    let map_a = tensor_map(ptr_a, (m, k, lda, stride_a), batch, WGMMA_BM)?;
+    let map_b = tensor_map(ptr_b, (n, k, ldb, stride_b), batch, bn)?;
+    let name = format!("gemm_nt_tma_n{bn}_s{stages}");
+    let f = dev.function(WGMMA_FILE, &name)?;
+    // The ring, a full and an empty mbarrier per stage, 1 KB to align the ring to the swizzle.
+    let smem = stages * (WGMMA_BM + bn) * WGMMA_BK * 2 + stages * 16 + 1024;
+    allow_smem(&f, &name, smem)?;
+    let cfg = LaunchConfig {
+        grid_dim: (n.div_ceil(bn) as u32, grid_y as u32, batch as u32),
+        // Two consumer warpgroups and one producer warp.
+        block_dim: (2 * 128 + 32, 1, 1),
+        shared_mem_bytes: smem as u32,
+    };
+    let (m_arg, n_arg, k_arg) = (
+        as_i32(OP, "m", m)?,
+        as_i32(OP, "n", n)?,
+        as_i32(OP, "k", k)?,
+    );
+    let (batched_a, batched_b) = (i32::from(batched[0]), i32::from(batched[1]));
+    let mut launch = stream.launch_builder(&f);
+    launch
+        .arg(&map_a)
+        .arg(&map_b)
+        .arg(&m_arg)
+        .arg(&n_arg)
+        .arg(&k_arg)
+        .arg(&alpha)
+        .arg(&beta)
+        .arg(c)
+        .arg(&ldc)
+        .arg(&stride_c)
+        .arg(&batched_a)
+        .arg(&batched_b);
     driver_call(&name, || unsafe { launch.launch(cfg) })?;
     Ok(())
 }

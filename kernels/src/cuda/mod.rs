@@ -28,4 +28,4 @@ pub use nvrtc::{
     DEFAULT_PTX_ARCH, NVRTC_DIR_ENV,
 };
 pub use rope::CudaRopeTable;
-pub use sources::{cuda_source, CUDA_HEADERS, CUDA_SOURCES};
+pub use sources::{cuda_source, required_arch, ARCH_SPECIFIC_SOURCES, CUDA_HEADERS, CUDA_SOURCES};

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use cudarc::nvrtc::sys;
 
-use super::sources::CUDA_HEADERS;
+use super::sources::{required_arch, CUDA_HEADERS};
 use crate::{Error, Result};
 
 /// Directory searched first for `libnvrtc.so.13` (e.g. pip's `site-packages/nvidia/cu13/lib`).
@@ -219,9 +219,12 @@ pub fn compile(file: &str, src: &str, target: Target, extra_options: &[&str]) ->
     })
 }
 
-/// Compiles to PTX for [`DEFAULT_PTX_ARCH`]; usable without a GPU.
+/// Compiles to PTX for [`DEFAULT_PTX_ARCH`], or for `compute_90a` where `file` needs it
+/// ([`super::required_arch`]); usable without a GPU.
 pub fn compile_ptx(file: &str, src: &str) -> Result<String> {
-    let compiled = compile(file, src, Target::Ptx(DEFAULT_PTX_ARCH), &[])?;
+    let arch = required_arch(file).map(|a| format!("compute_{a}"));
+    let arch = arch.as_deref().unwrap_or(DEFAULT_PTX_ARCH);
+    let compiled = compile(file, src, Target::Ptx(arch), &[])?;
     String::from_utf8(compiled.image).map_err(|e| Error::Compile {
         file: file.to_string(),
         msg: format!("NVRTC returned PTX that is not UTF-8: {e}"),

@@ -15,7 +15,21 @@ pub const CUDA_SOURCES: &[(&str, &str)] = &[
         include_str!("../../cuda/attention_stats.cu"),
     ),
     ("qkv_lora.cu", include_str!("../../cuda/qkv_lora.cu")),
+    ("gemm_sm90a.cu", include_str!("../../cuda/gemm_sm90a.cu")),
 ];
+
+/// Files that use instructions of one architecture only (Hopper's wgmma) with the architecture
+/// they need: NVRTC compiles them for `compute_90a` / `sm_90a`, and they load only on a GPU of
+/// compute capability 9.0. Every other file targets `compute_90` and runs on any newer GPU too.
+pub const ARCH_SPECIFIC_SOURCES: &[(&str, &str)] = &[("gemm_sm90a.cu", "90a")];
+
+/// The architecture suffix `file` must be compiled for (`"90a"`), if it is arch-specific.
+pub fn required_arch(file: &str) -> Option<&'static str> {
+    ARCH_SPECIFIC_SOURCES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, arch)| *arch)
+}
 
 /// Headers the `.cu` files include by name; handed to NVRTC in memory with every compile.
 pub const CUDA_HEADERS: &[(&str, &str)] =
