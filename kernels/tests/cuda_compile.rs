@@ -52,6 +52,23 @@ const EXPECTED_KERNELS: &[(&str, &[&str])] = &[
     ("attention_stats.cu", &["attention_map_stats"]),
     ("qkv_lora.cu", &["qkv_lora_forward", "qkv_lora_backward"]),
     ("gemm_sm90a.cu", &[]),
+    ("unary.cu", &["unary", "unary_backward"]),
+    (
+        "layout.cu",
+        &["strided_copy", "strided_add", "index_select", "index_add"],
+    ),
+    (
+        "reduce.cu",
+        &["sum_reduce_threads", "sum_reduce_blocks", "sum_all"],
+    ),
+    (
+        "modulate.cu",
+        &[
+            "modulate",
+            "modulate_backward_dx",
+            "modulate_backward_params",
+        ],
+    ),
 ];
 
 /// Kernels that exist for one element type only (full entry names): the tensor-core attention.

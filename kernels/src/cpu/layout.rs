@@ -10,7 +10,7 @@ use crate::ensure_shape;
 const TASK_ELEMS: usize = 1 << 14;
 
 /// `(outer, n, inner)` of `shape` around `axis`.
-fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     let outer = shape[..axis].iter().product();
     let inner = shape[axis + 1..].iter().product();
     (outer, shape[axis], inner)
@@ -198,7 +198,7 @@ pub fn slice_axis_add_back(
 
 /// Validates a slice of `full` elements (shape `shape`) into `part` elements; returns
 /// `(outer, n, inner)`.
-fn check_slice(
+pub(crate) fn check_slice(
     op: &'static str,
     shape: &[usize],
     axis: usize,
@@ -288,7 +288,7 @@ pub fn concat_axis(
 }
 
 /// Validates an index list against dim `axis` of `shape`; returns `(outer, n, inner)`.
-fn check_indices(
+pub(crate) fn check_indices(
     op: &'static str,
     shape: &[usize],
     axis: usize,

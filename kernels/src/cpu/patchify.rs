@@ -198,3 +198,17 @@ pub fn unpatchify(
     });
     Ok(())
 }
+
+/// Validates a [`patchify`] / [`unpatchify`] call (named `op` in errors) without running it;
+/// returns the post-patch grid (F', H', W'). For the CUDA launchers.
+pub(crate) fn patch_grid(
+    op: &'static str,
+    dims: VideoDims,
+    patch: PatchSize,
+    order: PatchOrder,
+    video_len: usize,
+    tokens_len: usize,
+) -> crate::Result<(usize, usize, usize)> {
+    let g = Grid::new(op, dims, patch, order, video_len, tokens_len)?;
+    Ok((g.fp, g.hp, g.wp))
+}

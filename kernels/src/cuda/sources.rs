@@ -16,6 +16,10 @@ pub const CUDA_SOURCES: &[(&str, &str)] = &[
     ),
     ("qkv_lora.cu", include_str!("../../cuda/qkv_lora.cu")),
     ("gemm_sm90a.cu", include_str!("../../cuda/gemm_sm90a.cu")),
+    ("unary.cu", include_str!("../../cuda/unary.cu")),
+    ("layout.cu", include_str!("../../cuda/layout.cu")),
+    ("reduce.cu", include_str!("../../cuda/reduce.cu")),
+    ("modulate.cu", include_str!("../../cuda/modulate.cu")),
 ];
 
 /// Files that use instructions of one architecture only (Hopper's wgmma) with the architecture
