@@ -406,30 +406,39 @@ __device__ void attention_forward_mma(AttnPlan p, const bf16* q, const bf16* k, 
             }
         }
         // Online softmax; element e of tile j is row lane/4 + 8*(e/2), key j0 + 8j + 2*(lane%4) + e%2.
+        // Only the group's last tile can hold keys past its end; the others skip the mask. The
+        // scale c > 0 commutes with max, so the raw scores are compared and c is folded into the
+        // exponent's FFMA (m is kept in scaled log2 units).
+        if (j0 + MMA_KEYS > p.len_kv) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int key = j0 + j * 8 + (lane % 4) * 2 + (e % 2);
+                    if (key >= p.len_kv) s[j][e] = FYM_NEG_INF;
+                }
+        }
         float tile_max[2] = {FYM_NEG_INF, FYM_NEG_INF};
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int key = j0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                s[j][e] = key < p.len_kv ? s[j][e] * c : FYM_NEG_INF;
-                tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
-            }
-        float corr[2];
+            for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+        float corr[2], neg_m[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
             tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-            const float m_new = fmaxf(m[r], tile_max[r]);  // finite: key j0 exists
+            const float m_new = fmaxf(m[r], tile_max[r] * c);  // finite: key j0 exists
             corr[r] = exp2f(m[r] - m_new);
             m[r] = m_new;
+            neg_m[r] = -m_new;
             l[r] *= corr[r];
         }
 #pragma unroll
         for (int j = 0; j < NT; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                s[j][e] = exp2f(s[j][e] - m[e / 2]);
+                s[j][e] = exp2f(fmaf(s[j][e], c, neg_m[e / 2]));
                 l[e / 2] += s[j][e];
             }
 #pragma unroll

@@ -28,6 +28,15 @@ fn opening_a_device_never_panics_and_says_what_to_do() {
             assert!(Arc::ptr_eq(&dev, &again), "one CudaDevice per ordinal");
             let err = CudaDevice::open(10_000).unwrap_err().to_string();
             assert!(err.contains("10000"), "{err}");
+            // Buffers come from the stream-ordered pool, which keeps freed memory for reuse.
+            assert!(
+                dev.caches_freed_memory().unwrap(),
+                "the pool releases freed memory"
+            );
+            for n in [1usize << 20, 1 << 22, 1 << 20] {
+                let buf = dev.zeros::<f32>(n).unwrap();
+                assert_eq!(dev.download(&buf).unwrap().len(), n);
+            }
         }
         Err(e) => {
             let msg = e.to_string();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::sys::{CUdevice_attribute, CUresult};
+use cudarc::driver::sys::{self, CUdevice_attribute, CUresult};
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, DriverError,
     ValidAsZeroBits,
@@ -129,6 +129,9 @@ impl CudaDevice {
             context.attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
         })?;
         let stream = context.default_stream();
+        if context.has_async_alloc() {
+            keep_freed_memory(&context)?;
+        }
         Ok(CudaDevice {
             ordinal,
             name,
@@ -139,6 +142,34 @@ impl CudaDevice {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether freed device memory stays cached in the allocator's pool (see `keep_freed_memory`):
+    /// reads the pool's release threshold back from the driver.
+    pub fn caches_freed_memory(&self) -> Result<bool> {
+        if !self.context.has_async_alloc() {
+            return Ok(false);
+        }
+        let pool = default_pool(&self.context).map_err(|msg| Error::Cuda {
+            op: "memory pool".into(),
+            msg,
+        })?;
+        let mut threshold = 0u64;
+        // SAFETY: the attribute writes one u64 into `threshold`.
+        let status = unsafe {
+            sys::cuMemPoolGetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            )
+        };
+        if status != sys::CUresult::CUDA_SUCCESS {
+            return Err(Error::Cuda {
+                op: "memory pool".into(),
+                msg: format!("cuMemPoolGetAttribute(release threshold): {status:?}"),
+            });
+        }
+        Ok(threshold == u64::MAX)
     }
 
     pub fn ordinal(&self) -> usize {
@@ -300,6 +331,44 @@ impl CudaDevice {
             )),
             Err(_) => Err(cubin_error),
         }
+    }
+}
+
+/// The device's default memory pool, which serves the stream-ordered allocations (cuMemAllocAsync)
+/// every CudaSlice comes from.
+fn default_pool(context: &CudaContext) -> std::result::Result<sys::CUmemoryPool, String> {
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    // SAFETY: `pool` is a valid out-pointer; the device handle comes from a live context.
+    let status = unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, context.cu_device()) };
+    match status {
+        sys::CUresult::CUDA_SUCCESS => Ok(pool),
+        e => Err(format!("cuDeviceGetDefaultMemPool: {e:?}")),
+    }
+}
+
+/// Makes the default pool a caching allocator: with the release threshold at its maximum, memory
+/// freed by dropped buffers stays in the pool for the next allocation instead of going back to
+/// the driver at every synchronisation (the default threshold, 0, releases it).
+fn keep_freed_memory(context: &CudaContext) -> Result<()> {
+    let fail = |msg: String| Error::Cuda {
+        op: "memory pool".into(),
+        msg,
+    };
+    let pool = default_pool(context).map_err(fail)?;
+    let mut threshold = u64::MAX;
+    // SAFETY: the attribute takes a pointer to a u64, which outlives the call.
+    let status = unsafe {
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+    };
+    match status {
+        sys::CUresult::CUDA_SUCCESS => Ok(()),
+        e => Err(fail(format!(
+            "cuMemPoolSetAttribute(release threshold): {e:?}"
+        ))),
     }
 }
 
