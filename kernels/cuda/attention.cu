@@ -351,140 +351,173 @@ __device__ __forceinline__ void load_rows(bf16* s, const bf16* g, const AttnPlan
     }
 }
 
-template <int D>
+// MT = m16 tiles per warp: 1 -> 64 queries per block (attention_forward_mma_d*), 2 -> 128
+// (attention_forward_mma2_d*: each K/V fragment read from shared memory feeds twice the mma, the
+// FlashAttention-2 arrangement, at twice the accumulator registers). KT = keys per tile: 64, or
+// 32 for mma2 with D = 128, whose O and S accumulators would otherwise spill.
+template <int D, int MT, int KT>
 __device__ void attention_forward_mma(AttnPlan p, const bf16* q, const bf16* k, const bf16* v,
                                       bf16* out, float* lse) {
     constexpr int LD = D + MMA_PAD;
-    constexpr int BM = MMA_WARPS * 16;  // 64 queries per block
-    constexpr int NT = MMA_KEYS / 8;    // n8 tiles of S
-    constexpr int DT = D / 8;           // n8 tiles of O
+    constexpr int BM = MMA_WARPS * 16 * MT;  // queries per block
+    constexpr int NT = KT / 8;               // n8 tiles of S
+    constexpr int DT = D / 8;                // n8 tiles of O
     extern __shared__ __align__(16) unsigned char attn_smem[];
     bf16* sq = reinterpret_cast<bf16*>(attn_smem);
     bf16* sk = sq + BM * LD;
-    bf16* sv = sk + MMA_KEYS * LD;
+    bf16* sv = sk + KT * LD;
 
     const Problem pr = problem_of(p, blockIdx.x);
     const int i0 = blockIdx.y * BM;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int wr = warp * 16;  // warp's first query row in the tile
+    const int wr = warp * 16 * MT;  // warp's first query row in the tile
     const float c = p.scale * ATTN_LOG2E;
 
-    float o[DT][4];
+    float o[MT][DT][4];
 #pragma unroll
-    for (int j = 0; j < DT; ++j)
+    for (int t = 0; t < MT; ++t)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) o[j][e] = 0.0f;
-    float m[2] = {FYM_NEG_INF, FYM_NEG_INF};  // rows lane/4 and lane/4 + 8
-    float l[2] = {0.0f, 0.0f};                // this thread's share of the row sums
+        for (int j = 0; j < DT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) o[t][j][e] = 0.0f;
+    // Per m-tile: rows lane/4 and lane/4 + 8 (scaled log2 units), this thread's share of the sums.
+    float m[MT][2], l[MT][2];
+#pragma unroll
+    for (int t = 0; t < MT; ++t)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            m[t][r] = FYM_NEG_INF;
+            l[t][r] = 0.0f;
+        }
 
     load_rows<D, true>(sq, q, p, pr, i0, BM, p.len_q);
-    load_rows<D, false>(sk, k, p, pr, 0, MMA_KEYS, p.len_kv);
+    load_rows<D, false>(sk, k, p, pr, 0, KT, p.len_kv);
     cp_async_commit();
-    const int key_tiles = (p.len_kv + MMA_KEYS - 1) / MMA_KEYS;
+    const int key_tiles = (p.len_kv + KT - 1) / KT;
     for (int kt = 0; kt < key_tiles; ++kt) {
-        const int j0 = kt * MMA_KEYS;
+        const int j0 = kt * KT;
         cp_async_wait_all();
         __syncthreads();  // K(kt) visible; every warp is done with V(kt-1)
-        load_rows<D, false>(sv, v, p, pr, j0, MMA_KEYS, p.len_kv);
+        load_rows<D, false>(sv, v, p, pr, j0, KT, p.len_kv);
         cp_async_commit();
 
-        float s[NT][4];
+        float s[MT][NT][4];
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
+        for (int t = 0; t < MT; ++t)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
+            for (int j = 0; j < NT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[t][j][e] = 0.0f;
 #pragma unroll
         for (int ks = 0; ks < D; ks += 16) {
-            unsigned a[4];
-            load_a(a, sq, LD, wr, ks);
+            unsigned a[MT][4];
+#pragma unroll
+            for (int t = 0; t < MT; ++t) load_a(a[t], sq, LD, wr + 16 * t, ks);
 #pragma unroll
             for (int j = 0; j < NT; j += 2) {
                 unsigned b[4];
                 load_b_nk(b, sk, LD, j * 8, ks);
-                mma_bf16(s[j], a, b[0], b[1]);
-                mma_bf16(s[j + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int t = 0; t < MT; ++t) {
+                    mma_bf16(s[t][j], a[t], b[0], b[1]);
+                    mma_bf16(s[t][j + 1], a[t], b[2], b[3]);
+                }
             }
         }
         // Online softmax; element e of tile j is row lane/4 + 8*(e/2), key j0 + 8j + 2*(lane%4) + e%2.
         // Only the group's last tile can hold keys past its end; the others skip the mask. The
         // scale c > 0 commutes with max, so the raw scores are compared and c is folded into the
         // exponent's FFMA (m is kept in scaled log2 units).
-        if (j0 + MMA_KEYS > p.len_kv) {
+        if (j0 + KT > p.len_kv) {
 #pragma unroll
             for (int j = 0; j < NT; ++j)
 #pragma unroll
                 for (int e = 0; e < 4; ++e) {
                     const int key = j0 + j * 8 + (lane % 4) * 2 + (e % 2);
-                    if (key >= p.len_kv) s[j][e] = FYM_NEG_INF;
+                    if (key >= p.len_kv)
+#pragma unroll
+                        for (int t = 0; t < MT; ++t) s[t][j][e] = FYM_NEG_INF;
                 }
         }
-        float tile_max[2] = {FYM_NEG_INF, FYM_NEG_INF};
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
+        for (int t = 0; t < MT; ++t) {
+            float tile_max[2] = {FYM_NEG_INF, FYM_NEG_INF};
 #pragma unroll
-            for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
-        float corr[2], neg_m[2];
+            for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-            tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-            const float m_new = fmaxf(m[r], tile_max[r] * c);  // finite: key j0 exists
-            corr[r] = exp2f(m[r] - m_new);
-            m[r] = m_new;
-            neg_m[r] = -m_new;
-            l[r] *= corr[r];
-        }
+                for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[t][j][e]);
+            float corr[2], neg_m[2];
 #pragma unroll
-        for (int j = 0; j < NT; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                s[j][e] = exp2f(fmaf(s[j][e], c, neg_m[e / 2]));
-                l[e / 2] += s[j][e];
+            for (int r = 0; r < 2; ++r) {
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+                tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+                const float m_new = fmaxf(m[t][r], tile_max[r] * c);  // finite: key j0 exists
+                corr[r] = exp2f(m[t][r] - m_new);
+                m[t][r] = m_new;
+                neg_m[r] = -m_new;
+                l[t][r] *= corr[r];
             }
 #pragma unroll
-        for (int j = 0; j < DT; ++j)
+            for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) o[j][e] *= corr[e / 2];
+                for (int e = 0; e < 4; ++e) {
+                    s[t][j][e] = exp2f(fmaf(s[t][j][e], c, neg_m[e / 2]));
+                    l[t][e / 2] += s[t][j][e];
+                }
+#pragma unroll
+            for (int j = 0; j < DT; ++j)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) o[t][j][e] *= corr[e / 2];
+        }
 
         cp_async_wait_all();
         __syncthreads();  // V(kt) visible; every warp is done with K(kt)
         if (kt + 1 < key_tiles) {
-            load_rows<D, false>(sk, k, p, pr, j0 + MMA_KEYS, MMA_KEYS, p.len_kv);
+            load_rows<D, false>(sk, k, p, pr, j0 + KT, KT, p.len_kv);
             cp_async_commit();
         }
         // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are exactly the A fragment of k-step kk.
 #pragma unroll
-        for (int kk = 0; kk < MMA_KEYS / 16; ++kk) {
-            unsigned a[4];
-            a[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        for (int kk = 0; kk < KT / 16; ++kk) {
+            unsigned a[MT][4];
+#pragma unroll
+            for (int t = 0; t < MT; ++t) {
+                a[t][0] = pack_bf16(s[t][2 * kk][0], s[t][2 * kk][1]);
+                a[t][1] = pack_bf16(s[t][2 * kk][2], s[t][2 * kk][3]);
+                a[t][2] = pack_bf16(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
+                a[t][3] = pack_bf16(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int j = 0; j < DT; j += 2) {
                 unsigned b[4];
                 load_b_kn(b, sv, LD, j * 8, kk * 16);
-                mma_bf16(o[j], a, b[0], b[1]);
-                mma_bf16(o[j + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int t = 0; t < MT; ++t) {
+                    mma_bf16(o[t][j], a[t], b[0], b[1]);
+                    mma_bf16(o[t][j + 1], a[t], b[2], b[3]);
+                }
             }
         }
     }
 
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const int i = i0 + wr + lane / 4 + 8 * r;
-        if (i >= p.len_q) continue;
-        const float inv = 1.0f / l[r];
-        bf16* orow = out + q_row(p, pr, i);
+    for (int t = 0; t < MT; ++t)
 #pragma unroll
-        for (int j = 0; j < DT; ++j) {
-            const unsigned packed = pack_bf16(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
-            *reinterpret_cast<unsigned*>(orow + j * 8 + (lane % 4) * 2) = packed;
+        for (int r = 0; r < 2; ++r) {
+            float sum = l[t][r];
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            const int i = i0 + wr + 16 * t + lane / 4 + 8 * r;
+            if (i >= p.len_q) continue;
+            const float inv = 1.0f / sum;
+            bf16* orow = out + q_row(p, pr, i);
+#pragma unroll
+            for (int j = 0; j < DT; ++j) {
+                const unsigned packed = pack_bf16(o[t][j][2 * r] * inv, o[t][j][2 * r + 1] * inv);
+                *reinterpret_cast<unsigned*>(orow + j * 8 + (lane % 4) * 2) = packed;
+            }
+            if (lane % 4 == 0) lse[lse_index(p, pr, i)] = (m[t][r] + log2f(sum)) * ATTN_LN2;
         }
-        if (lane % 4 == 0) lse[lse_index(p, pr, i)] = (m[r] + log2f(l[r])) * ATTN_LN2;
-    }
 }
 
 // Shared memory of the backward (bytes): K, V [64][LD]; Q, dO [BM][LD]; scale*dS^T [64][BM+PAD];
@@ -723,7 +756,11 @@ SIMT_KERNELS(bf16, bf16)
 #define MMA_KERNELS(D, BM)                                                                         \
     extern "C" __global__ void __launch_bounds__(MMA_THREADS) attention_forward_mma_d##D##_bf16(   \
         AttnPlan p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {         \
-        attention_forward_mma<D>(p, q, k, v, out, lse);                                            \
+        attention_forward_mma<D, 1, MMA_KEYS>(p, q, k, v, out, lse);                               \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(MMA_THREADS) attention_forward_mma2_d##D##_bf16(  \
+        AttnPlan p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse) {         \
+        attention_forward_mma<D, 2, (D == 128 ? 32 : 64)>(p, q, k, v, out, lse);                   \
     }                                                                                              \
     extern "C" __global__ void __launch_bounds__(MMA_THREADS) attention_backward_mma_d##D##_bf16(  \
         AttnPlan p, const bf16* q, const bf16* k, const bf16* v, const float* lse,                 \

@@ -78,6 +78,8 @@ const SINGLE_TYPE_KERNELS: &[(&str, &[&str])] = &[
         &[
             "attention_forward_mma_d64_bf16",
             "attention_forward_mma_d128_bf16",
+            "attention_forward_mma2_d64_bf16",
+            "attention_forward_mma2_d128_bf16",
             "attention_backward_mma_d64_bf16",
             "attention_backward_mma_d128_bf16",
             "attention_backward_dq_convert_bf16",

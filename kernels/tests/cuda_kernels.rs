@@ -380,8 +380,10 @@ fn attention_simt_matches_cpu_in_every_mask_mode() {
 fn attention_tensor_cores_match_cpu_in_every_mask_mode() {
     let Some(dev) = gpu() else { return };
     let mut rng = StdRng::seed_from_u64(3);
-    for head_dim in [64, 128] {
-        check_attention::<bf16>(&dev, AttentionKernel::TensorCore, head_dim, &mut rng);
+    for kernel in [AttentionKernel::TensorCore, AttentionKernel::TensorCoreWide] {
+        for head_dim in [64, 128] {
+            check_attention::<bf16>(&dev, kernel, head_dim, &mut rng);
+        }
     }
 }
 

@@ -35,8 +35,33 @@ pub enum AttentionKernel {
     Auto,
     /// The SIMT kernels (f32 or bf16, head_dim ≤ 256).
     Simt,
-    /// The tensor-core kernels (bf16, head_dim 64 or 128 only).
+    /// The tensor-core kernels (bf16, head_dim 64 or 128 only), 64 queries per forward block.
     TensorCore,
+    /// The same with 128 queries per forward block (4 warps × 32 rows: each K/V fragment feeds
+    /// twice the products; keys in tiles of 32 for head_dim 128). The backward is the same.
+    TensorCoreWide,
+}
+
+/// Environment variable that overrides [`AttentionKernel::Auto`]'s tensor-core forward, for
+/// benchmarks: `narrow` (64 queries per block) or `wide` (128).
+pub const ATTENTION_KERNEL_ENV: &str = "FYM_ATTENTION_KERNEL";
+
+/// The tensor-core variant [`ATTENTION_KERNEL_ENV`] names, if any (read once).
+fn tensor_core_override() -> Option<AttentionKernel> {
+    static CHOSEN: std::sync::OnceLock<Option<AttentionKernel>> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| match std::env::var(ATTENTION_KERNEL_ENV).as_deref() {
+        Ok("wide") => Some(AttentionKernel::TensorCoreWide),
+        Ok("narrow") => Some(AttentionKernel::TensorCore),
+        _ => None,
+    })
+}
+
+/// Whether [`AttentionKernel::Auto`] runs the forward with 128 queries per block. Measured on an
+/// H200 (BENCHMARKS.md): 11–14% faster for Full and Spatial attention at S = 16384 and 32760, but
+/// slower when its blocks make fewer than ~4 waves (S = 4096: 384 blocks at two per SM) or when
+/// a group has few queries (Temporal: 16 frames would fill an eighth of the tile).
+fn wide_forward_pays_off(len_q: usize, problems: usize, multiprocessors: usize) -> bool {
+    len_q >= 256 && problems * len_q.div_ceil(2 * MMA_ROWS) >= 8 * multiprocessors
 }
 
 /// The problem decomposition the kernels take by value; the same groups as the CPU's plan.rs.
@@ -157,19 +182,23 @@ fn resolve<T: CudaFloat>(
     let is_bf16 = T::SUFFIX == "bf16";
     let mma_dim = head_dim == 64 || head_dim == 128;
     let kernel = match requested {
-        AttentionKernel::Auto if is_bf16 && mma_dim => AttentionKernel::TensorCore,
+        AttentionKernel::Auto if is_bf16 && mma_dim => {
+            tensor_core_override().unwrap_or(AttentionKernel::TensorCore)
+        }
         AttentionKernel::Auto => AttentionKernel::Simt,
         other => other,
     };
     match kernel {
-        AttentionKernel::TensorCore if !(is_bf16 && mma_dim) => Err(Error::shape(
-            op,
-            format!(
-                "the tensor-core kernels take bf16 with head_dim 64 or 128, got {} with head_dim \
-                 {head_dim}",
-                T::SUFFIX
-            ),
-        )),
+        AttentionKernel::TensorCore | AttentionKernel::TensorCoreWide if !(is_bf16 && mma_dim) => {
+            Err(Error::shape(
+                op,
+                format!(
+                    "the tensor-core kernels take bf16 with head_dim 64 or 128, got {} with \
+                     head_dim {head_dim}",
+                    T::SUFFIX
+                ),
+            ))
+        }
         AttentionKernel::Simt if head_dim > SIMT_MAX_DIM => Err(Error::shape(
             op,
             format!("the SIMT kernels take head_dim ≤ {SIMT_MAX_DIM}, got {head_dim}"),
@@ -259,21 +288,37 @@ pub fn attention_forward_with<T: CudaFloat>(
     check_len(OP, "v", v, kv_len)?;
     check_len(OP, "out", out, q_len)?;
     check_len(OP, "lse", lse, lse_len)?;
+    let requested = kernel;
     let kernel = resolve::<T>(OP, kernel, dims.head_dim)?;
     let (plan, problems) = AttnPlan::new(OP, dims, mask, scale)?;
-    let (name, cfg) = if kernel == AttentionKernel::TensorCore {
-        let smem = 3 * MMA_ROWS * (dims.head_dim + MMA_PAD) * 2;
+    let sms = dev.multiprocessor_count() as usize;
+    let kernel = match kernel {
+        AttentionKernel::TensorCore
+            if requested == AttentionKernel::Auto
+                && tensor_core_override().is_none()
+                && wide_forward_pays_off(plan.len_q as usize, problems, sms) =>
+        {
+            AttentionKernel::TensorCoreWide
+        }
+        k => k,
+    };
+    let (name, cfg) = if kernel != AttentionKernel::Simt {
+        // Queries per block and keys per tile of attention_forward_mma{,2}_d*.
+        let wide = kernel == AttentionKernel::TensorCoreWide;
+        let (rows, keys) = match (wide, dims.head_dim) {
+            (false, _) => (MMA_ROWS, MMA_ROWS),
+            (true, 128) => (2 * MMA_ROWS, MMA_ROWS / 2),
+            (true, _) => (2 * MMA_ROWS, MMA_ROWS),
+        };
+        let smem = (rows + 2 * keys) * (dims.head_dim + MMA_PAD) * 2;
         let cfg = LaunchConfig {
-            grid_dim: (
-                problems as u32,
-                grid_y(OP, plan.len_q as usize, MMA_ROWS)?,
-                1,
-            ),
+            grid_dim: (problems as u32, grid_y(OP, plan.len_q as usize, rows)?, 1),
             block_dim: (MMA_THREADS, 1, 1),
             shared_mem_bytes: smem as u32,
         };
+        let variant = if wide { "mma2" } else { "mma" };
         (
-            format!("attention_forward_mma_d{}_bf16", dims.head_dim),
+            format!("attention_forward_{variant}_d{}_bf16", dims.head_dim),
             cfg,
         )
     } else {
@@ -541,4 +586,21 @@ fn head_stats(dims: AttnDims, sums: &[f64]) -> Vec<HeadMapStats> {
             mass_temporal: s[1] / rows,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod wide_forward_tests {
+    use super::wide_forward_pays_off;
+
+    #[test]
+    fn wide_forward_only_where_it_was_measured_faster() {
+        let h200 = 132;
+        // (queries per group, problems = heads · groups): the bench's cases, 12 heads.
+        assert!(wide_forward_pays_off(16384, 12, h200)); // Full, S = 16384
+        assert!(wide_forward_pays_off(32760, 12, h200)); // Full, S = 32760
+        assert!(wide_forward_pays_off(1024, 12 * 16, h200)); // Spatial, 16 frames × 1024
+        assert!(!wide_forward_pays_off(4096, 12, h200)); // Full, S = 4096: too few blocks
+        assert!(!wide_forward_pays_off(256, 12 * 16, h200)); // Spatial, 16 × 256
+        assert!(!wide_forward_pays_off(16, 12 * 1024, h200)); // Temporal: 16 frames per group
+    }
 }
