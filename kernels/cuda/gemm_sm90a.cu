@@ -183,6 +183,45 @@ __device__ __forceinline__ void load_tile(unsigned tile, const bf16* g, long lon
     }
 }
 
+// C = alpha * acc + beta * C for one warpgroup's 64 x BN accumulators (rows from row_base, in
+// steps of 8, columns from n0), skipping what lies outside the m x n matrix. Neighbouring columns
+// go out as one bf16x2 store when the row stride allows it.
+template <int BN>
+__device__ __forceinline__ void store_accumulators(const float (&acc)[BN / 8][4], int row_base, int n0,
+                                                   int m, int n, float alpha, float beta, bf16* c,
+                                                   long long ldc, long long stride_c) {
+    const int lane = threadIdx.x & 31;
+    const bool pairs = ((ldc | stride_c) & 1) == 0;  // (row, col) and (row, col + 1) share 4 bytes
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+        const int col = n0 + j * 8 + (lane % 4) * 2;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int row = row_base + h * 8;
+            if (row >= m || col >= n) continue;
+            bf16* out = c + (long long)row * ldc + col;
+            float v0 = alpha * acc[j][2 * h];
+            float v1 = alpha * acc[j][2 * h + 1];
+            if (pairs && col + 1 < n) {
+                __nv_bfloat162* out2 = reinterpret_cast<__nv_bfloat162*>(out);
+                if (beta != 0.0f) {
+                    const float2 old = __bfloat1622float2(*out2);
+                    v0 += beta * old.x;
+                    v1 += beta * old.y;
+                }
+                *out2 = __floats2bfloat162_rn(v0, v1);
+            } else {
+                if (beta != 0.0f) v0 += beta * to_f32(out[0]);
+                out[0] = from_f32<bf16>(v0);
+                if (col + 1 < n) {
+                    if (beta != 0.0f) v1 += beta * to_f32(out[1]);
+                    out[1] = from_f32<bf16>(v1);
+                }
+            }
+        }
+    }
+}
+
 template <int BN, int STAGES>
 __device__ void gemm_nt_wgmma(int m, int n, int k, float alpha, const bf16* a, long long lda,
                               long long stride_a, const bf16* b, long long ldb, long long stride_b,
@@ -249,36 +288,8 @@ __device__ void gemm_nt_wgmma(int m, int n, int k, float alpha, const bf16* a, l
 
     const int warp = (threadIdx.x >> 5) & 3;
     const int lane = threadIdx.x & 31;
-    const int row_base = m0 + warpgroup * 64 + warp * 16 + lane / 4;
-    const bool pairs = ((ldc | stride_c) & 1) == 0;  // (row, col) and (row, col + 1) share 4 bytes
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-        const int col = n0 + j * 8 + (lane % 4) * 2;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = row_base + h * 8;
-            if (row >= m || col >= n) continue;
-            bf16* out = c + (long long)row * ldc + col;
-            float v0 = alpha * acc[j][2 * h];
-            float v1 = alpha * acc[j][2 * h + 1];
-            if (pairs && col + 1 < n) {
-                __nv_bfloat162* out2 = reinterpret_cast<__nv_bfloat162*>(out);
-                if (beta != 0.0f) {
-                    const float2 old = __bfloat1622float2(*out2);
-                    v0 += beta * old.x;
-                    v1 += beta * old.y;
-                }
-                *out2 = __floats2bfloat162_rn(v0, v1);
-            } else {
-                if (beta != 0.0f) v0 += beta * to_f32(out[0]);
-                out[0] = from_f32<bf16>(v0);
-                if (col + 1 < n) {
-                    if (beta != 0.0f) v1 += beta * to_f32(out[1]);
-                    out[1] = from_f32<bf16>(v1);
-                }
-            }
-        }
-    }
+    store_accumulators<BN>(acc, m0 + warpgroup * 64 + warp * 16 + lane / 4, n0, m, n, alpha, beta, c,
+                           ldc, stride_c);
 }
 
 // Shared memory of one block: STAGES x (A tile + B tile) plus 1 KB to align the ring.
@@ -404,36 +415,8 @@ __device__ void gemm_nt_tma(const TmaMap* map_a, const TmaMap* map_b, int m, int
     wgmma_wait<0>();
 
     c += blockIdx.z * stride_c;
-    const int row_base = m0 + warpgroup * 64 + (warp & 3) * 16 + lane / 4;
-    const bool pairs = ((ldc | stride_c) & 1) == 0;
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-        const int col = n0 + j * 8 + (lane % 4) * 2;
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = row_base + h * 8;
-            if (row >= m || col >= n) continue;
-            bf16* out = c + (long long)row * ldc + col;
-            float v0 = alpha * acc[j][2 * h];
-            float v1 = alpha * acc[j][2 * h + 1];
-            if (pairs && col + 1 < n) {
-                __nv_bfloat162* out2 = reinterpret_cast<__nv_bfloat162*>(out);
-                if (beta != 0.0f) {
-                    const float2 old = __bfloat1622float2(*out2);
-                    v0 += beta * old.x;
-                    v1 += beta * old.y;
-                }
-                *out2 = __floats2bfloat162_rn(v0, v1);
-            } else {
-                if (beta != 0.0f) v0 += beta * to_f32(out[0]);
-                out[0] = from_f32<bf16>(v0);
-                if (col + 1 < n) {
-                    if (beta != 0.0f) v1 += beta * to_f32(out[1]);
-                    out[1] = from_f32<bf16>(v1);
-                }
-            }
-        }
-    }
+    store_accumulators<BN>(acc, m0 + warpgroup * 64 + (warp & 3) * 16 + lane / 4, n0, m, n, alpha, beta,
+                           c, ldc, stride_c);
 }
 
 // Shared memory: STAGES x (A tile + B tile), 2 x STAGES mbarriers, 1 KB to align the ring.

@@ -229,23 +229,24 @@ pub(crate) fn check_slice(
     Ok((outer, n, inner))
 }
 
-/// Concatenates tensors (data, shape) along `axis` into `out`. All other dims must agree.
-pub fn concat_axis(
-    inputs: &[(&[f32], &[usize])],
+/// Validates a concatenation along `axis` of tensors given as (shape, element count) into `out_len`
+/// elements; returns `(outer, total, inner)` with `total` the concatenated axis' length.
+pub(crate) fn check_concat(
+    op: &'static str,
+    inputs: &[(&[usize], usize)],
     axis: usize,
-    out: &mut [f32],
-) -> crate::Result<()> {
-    const OP: &str = "concat_axis";
-    let Some(&(_, first)) = inputs.first() else {
-        return Err(crate::Error::shape(OP, "no inputs"));
+    out_len: usize,
+) -> crate::Result<(usize, usize, usize)> {
+    let Some(&(first, _)) = inputs.first() else {
+        return Err(crate::Error::shape(op, "no inputs"));
     };
     ensure_shape!(
         axis < first.len(),
-        OP,
+        op,
         "axis {axis} out of range for shape {first:?}"
     );
     let mut total = 0;
-    for (i, &(data, shape)) in inputs.iter().enumerate() {
+    for (i, &(shape, len)) in inputs.iter().enumerate() {
         let agree = shape.len() == first.len()
             && shape
                 .iter()
@@ -254,26 +255,35 @@ pub fn concat_axis(
                 .all(|(d, (a, b))| d == axis || a == b);
         ensure_shape!(
             agree,
-            OP,
+            op,
             "input {i} has shape {shape:?}, which differs from input 0's {first:?} off axis {axis}"
         );
         ensure_shape!(
-            data.len() == numel(shape),
-            OP,
-            "input {i} has {} elements, its shape {shape:?} has {}",
-            data.len(),
+            len == numel(shape),
+            op,
+            "input {i} has {len} elements, its shape {shape:?} has {}",
             numel(shape)
         );
         total += shape[axis];
     }
     let (outer, _, inner) = split_at_axis(first, axis);
     ensure_shape!(
-        out.len() == outer * total * inner,
-        OP,
-        "out has {} elements, the concatenation has {}",
-        out.len(),
+        out_len == outer * total * inner,
+        op,
+        "out has {out_len} elements, the concatenation has {}",
         outer * total * inner
     );
+    Ok((outer, total, inner))
+}
+
+/// Concatenates tensors (data, shape) along `axis` into `out`. All other dims must agree.
+pub fn concat_axis(
+    inputs: &[(&[f32], &[usize])],
+    axis: usize,
+    out: &mut [f32],
+) -> crate::Result<()> {
+    let shapes: Vec<(&[usize], usize)> = inputs.iter().map(|&(d, s)| (s, d.len())).collect();
+    let (_, total, inner) = check_concat("concat_axis", &shapes, axis, out.len())?;
     for_blocks(out, total * inner, |o0, blocks| {
         for (o, block) in blocks.chunks_exact_mut(total * inner).enumerate() {
             let mut at = 0;

@@ -20,6 +20,8 @@ const FILE: &str = "gemm.cu";
 const WGMMA_FILE: &str = "gemm_sm90a.cu";
 /// Rows of the wgmma kernel's block tile (two warpgroups of 64) and its k step.
 const WGMMA_BM: usize = 128;
+// gemm_batched_on checks one grid for every bf16 kernel.
+const _: () = assert!(WGMMA_BM == BF16_TILE);
 const WGMMA_BK: usize = 64;
 /// Environment variable that overrides [`GemmPath::Auto`]'s choice, for benchmarks:
 /// `mma`, or `wgmma-<bn>x<stages>` (e.g. `wgmma-256x4`).
@@ -327,6 +329,7 @@ pub fn gemm_batched_on<T: CudaFloat>(
         i32::from(ld.is_multiple_of(BF16_PER_CHUNK) && stride.is_multiple_of(BF16_PER_CHUNK))
     };
     let (vec_a, vec_b) = (aligned(lda, stride_a), aligned(ldb, stride_b));
+    let mut cp_async_wgmma = None;
     if is_bf16 {
         let wgmma_fits =
             !trans_a && trans_b && vec_a == 1 && vec_b == 1 && dev.compute_capability() == (9, 0);
@@ -370,54 +373,37 @@ pub fn gemm_batched_on<T: CudaFloat>(
                     format!("no wgmma kernel for {path:?}; built: {WGMMA_VARIANTS:?} (bn, stages)"),
                 ));
             }
-            let grid_y = m.div_ceil(WGMMA_BM);
-            if grid_y > MAX_GRID_YZ {
-                return Err(Error::shape(
-                    OP,
-                    format!("m = {m} exceeds the grid limit ({MAX_GRID_YZ} blocks)"),
-                ));
-            }
-            let name = format!("gemm_nt_wgmma_n{bn}_s{stages}");
-            let f = dev.function(WGMMA_FILE, &name)?;
-            // The ring of A and B tiles, plus 1 KB to align it to the swizzle period.
-            let smem = stages * (WGMMA_BM + bn) * WGMMA_BK * 2 + 1024;
-            allow_smem(&f, &name, smem)?;
-            let cfg = LaunchConfig {
-                grid_dim: (n.div_ceil(bn) as u32, grid_y as u32, batch as u32),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: smem as u32,
-            };
-            let mut launch = dev.stream().launch_builder(&f);
-            launch
-                .arg(&m_arg)
-                .arg(&n_arg)
-                .arg(&k_arg)
-                .arg(&alpha)
-                .arg(a)
-                .arg(&lda_arg)
-                .arg(&sa_arg)
-                .arg(b)
-                .arg(&ldb_arg)
-                .arg(&sb_arg)
-                .arg(&beta)
-                .arg(c)
-                .arg(&ldc_arg)
-                .arg(&sc_arg);
-            driver_call(&name, || unsafe { launch.launch(cfg) })?;
-            return Ok(());
+            cp_async_wgmma = Some((bn, stages));
         }
     }
-    let name = format!(
-        "gemm_{}{}_{}",
-        if trans_a { 't' } else { 'n' },
-        if trans_b { 't' } else { 'n' },
-        T::SUFFIX
-    );
-    let f = dev.function(FILE, &name)?;
+    // (file, kernel, blocks along n, shared memory); the block rows (128) are the same for every
+    // bf16 kernel, so `grid_y` holds for all.
+    let (file, name, grid_x, smem) = match cp_async_wgmma {
+        Some((bn, stages)) => (
+            WGMMA_FILE,
+            format!("gemm_nt_wgmma_n{bn}_s{stages}"),
+            n.div_ceil(bn),
+            // The ring of A and B tiles, plus 1 KB to align it to the swizzle period.
+            stages * (WGMMA_BM + bn) * WGMMA_BK * 2 + 1024,
+        ),
+        None => (
+            FILE,
+            format!(
+                "gemm_{}{}_{}",
+                if trans_a { 't' } else { 'n' },
+                if trans_b { 't' } else { 'n' },
+                T::SUFFIX
+            ),
+            grid_x,
+            0,
+        ),
+    };
+    let f = dev.function(file, &name)?;
+    allow_smem(&f, &name, smem)?;
     let cfg = LaunchConfig {
         grid_dim: (grid_x as u32, grid_y as u32, batch as u32),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: smem as u32,
     };
     let mut launch = dev.stream().launch_builder(&f);
     launch
@@ -435,7 +421,8 @@ pub fn gemm_batched_on<T: CudaFloat>(
         .arg(c)
         .arg(&ldc_arg)
         .arg(&sc_arg);
-    if is_bf16 {
+    // The mma.sync kernel also takes whether each operand can be copied in 16-byte chunks.
+    if is_bf16 && cp_async_wgmma.is_none() {
         launch.arg(&vec_a).arg(&vec_b);
     }
     driver_call(&name, || unsafe { launch.launch(cfg) })?;
@@ -519,13 +506,8 @@ fn gemm_tma<T: CudaFloat>(
             format!("no TMA wgmma kernel for bn {bn}, {stages} stages; built: {TMA_VARIANTS:?}"),
         ));
     }
+    // The caller checked the grid: its block rows are those of every bf16 kernel.
     let grid_y = m.div_ceil(WGMMA_BM);
-    if grid_y > MAX_GRID_YZ {
-        return Err(Error::shape(
-            OP,
-            format!("m = {m} exceeds the grid limit ({MAX_GRID_YZ} blocks)"),
-        ));
-    }
     let stream = dev.stream();
     // The read guards record, when dropped after the launch, that the kernel read A and B.
     let (ptr_a, _read_a) = a.device_ptr(stream);

@@ -7,7 +7,7 @@ use super::device::driver_call;
 use super::dtype::{kernel_name, CudaFloat};
 use super::launch::{as_i64, check_len, elementwise_config};
 use super::CudaDevice;
-use crate::cpu::layout::{check_indices, check_slice, split_at_axis};
+use crate::cpu::layout::{check_concat, check_indices, check_slice};
 use crate::{Error, Result};
 
 pub(crate) const FILE: &str = "layout.cu";
@@ -218,34 +218,8 @@ pub fn concat_axis<T: CudaFloat>(
     out: &mut CudaSlice<T>,
 ) -> Result<()> {
     const OP: &str = "cuda concat_axis";
-    let Some(&(_, first)) = inputs.first() else {
-        return Err(Error::shape(OP, "no inputs"));
-    };
-    if axis >= first.len() {
-        return Err(Error::shape(
-            OP,
-            format!("axis {axis} out of range for shape {first:?}"),
-        ));
-    }
-    let mut total = 0;
-    for (i, &(data, shape)) in inputs.iter().enumerate() {
-        let agree = shape.len() == first.len()
-            && shape
-                .iter()
-                .zip(first)
-                .enumerate()
-                .all(|(d, (a, b))| d == axis || a == b);
-        if !agree {
-            return Err(Error::shape(
-                OP,
-                format!("input {i} has shape {shape:?}, which differs from input 0's {first:?} off axis {axis}"),
-            ));
-        }
-        check_len(OP, &format!("input {i}"), data, shape.iter().product())?;
-        total += shape[axis];
-    }
-    let (outer, _, inner) = split_at_axis(first, axis);
-    check_len(OP, "out", out, outer * total * inner)?;
+    let shapes: Vec<(&[usize], usize)> = inputs.iter().map(|&(d, s)| (s, d.len())).collect();
+    let (outer, total, inner) = check_concat(OP, &shapes, axis, out.len())?;
     let mut at = 0;
     for &(data, shape) in inputs {
         let len = shape[axis];
@@ -364,6 +338,7 @@ pub(crate) fn simulate_walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::layout::split_at_axis;
 
     #[test]
     fn merged_walks_permute_and_slice_like_the_cpu() {
