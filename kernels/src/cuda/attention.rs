@@ -46,14 +46,31 @@ pub enum AttentionKernel {
 /// benchmarks: `narrow` (64 queries per block) or `wide` (128).
 pub const ATTENTION_KERNEL_ENV: &str = "FYM_ATTENTION_KERNEL";
 
-/// The tensor-core variant [`ATTENTION_KERNEL_ENV`] names, if any (read once).
-fn tensor_core_override() -> Option<AttentionKernel> {
-    static CHOSEN: std::sync::OnceLock<Option<AttentionKernel>> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| match std::env::var(ATTENTION_KERNEL_ENV).as_deref() {
-        Ok("wide") => Some(AttentionKernel::TensorCoreWide),
-        Ok("narrow") => Some(AttentionKernel::TensorCore),
+/// The tensor-core variant [`ATTENTION_KERNEL_ENV`] names, if any (read once); any other value
+/// is an error rather than a silent default that would mislabel a benchmark.
+fn tensor_core_override() -> Result<Option<AttentionKernel>> {
+    static CHOSEN: std::sync::OnceLock<std::result::Result<Option<AttentionKernel>, String>> =
+        std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| match std::env::var(ATTENTION_KERNEL_ENV) {
+            Err(_) => Ok(None),
+            Ok(v) => parse_tensor_core(&v).map(Some).ok_or_else(|| {
+                format!("{ATTENTION_KERNEL_ENV}={v:?}: use narrow (64 queries) or wide (128)")
+            }),
+        })
+        .clone()
+        .map_err(|msg| Error::Cuda {
+            op: "cuda attention".into(),
+            msg,
+        })
+}
+
+fn parse_tensor_core(text: &str) -> Option<AttentionKernel> {
+    match text {
+        "narrow" => Some(AttentionKernel::TensorCore),
+        "wide" => Some(AttentionKernel::TensorCoreWide),
         _ => None,
-    })
+    }
 }
 
 /// Whether [`AttentionKernel::Auto`] runs the forward with 128 queries per block. Measured on an
@@ -183,7 +200,7 @@ fn resolve<T: CudaFloat>(
     let mma_dim = head_dim == 64 || head_dim == 128;
     let kernel = match requested {
         AttentionKernel::Auto if is_bf16 && mma_dim => {
-            tensor_core_override().unwrap_or(AttentionKernel::TensorCore)
+            tensor_core_override()?.unwrap_or(AttentionKernel::TensorCore)
         }
         AttentionKernel::Auto => AttentionKernel::Simt,
         other => other,
@@ -295,7 +312,7 @@ pub fn attention_forward_with<T: CudaFloat>(
     let kernel = match kernel {
         AttentionKernel::TensorCore
             if requested == AttentionKernel::Auto
-                && tensor_core_override().is_none()
+                && tensor_core_override()?.is_none()
                 && wide_forward_pays_off(plan.len_q as usize, problems, sms) =>
         {
             AttentionKernel::TensorCoreWide
@@ -590,7 +607,20 @@ fn head_stats(dims: AttnDims, sums: &[f64]) -> Vec<HeadMapStats> {
 
 #[cfg(test)]
 mod wide_forward_tests {
-    use super::wide_forward_pays_off;
+    use super::{parse_tensor_core, wide_forward_pays_off, AttentionKernel};
+
+    #[test]
+    fn attention_override_names_parse() {
+        assert_eq!(
+            parse_tensor_core("wide"),
+            Some(AttentionKernel::TensorCoreWide)
+        );
+        assert_eq!(
+            parse_tensor_core("narrow"),
+            Some(AttentionKernel::TensorCore)
+        );
+        assert_eq!(parse_tensor_core("simt"), None);
+    }
 
     #[test]
     fn wide_forward_only_where_it_was_measured_faster() {

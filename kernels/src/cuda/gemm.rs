@@ -75,15 +75,26 @@ impl GemmPath {
         }
     }
 
-    /// [`GemmPath::Auto`], unless [`GEMM_PATH_ENV`] names another path (read once).
-    fn auto() -> GemmPath {
-        static CHOSEN: OnceLock<GemmPath> = OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            std::env::var(GEMM_PATH_ENV)
-                .ok()
-                .and_then(|v| GemmPath::parse(&v))
-                .unwrap_or(GemmPath::Auto)
-        })
+    /// [`GemmPath::Auto`], unless [`GEMM_PATH_ENV`] names another path (read once). A value that
+    /// names no built kernel is an error, not a silent fallback that would mislabel a benchmark.
+    fn auto() -> Result<GemmPath> {
+        static CHOSEN: OnceLock<std::result::Result<GemmPath, String>> = OnceLock::new();
+        CHOSEN
+            .get_or_init(|| match std::env::var(GEMM_PATH_ENV) {
+                Err(_) => Ok(GemmPath::Auto),
+                Ok(v) => GemmPath::parse(&v).ok_or_else(|| {
+                    format!(
+                        "{GEMM_PATH_ENV}={v:?} names no GEMM kernel: use auto, mma, \
+                         wgmma-<bn>x<stages> for (bn, stages) in {WGMMA_VARIANTS:?} or \
+                         tma-<bn>x<stages> for {TMA_VARIANTS:?}"
+                    )
+                }),
+            })
+            .clone()
+            .map_err(|msg| Error::Cuda {
+                op: "cuda gemm".into(),
+                msg,
+            })
     }
 }
 /// Block tile of the bf16 tensor-core kernel (square).
@@ -220,7 +231,7 @@ pub fn gemm_batched<T: CudaFloat>(
     stride_c: usize,
 ) -> Result<()> {
     gemm_batched_on(
-        GemmPath::auto(),
+        GemmPath::auto()?,
         dev,
         batch,
         trans_a,
@@ -552,4 +563,26 @@ fn gemm_tma<T: CudaFloat>(
 /// Floating-point operations of one GEMM (`2·m·n·k`), the count every TFLOP/s figure uses.
 pub fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_paths_parse_only_built_kernels() {
+        assert_eq!(GemmPath::parse("auto"), Some(GemmPath::Auto));
+        assert_eq!(GemmPath::parse("mma"), Some(GemmPath::MmaSync));
+        assert_eq!(
+            GemmPath::parse("wgmma-256x4"),
+            Some(GemmPath::Wgmma { bn: 256, stages: 4 })
+        );
+        assert_eq!(
+            GemmPath::parse("tma-128x6"),
+            Some(GemmPath::WgmmaTma { bn: 128, stages: 6 })
+        );
+        for bad in ["tma-999x9", "wgmma-128x6", "tma-256", "cublas", ""] {
+            assert_eq!(GemmPath::parse(bad), None, "{bad}");
+        }
+    }
 }
