@@ -109,19 +109,46 @@ fn check_binary<T: CudaFloat>(dev: &CudaDevice, rng: &mut StdRng) {
         .unwrap();
         assert_close::<T>("Mul broadcast first", &download(dev, &out), &want);
     }
-    // A broadcast the kernels do not cover is an error, not a wrong answer.
+    // Any other broadcast (inner dims of either operand, or both at once) expands the operands
+    // first; a shape that does not broadcast is an error, not a wrong answer.
+    let index = |i: usize, shape: &[usize]| {
+        let (i0, i1, i2) = (i / (5 * 67), (i / 67) % 5, i % 67);
+        let c = |v: usize, d: usize| if shape[d] == 1 { 0 } else { v };
+        (c(i0, 0) * shape[1] + c(i1, 1)) * shape[2] + c(i2, 2)
+    };
+    for (a_shape, b_shape) in [([3usize, 1, 67], [3usize, 5, 67]), ([3, 5, 1], [1, 5, 67])] {
+        let a = quantize::<T>(&random(rng, a_shape.iter().product(), -2.0, 2.0));
+        let b = quantize::<T>(&random(rng, b_shape.iter().product(), 0.5, 2.0));
+        let want: Vec<f64> = (0..n)
+            .map(|i| a[index(i, &a_shape)] as f64 / b[index(i, &b_shape)] as f64)
+            .collect();
+        let mut out = dev.zeros::<T>(n).unwrap();
+        elementwise::binary(
+            dev,
+            BinaryOp::Div,
+            &upload::<T>(dev, &a),
+            &a_shape,
+            &upload::<T>(dev, &b),
+            &b_shape,
+            &mut out,
+            &out_shape,
+        )
+        .unwrap();
+        let what = format!("Div a{a_shape:?} b{b_shape:?}");
+        assert_close::<T>(&what, &download(dev, &out), &want);
+    }
     let mut out = dev.zeros::<T>(n).unwrap();
     let err = elementwise::binary(
         dev,
         BinaryOp::Sub,
-        &upload::<T>(dev, &a[..3 * 67]),
-        &[3, 1, 67],
+        &upload::<T>(dev, &a[..3 * 2 * 67]),
+        &[3, 2, 67],
         &upload::<T>(dev, &a),
         &out_shape,
         &mut out,
         &out_shape,
     );
-    assert!(err.is_err());
+    assert!(err.unwrap_err().to_string().contains("do not broadcast"));
 }
 
 fn check_unary<T: CudaFloat>(dev: &CudaDevice, rng: &mut StdRng) {

@@ -6,6 +6,7 @@ use cudarc::driver::{CudaSlice, PushKernelArg};
 use super::device::driver_call;
 use super::dtype::{kernel_name, CudaFloat};
 use super::launch::{as_i64, check_len, checked_product, elementwise_config};
+use super::layout::{strided_copy, strides_of, WalkDim};
 use super::CudaDevice;
 pub use crate::cpu::elementwise::BinaryOp;
 use crate::{Error, Result};
@@ -43,9 +44,11 @@ fn op_name(op: BinaryOp) -> &'static str {
     }
 }
 
-/// `out = a op b`. Same rank for all three shapes and `a_shape == out_shape`; `b` either has
-/// `out`'s shape or repeats along its leading dims (shape `[1, …, 1, d_k, …, d_n]`, e.g. a bias row).
-/// For add and mul the operands may also come the other way round. Any other broadcast is an error.
+/// `out = a op b` with broadcasting: same rank for all three shapes, and each dim of `a` and `b`
+/// either equal to `out`'s or 1 (the CPU's [`crate::cpu::elementwise::binary`]). Same shapes and
+/// `b` repeating along leading dims (a bias row; for add and mul also `a`) run one kernel each;
+/// any other broadcast first expands the broadcast operand(s) to `out`'s shape with layout.cu's
+/// strided copy (stride 0 along the broadcast dims), then runs the same-shape kernel.
 #[allow(clippy::too_many_arguments)]
 pub fn binary<T: CudaFloat>(
     dev: &CudaDevice,
@@ -64,6 +67,23 @@ pub fn binary<T: CudaFloat>(
             format!("{op:?}: ranks differ: a {a_shape:?}, b {b_shape:?}, out {out_shape:?}"),
         ));
     }
+    let fits = |shape: &[usize]| shape.iter().zip(out_shape).all(|(&d, &o)| d == o || d == 1);
+    if !fits(a_shape) || !fits(b_shape) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "{op:?}: a {a_shape:?} and b {b_shape:?} do not broadcast to out {out_shape:?} \
+                 (each dim must equal out's or be 1)"
+            ),
+        ));
+    }
+    let n = checked_product(OP, out_shape)?;
+    check_len(OP, "a", a, checked_product(OP, a_shape)?)?;
+    check_len(OP, "b", b, checked_product(OP, b_shape)?)?;
+    check_len(OP, "out", out, n)?;
+    if n == 0 {
+        return Ok(());
+    }
     let commutative = matches!(op, BinaryOp::Add | BinaryOp::Mul);
     let (a, a_shape, b, b_shape) = if a_shape != out_shape && commutative && b_shape == out_shape {
         (b, b_shape, a, a_shape)
@@ -72,34 +92,18 @@ pub fn binary<T: CudaFloat>(
     };
     let pattern = (a_shape == out_shape)
         .then(|| broadcast_of(b_shape, out_shape))
-        .flatten()
-        .ok_or_else(|| {
-            Error::shape(
-                OP,
-                format!(
-                    "{op:?}: broadcast a {a_shape:?}, b {b_shape:?} -> out {out_shape:?} is not \
-                     supported on CUDA (only same shape or b repeated along leading dims)"
-                ),
-            )
-        })?;
-    let n = checked_product(OP, out_shape)?;
-    check_len(OP, "a", a, n)?;
-    check_len(OP, "b", b, checked_product(OP, b_shape)?)?;
-    check_len(OP, "out", out, n)?;
-    if n == 0 {
-        return Ok(());
-    }
+        .flatten();
     let n_arg = as_i64(OP, "elements", n)?;
     let cfg = elementwise_config(dev, n);
     match pattern {
-        Broadcast::Same => {
+        Some(Broadcast::Same) => {
             let name = kernel_name::<T>(op_name(op));
             let f = dev.function(FILE, &name)?;
             let mut launch = dev.stream().launch_builder(&f);
             launch.arg(a).arg(b).arg(out).arg(&n_arg);
             driver_call(&name, || unsafe { launch.launch(cfg) })?;
         }
-        Broadcast::Row { b_len } => {
+        Some(Broadcast::Row { b_len }) => {
             let name = kernel_name::<T>(&format!("{}_row", op_name(op)));
             let b_len_arg = as_i64(OP, "b elements", b_len)?;
             let f = dev.function(FILE, &name)?;
@@ -107,8 +111,49 @@ pub fn binary<T: CudaFloat>(
             launch.arg(a).arg(b).arg(out).arg(&n_arg).arg(&b_len_arg);
             driver_call(&name, || unsafe { launch.launch(cfg) })?;
         }
+        None => {
+            let expanded_a = expand(dev, OP, a, a_shape, out_shape)?;
+            let expanded_b = expand(dev, OP, b, b_shape, out_shape)?;
+            let (a, b) = (
+                expanded_a.as_ref().unwrap_or(a),
+                expanded_b.as_ref().unwrap_or(b),
+            );
+            binary(dev, op, a, out_shape, b, out_shape, out, out_shape)?;
+        }
     }
     Ok(())
+}
+
+/// The walk that repeats `shape` (each dim 1 or `out_shape`'s) over `out_shape`: stride 0 along
+/// the broadcast dims.
+fn broadcast_walk(shape: &[usize], out_shape: &[usize]) -> Vec<WalkDim> {
+    let (src, dst) = (strides_of(shape), strides_of(out_shape));
+    out_shape
+        .iter()
+        .enumerate()
+        .map(|(d, &len)| WalkDim {
+            len,
+            src: if shape[d] == 1 { 0 } else { src[d] },
+            dst: dst[d],
+        })
+        .collect()
+}
+
+/// `x` repeated to `out_shape` in a new buffer, or None when it already has that shape.
+fn expand<T: CudaFloat>(
+    dev: &CudaDevice,
+    op: &'static str,
+    x: &CudaSlice<T>,
+    shape: &[usize],
+    out_shape: &[usize],
+) -> Result<Option<CudaSlice<T>>> {
+    if shape == out_shape {
+        return Ok(None);
+    }
+    let mut full = dev.zeros::<T>(checked_product(op, out_shape)?)?;
+    let walk = broadcast_walk(shape, out_shape);
+    strided_copy(dev, op, x, 0, &mut full, 0, &walk, false)?;
+    Ok(Some(full))
 }
 
 /// `acc += x` (gradient accumulation).
@@ -264,7 +309,48 @@ pub fn silu_backward<T: CudaFloat>(
 
 #[cfg(test)]
 mod tests {
-    use super::{broadcast_of, Broadcast};
+    use super::{broadcast_of, broadcast_walk, BinaryOp, Broadcast};
+
+    #[test]
+    fn expanding_broadcast_operands_matches_the_cpu_binary() {
+        use crate::cpu::elementwise::binary as cpu_binary;
+        use crate::cuda::layout::simulate_walk;
+        let out_shape = [2usize, 3, 4];
+        // (a, b): a broadcast inside, b broadcast inside, both, and a leading-1 b.
+        let cases: [(&[usize], &[usize]); 4] = [
+            (&[2, 1, 4], &[2, 3, 4]),
+            (&[2, 3, 4], &[1, 3, 1]),
+            (&[2, 3, 1], &[1, 1, 4]),
+            (&[1, 3, 4], &[2, 1, 1]),
+        ];
+        for (a_shape, b_shape) in cases {
+            let a: Vec<f32> = (0..a_shape.iter().product())
+                .map(|v| v as f32 + 1.0)
+                .collect();
+            let b: Vec<f32> = (0..b_shape.iter().product())
+                .map(|v| 0.5 * v as f32 - 3.0)
+                .collect();
+            let mut want = vec![0.0; 24];
+            cpu_binary(
+                BinaryOp::Sub,
+                &a,
+                a_shape,
+                &b,
+                b_shape,
+                &mut want,
+                &out_shape,
+            )
+            .unwrap();
+            let full = |x: &[f32], shape: &[usize]| {
+                let mut buf = vec![f32::NAN; 24];
+                simulate_walk(x, 0, &mut buf, 0, &broadcast_walk(shape, &out_shape));
+                buf
+            };
+            let (fa, fb) = (full(&a, a_shape), full(&b, b_shape));
+            let got: Vec<f32> = fa.iter().zip(&fb).map(|(x, y)| x - y).collect();
+            assert_eq!(got, want, "a {a_shape:?} b {b_shape:?}");
+        }
+    }
 
     #[test]
     fn broadcast_patterns() {

@@ -111,7 +111,7 @@ pub(crate) fn strided_copy<T: CudaFloat>(
 }
 
 /// Row-major strides of `shape`.
-fn strides_of(shape: &[usize]) -> Vec<usize> {
+pub(crate) fn strides_of(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
         strides[d] = strides[d + 1] * shape[d + 1];
