@@ -25,15 +25,7 @@ pub fn embedding(
         out.len(),
         ids.len()
     );
-    if let Some(i) = ids.iter().position(|&id| id as usize >= vocab) {
-        return Err(crate::Error::shape(
-            OP,
-            format!(
-                "id {} at position {i} is out of range for vocab {vocab}",
-                ids[i]
-            ),
-        ));
-    }
+    check_ids(OP, ids, vocab)?;
     if dim == 0 {
         return Ok(());
     }
@@ -44,6 +36,20 @@ pub fn embedding(
         }
     });
     Ok(())
+}
+
+/// Errors on the first id ≥ `vocab`, naming it and its position (shared with the CUDA twin).
+pub(crate) fn check_ids(op: &'static str, ids: &[u32], vocab: usize) -> crate::Result<()> {
+    match ids.iter().position(|&id| id as usize >= vocab) {
+        Some(i) => Err(crate::Error::shape(
+            op,
+            format!(
+                "id {} at position {i} is out of range for vocab {vocab}",
+                ids[i]
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `dtable[ids[i]] += dy[i]` (accumulates).

@@ -7,6 +7,7 @@ use super::dtype::CudaFloat;
 use super::launch::check_len;
 use super::layout::launch_index;
 use super::CudaDevice;
+use crate::cpu::embedding::check_ids;
 use crate::{Error, Result};
 
 /// `out[i] = table[ids[i]]`, table `vocab × dim`. Errors on an id ≥ vocab.
@@ -68,17 +69,4 @@ pub fn embedding_backward<T: CudaFloat>(
         dtable,
         (1, vocab, ids.len(), dim),
     )
-}
-
-fn check_ids(op: &'static str, ids: &[u32], vocab: usize) -> Result<()> {
-    match ids.iter().position(|&id| id as usize >= vocab) {
-        Some(i) => Err(Error::shape(
-            op,
-            format!(
-                "id {} at position {i} is out of range for vocab {vocab}",
-                ids[i]
-            ),
-        )),
-        None => Ok(()),
-    }
 }
