@@ -276,6 +276,39 @@ fn resume_is_bit_for_bit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `fym pretrain --device cuda`: the same steps as on the CPU (step 1 before any update to f32
+/// rounding, later steps through AdamW's normalised updates), and the checkpoint written from
+/// the GPU resumes with exactly the GPU's weights. Skips, saying why, without a GPU.
+#[test]
+fn training_on_the_gpu_follows_the_cpu_and_checkpoints() {
+    let device = match fym_autograd::Device::cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: no usable GPU: {e}");
+            return;
+        }
+    };
+    let dir = temp_dir("gpu");
+    let path = Trainer::checkpoint_path(&dir);
+    let mut cpu = Trainer::new(tiny_config()).unwrap();
+    let mut gpu = Trainer::new(tiny_config()).unwrap();
+    gpu.to_device(device).unwrap();
+    for step in 1..=3 {
+        let (want, got) = (cpu.train_step().unwrap(), gpu.train_step().unwrap());
+        let err = ((got - want) / want).abs();
+        println!("step {step}: loss cpu {want}, gpu {got}, relative error {err:.1e}");
+        assert!(err <= if step == 1 { 1e-4 } else { 1e-2 }, "step {step}");
+    }
+    gpu.save_checkpoint(&path).unwrap();
+    let resumed = Trainer::resume(&path).unwrap();
+    assert_eq!(resumed.step, 3);
+    for ((n, a), (_, b)) in gpu.params().iter().zip(resumed.params().iter()) {
+        assert_eq!(a.device(), device, "{n} trains on the GPU");
+        assert_eq!(a.to_vec(), b.to_vec(), "parameter {n} differs after resume");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--resume --config`: a continued run may change how it is optimised (the learning-rate
 /// schedule restarts at its step, and the new settings survive the next checkpoint), never what
 /// the model is.

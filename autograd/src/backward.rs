@@ -1,6 +1,7 @@
 //! Reverse-mode differentiation: a topological walk of the recorded ops from the loss back to the
 //! parameters, and one match with the backward rule of every op.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use fym_kernels::cpu::elementwise::{self as ew, BinaryOp};
@@ -14,30 +15,45 @@ use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
 use crate::op::Op;
 use crate::ops::broadcast_data;
 use crate::ops::pad_shape;
+use crate::tensor::{Buf, CudaBuf};
 use crate::{Error, Result, Tensor};
 
 /// Gradients of the trainable leaves (parameters) reached from a loss, keyed by tensor id.
+/// Gradients live on the device of their tensors.
 #[derive(Default)]
 pub struct Grads {
-    map: HashMap<usize, Vec<f32>>,
+    map: HashMap<usize, Buf>,
 }
 
 impl Grads {
-    /// The gradient of `t`, if `t` is a parameter the loss depends on.
-    pub fn get(&self, t: &Tensor) -> Option<&[f32]> {
-        self.map.get(&t.id()).map(|g| g.as_slice())
+    /// The gradient of `t` on the host, if `t` is a parameter the loss depends on (a GPU
+    /// gradient is downloaded; use [`Grads::get_host`] to receive a failed download as an error).
+    pub fn get(&self, t: &Tensor) -> Option<Cow<'_, [f32]>> {
+        self.get_host(t)
+            .map(|g| g.unwrap_or_else(|e| panic!("reading a gradient from the GPU failed: {e}")))
     }
 
-    /// The gradient of `t` as a (non-trainable) tensor of `t`'s shape.
+    /// [`Grads::get`] with a failed download as an error.
+    pub fn get_host(&self, t: &Tensor) -> Option<Result<Cow<'_, [f32]>>> {
+        self.map.get(&t.id()).map(|g| match g {
+            Buf::Cpu(v) => Ok(Cow::Borrowed(v.as_slice())),
+            Buf::Cuda(c) => Ok(Cow::Owned(c.dev.download(&c.data)?)),
+        })
+    }
+
+    /// The gradient of `t` as a (non-trainable) host tensor of `t`'s shape.
     pub fn tensor(&self, t: &Tensor) -> Option<Tensor> {
         self.get(t).map(|g| {
             Tensor::from_vec(g.to_vec(), t.shape()).expect("gradient has its tensor's shape")
         })
     }
 
-    /// Takes the gradient of `t` out.
+    /// Takes the gradient of `t` out, on the host.
     pub fn remove(&mut self, t: &Tensor) -> Option<Vec<f32>> {
-        self.map.remove(&t.id())
+        self.map.remove(&t.id()).map(|g| {
+            g.to_host()
+                .unwrap_or_else(|e| panic!("reading a gradient from the GPU failed: {e}"))
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -78,7 +94,14 @@ impl Tensor {
             return Ok(grads);
         }
         let order = topological_order(self);
-        grads.map.insert(self.id(), seed.to_vec());
+        let seed = match self.cuda_device() {
+            Some(dev) => Buf::Cuda(CudaBuf {
+                data: dev.upload(seed)?,
+                dev,
+            }),
+            None => Buf::Cpu(seed.to_vec()),
+        };
+        grads.map.insert(self.id(), seed);
         for node in order.iter().rev() {
             let Some(op) = node.op() else { continue };
             // An intermediate's gradient is complete once we reach it and is not needed again.
@@ -86,11 +109,29 @@ impl Tensor {
                 continue;
             };
             let inputs = op.inputs();
-            let input_grads = op_backward(op, node, g)?;
+            let input_grads: Vec<Option<Buf>> = match g {
+                Buf::Cpu(g) => op_backward(op, node, g)?
+                    .into_iter()
+                    .map(|g| g.map(Buf::Cpu))
+                    .collect(),
+                Buf::Cuda(CudaBuf { dev, data }) => {
+                    crate::backward_cuda::op_backward(op, node, &dev, data)?
+                        .into_iter()
+                        .map(|g| {
+                            g.map(|data| {
+                                Buf::Cuda(CudaBuf {
+                                    dev: dev.clone(),
+                                    data,
+                                })
+                            })
+                        })
+                        .collect()
+                }
+            };
             for (input, grad) in inputs.into_iter().zip(input_grads) {
                 if let Some(grad) = grad.filter(|_| input.requires_grad()) {
                     match grads.map.get_mut(&input.id()) {
-                        Some(acc) => ew::add_assign(acc, &grad),
+                        Some(acc) => accumulate(acc, &grad)?,
                         None => {
                             grads.map.insert(input.id(), grad);
                         }
@@ -100,6 +141,24 @@ impl Tensor {
         }
         Ok(grads)
     }
+}
+
+/// `acc += grad` on the device both live on.
+fn accumulate(acc: &mut Buf, grad: &Buf) -> Result<()> {
+    match (acc, grad) {
+        (Buf::Cpu(acc), Buf::Cpu(grad)) => ew::add_assign(acc, grad),
+        (Buf::Cuda(acc), Buf::Cuda(grad)) => {
+            fym_kernels::cuda::elementwise::add_assign(&acc.dev, &mut acc.data, &grad.data)?
+        }
+        (acc, grad) => {
+            return Err(Error::DeviceMismatch {
+                op: "backward",
+                a: acc.device(),
+                b: grad.device(),
+            })
+        }
+    }
+    Ok(())
 }
 
 /// Nodes that require a gradient, each after all of its inputs.
@@ -221,7 +280,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
             let y = y.read().unwrap_or_else(|e| e.into_inner());
             let dx = unsafe {
                 output_vec(g.len(), |dx| {
-                    unary::unary_backward(*op, &x.data(), &y, g, dx)
+                    unary::unary_backward(*op, &x.data(), y.cpu(), g, dx)
                 })
             };
             vec![Some(dx)]
@@ -261,7 +320,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
             let y = y.read().unwrap_or_else(|e| e.into_inner());
             let dx = unsafe {
                 output_vec(g.len(), |dx| {
-                    softmax::softmax_backward(&y, g, g.len() / cols, cols, dx)
+                    softmax::softmax_backward(y.cpu(), g, g.len() / cols, cols, dx)
                 })
             };
             vec![Some(dx)]
@@ -285,8 +344,8 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
                         rows,
                         cols,
                         wd.as_deref().map(|v| v.as_slice()),
-                        mean,
-                        rstd,
+                        mean.cpu(),
+                        rstd.cpu(),
                         g,
                         dx,
                         dw.as_deref_mut(),
@@ -315,7 +374,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
                         rows,
                         cols,
                         wd.as_deref().map(|v| v.as_slice()),
-                        rstd,
+                        rstd.cpu(),
                         g,
                         dx,
                         dw.as_deref_mut(),
@@ -333,6 +392,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
             table,
             batch,
             heads,
+            ..
         } => {
             let dx = unsafe {
                 try_output_vec(g.len(), |dx| {
@@ -365,8 +425,8 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
                                 &q.data(),
                                 &k.data(),
                                 &v.data(),
-                                &saved.read().unwrap_or_else(|e| e.into_inner()),
-                                lse,
+                                saved.read().unwrap_or_else(|e| e.into_inner()).cpu(),
+                                lse.cpu(),
                                 g,
                                 dq,
                                 dk,

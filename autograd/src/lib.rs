@@ -6,6 +6,7 @@
 //! weights) never get gradient buffers, and inside [`no_grad`] nothing is recorded at all.
 
 mod backward;
+mod backward_cuda;
 mod checkpoint;
 mod error;
 mod gradcheck;
@@ -27,4 +28,4 @@ pub use gradcheck::{gradcheck, GradcheckReport};
 pub use ops::RopeTableRef;
 pub use optim::{AdamW, AdamWConfig};
 pub use params::ParamSet;
-pub use tensor::{is_grad_enabled, no_grad, Tensor};
+pub use tensor::{is_grad_enabled, no_grad, HostMut, HostRef, Tensor};

@@ -9,7 +9,9 @@ use fym_kernels::cpu::patchify::{PatchOrder, PatchSize, VideoDims};
 use fym_kernels::cpu::rope::RopeTable;
 use fym_kernels::cpu::unary::UnaryOp;
 
-use crate::tensor::{Storage, Tensor};
+use fym_kernels::cuda::CudaRopeTable;
+
+use crate::tensor::{Buf, Storage, Tensor};
 
 pub(crate) enum Op {
     /// `y = x·Wᵀ + b` over the last dim of `x`.
@@ -76,17 +78,19 @@ pub(crate) enum Op {
         x: Tensor,
         w: Option<Tensor>,
         b: Option<Tensor>,
-        mean: Vec<f32>,
-        rstd: Vec<f32>,
+        mean: Buf,
+        rstd: Buf,
     },
     RmsNorm {
         x: Tensor,
         w: Option<Tensor>,
-        rstd: Vec<f32>,
+        rstd: Buf,
     },
     Rope {
         x: Tensor,
         table: Arc<RopeTable>,
+        /// The table on the GPU, for an op that ran there.
+        cuda_table: Option<Arc<CudaRopeTable>>,
         batch: usize,
         heads: usize,
     },
@@ -98,7 +102,7 @@ pub(crate) enum Op {
         mask: MaskMode,
         scale: f32,
         out: Storage,
-        lse: Vec<f32>,
+        lse: Buf,
     },
     Patchify {
         x: Tensor,

@@ -50,12 +50,16 @@ impl AdamW {
     }
 
     /// One update of every parameter in `params` that has a gradient. Returns the global gradient
-    /// norm before clipping.
+    /// norm before clipping. Runs on the host: a GPU parameter's gradient and values are
+    /// downloaded, and the updated values uploaded.
     pub fn step(&mut self, params: &ParamSet, grads: &Grads) -> f32 {
-        let norm = params
+        let host: Vec<_> = params
             .iter()
-            .filter_map(|(_, t)| grads.get(t))
-            .flat_map(|g| g.iter())
+            .filter_map(|(name, t)| grads.get(t).map(|g| (name, t, g)))
+            .collect();
+        let norm = host
+            .iter()
+            .flat_map(|(_, _, g)| g.iter())
             .map(|&x| (x as f64) * (x as f64))
             .sum::<f64>()
             .sqrt() as f32;
@@ -69,8 +73,7 @@ impl AdamW {
         let bc2 = 1.0 - (c.beta2 as f64).powi(self.step as i32);
         let step_size = (c.lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
-        for (name, t) in params.iter() {
-            let Some(g) = grads.get(t) else { continue };
+        for (name, t, g) in host {
             let m = self
                 .m
                 .entry(name.to_string())

@@ -14,7 +14,7 @@ fn frozen_tensors_never_get_gradients() {
     let loss = x.linear(&w, Some(&p)).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     assert_eq!(grads.len(), 1, "only the trainable bias has a gradient");
-    assert_eq!(grads.get(&p).unwrap(), &[1.0, 1.0]);
+    assert_eq!(grads.get(&p).unwrap()[..], [1.0, 1.0]);
     assert!(grads.get(&w).is_none() && grads.get(&x).is_none());
 }
 
@@ -27,7 +27,7 @@ fn no_grad_records_nothing() {
     // Recording is back on afterwards.
     let z = p.square().unwrap().sum_all().unwrap();
     assert!(z.requires_grad());
-    assert_eq!(z.backward().unwrap().get(&p).unwrap(), &[2.0, 4.0]);
+    assert_eq!(z.backward().unwrap().get(&p).unwrap()[..], [2.0, 4.0]);
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn gradients_accumulate_over_paths() {
         .unwrap()
         .sum_all()
         .unwrap();
-    assert_eq!(y.backward().unwrap().get(&p).unwrap(), &[8.0]);
+    assert_eq!(y.backward().unwrap().get(&p).unwrap()[..], [8.0]);
 }
 
 #[test]

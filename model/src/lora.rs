@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use fym_autograd::{ParamSet, Tensor};
+use fym_autograd::{Device, ParamSet, Tensor};
 
 pub use crate::lora_io::{AdapterKind, Attn, HeadAssignment, LoraSite, LoraTarget};
 use crate::lora_io::{LoraAdapter, LoraFactors as HostFactors};
@@ -214,11 +214,11 @@ impl Adapter {
             };
             if target.target == LoraTarget::ToOut {
                 let n = f.a.dim(1);
-                f.mask_a = Some(Tensor::from_vec(features(n), &[1, n])?);
+                f.mask_a = Some(Tensor::from_vec(features(n), &[1, n])?.to_device(f.a.device())?);
                 f.mask_b = None;
             } else {
                 let n = f.b.dim(0);
-                f.mask_b = Some(Tensor::from_vec(features(n), &[n, 1])?);
+                f.mask_b = Some(Tensor::from_vec(features(n), &[n, 1])?.to_device(f.b.device())?);
                 f.mask_a = None;
             }
         }
@@ -258,6 +258,19 @@ impl Adapter {
             }
         }
         set
+    }
+
+    /// Moves factors and masks to `device` (trainable factors stay trainable, as new tensors).
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        for f in self.factors.values_mut() {
+            for t in [&mut f.a, &mut f.b] {
+                *t = t.to_device(device)?;
+            }
+            for m in [&mut f.mask_a, &mut f.mask_b].into_iter().flatten() {
+                *m = m.to_device(device)?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes the factors frozen (no gradients) or trainable, keeping their values.
@@ -352,6 +365,11 @@ impl Adapters {
             }
         }
         Ok(y)
+    }
+
+    /// Moves every adapter to `device`.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        self.list.iter_mut().try_for_each(|a| a.to_device(device))
     }
 
     /// Trainable factors of every adapter.

@@ -107,6 +107,13 @@ impl TextEncoder {
         Ok(tok.add(&self.positions)?)
     }
 
+    /// Moves the embedding tables to `device` (trainable ones stay trainable, as new tensors).
+    pub fn to_device(&mut self, device: fym_autograd::Device) -> Result<()> {
+        self.tokens = self.tokens.to_device(device)?;
+        self.positions = self.positions.to_device(device)?;
+        Ok(())
+    }
+
     /// Trainable tensors, named as stored in the model file.
     pub fn params(&self) -> ParamSet {
         let mut set = ParamSet::new();

@@ -6,7 +6,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fym_autograd::{MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor, VideoDims};
+use fym_autograd::{
+    Device, MaskMode, ParamSet, PatchOrder, PatchSize, RopeTable, Tensor, VideoDims,
+};
 use fym_kernels::cpu::rope::{grid_positions, rope_table};
 
 use crate::config::{WanConfig, FRAME_EMBED_PARAM};
@@ -141,6 +143,23 @@ impl WanModel {
         Ok(())
     }
 
+    /// Moves every parameter (base and LoRA) to `device`; trainable ones stay trainable but are new
+    /// tensors, so collect [`WanModel::trainable_base_params`] / adapter params after moving.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        for t in self.params.values_mut() {
+            *t = t.to_device(device)?;
+        }
+        self.adapters.to_device(device)
+    }
+
+    /// Where the base parameters live.
+    pub fn device(&self) -> Device {
+        self.params
+            .values()
+            .next()
+            .map_or(Device::Cpu, |t| t.device())
+    }
+
     /// A base parameter by its diffusers name.
     pub fn param(&self, name: &str) -> Result<&Tensor> {
         self.params
@@ -192,6 +211,7 @@ impl WanModel {
         let dim = self.config.dim();
         let weights = frame_embedding_weights(frames, len, opts.frame_positions.as_deref());
         let per_frame = Tensor::from_vec(weights, &[frames, len])?
+            .to_device(x.device())?
             .matmul(self.p(FRAME_EMBED_PARAM)?)?
             .reshape(&[1, frames, 1, dim])?;
         Ok(x.reshape(&[b, frames, tokens_per_frame, dim])?
@@ -279,7 +299,8 @@ impl WanModel {
         }
 
         // §4 condition embedder.
-        let sinus = Tensor::from_vec(timestep_embedding(timestep, c.freq_dim)?, &[b, c.freq_dim])?;
+        let sinus = Tensor::from_vec(timestep_embedding(timestep, c.freq_dim)?, &[b, c.freq_dim])?
+            .to_device(hidden_states.device())?;
         let temb = self
             .project(&sinus, "condition_embedder.time_embedder.linear_1", None)?
             .silu()?;

@@ -85,7 +85,7 @@ fn check_grads(case: &Case, extra: &[(String, Tensor)]) {
         let got = grads
             .get(&t)
             .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let e = rel_err(got, &want.data);
+        let e = rel_err(&got, &want.data);
         if e > worst.0 {
             worst = (e, name.clone());
         }

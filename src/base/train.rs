@@ -437,6 +437,15 @@ impl Trainer {
         Ok(())
     }
 
+    /// Moves the model to `device` (the optimizer moments and the EMA stay on the host). Training
+    /// then runs every op of the step there; the result matches the CPU's up to f32 rounding.
+    pub fn to_device(&mut self, device: fym_autograd::Device) -> anyhow::Result<()> {
+        self.model.wan.to_device(device)?;
+        self.model.text.to_device(device)?;
+        self.params = trained_params(&self.model);
+        Ok(())
+    }
+
     /// The checkpoint file inside a run folder.
     pub fn checkpoint_path(dir: &Path) -> std::path::PathBuf {
         dir.join(CHECKPOINT_FILE)
@@ -572,8 +581,9 @@ impl Trainer {
             }
         }
         let shape = [c.batch, 3, spec.frames, spec.height, spec.width];
-        let xt = Tensor::from_vec(xt, &shape)?;
-        let target = Tensor::from_vec(target, &shape)?;
+        let device = self.model.wan.device();
+        let xt = Tensor::from_vec(xt, &shape)?.to_device(device)?;
+        let target = Tensor::from_vec(target, &shape)?.to_device(device)?;
         let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
         let text = self.model.text.encode(&refs)?;
         let timesteps: Vec<f32> = sigmas

@@ -171,7 +171,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
             // A parameter the output does not depend on has gradient zero.
             let g = grads
                 .get(&t)
-                .map_or_else(|| vec![0.0; t.numel()], <[f32]>::to_vec);
+                .map_or_else(|| vec![0.0; t.numel()], |g| g.to_vec());
             written.insert(
                 format!("grad.{name}"),
                 HostTensor::new(t.shape().to_vec(), g)?,

@@ -22,7 +22,7 @@ pub struct PretrainArgs {
     /// Continue from the run folder's checkpoint.
     #[arg(long)]
     pub resume: bool,
-    /// cpu (the tape runs its ops on the CPU).
+    /// cpu, cuda or cuda:N (every op of the training step runs there; optimizer and EMA on the host).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Stop after this many minutes of training in this run.
@@ -65,12 +65,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.export {
         return export(&args.out.join("model"), dir, args.gate.as_deref());
     }
-    match args.device.as_str() {
-        "cpu" => {}
-        "cuda" => anyhow::bail!(
-            "--device cuda: the training tape runs its ops on the CPU in this build; use --device cpu"
-        ),
-        other => anyhow::bail!("--device {other:?}: expected cpu or cuda"),
+    let device: fym_autograd::Device = args
+        .device
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--device {:?}: expected cpu, cuda or cuda:N", args.device))?;
+    if let fym_autograd::Device::Cuda(ordinal) = device {
+        fym_kernels::cuda::CudaDevice::open(ordinal).context("--device cuda")?;
     }
     if args.minutes.is_none() && args.steps.is_none() {
         anyhow::bail!("give --minutes N or --steps N (how long to train)");
@@ -110,10 +110,11 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         };
         Trainer::new(config)?
     };
+    trainer.to_device(device)?;
     let batch = trainer.config.batch as f64;
     if !args.quiet {
         eprintln!(
-            "pretrain: {} parameters, {} clips of {}×{}×{} per step, from step {}, {} threads",
+            "pretrain: {} parameters, {} clips of {}×{}×{} per step, from step {}, on {device}, {} threads",
             trainer.params().numel(),
             trainer.config.batch,
             trainer.config.frames,

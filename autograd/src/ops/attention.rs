@@ -7,8 +7,11 @@ use fym_kernels::cpu::rope::{self, RopeTable};
 
 use fym_kernels::cpu::buffer::try_output_vec;
 
-use super::{ensure_cpu, records};
+use fym_kernels::cuda::{self, CudaRopeTable};
+
+use super::{gpu_of, gpu_zeros, records};
 use crate::op::Op;
+use crate::tensor::Buf;
 use crate::{Error, Result, Tensor};
 
 /// A RoPE table shared by every layer of a forward pass.
@@ -26,7 +29,7 @@ impl Tensor {
         tokens_per_frame: usize,
     ) -> Result<Tensor> {
         let q = self;
-        ensure_cpu(&[q, k, v])?;
+        let gpu = gpu_of("attention", &[q, k, v])?;
         let ok = q.rank() == 3
             && k.rank() == 3
             && k.shape() == v.shape()
@@ -54,6 +57,36 @@ impl Tensor {
             tokens_per_frame,
         };
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, q.numel())?;
+            let mut lse = gpu_zeros(&dev, dims.batch * heads * dims.seq_q)?;
+            let (qs, ks, vs) = (q.storage(), k.storage(), v.storage());
+            cuda::attention::attention_forward(
+                &dev,
+                dims,
+                mask,
+                scale,
+                qs.cuda(),
+                ks.cuda(),
+                vs.cuda(),
+                &mut out,
+                &mut lse,
+            )?;
+            drop((qs, ks, vs));
+            // The backward reads the output: the op shares the result's storage.
+            let storage = Tensor::cuda_storage(&dev, out);
+            let op = Op::Attention {
+                q: q.clone(),
+                k: k.clone(),
+                v: v.clone(),
+                dims,
+                mask,
+                scale,
+                out: storage.clone(),
+                lse: Tensor::gpu_buf(&dev, lse),
+            };
+            return Ok(Tensor::from_op_storage(storage, q.shape().to_vec(), op));
+        }
         let mut lse = vec![0.0; dims.batch * heads * dims.seq_q];
         // SAFETY: the forward writes every output row (every query belongs to one group of
         // every mask mode) or returns an error.
@@ -77,7 +110,7 @@ impl Tensor {
         } else {
             Vec::new()
         };
-        let saved = Arc::new(RwLock::new(saved));
+        let saved = Arc::new(RwLock::new(Buf::Cpu(saved)));
         let op = Op::Attention {
             q: q.clone(),
             k: k.clone(),
@@ -86,14 +119,14 @@ impl Tensor {
             mask,
             scale,
             out: saved,
-            lse,
+            lse: Buf::Cpu(lse),
         };
         Ok(Tensor::from_op(out, q.shape().to_vec(), op))
     }
 
     /// Rotates `[B, S, H·D]` (or `[B, S, H, D]`) by the table's angles, same for every head.
     pub fn rope(&self, table: &RopeTableRef, heads: usize) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("rope", &[self])?;
         let (b, s) = (
             self.shape().first().copied().unwrap_or(0),
             self.shape().get(1).copied().unwrap_or(0),
@@ -109,6 +142,21 @@ impl Tensor {
                 ),
             ));
         }
+        if let Some(dev) = gpu {
+            let cuda_table = Arc::new(CudaRopeTable::upload(&dev, table)?);
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            let x = self.storage();
+            cuda::rope::rope_apply(&dev, x.cuda(), b, heads, &cuda_table, false, &mut out)?;
+            drop(x);
+            let op = Op::Rope {
+                x: self.clone(),
+                table: table.clone(),
+                cuda_table: Some(cuda_table),
+                batch: b,
+                heads,
+            };
+            return Ok(Tensor::from_cuda_op(&dev, out, self.shape().to_vec(), op));
+        }
         // SAFETY: `rope_apply` writes every element of `out` or returns an error.
         let out = unsafe {
             try_output_vec(self.numel(), |out| {
@@ -118,6 +166,7 @@ impl Tensor {
         let op = Op::Rope {
             x: self.clone(),
             table: table.clone(),
+            cuda_table: None,
             batch: b,
             heads,
         };

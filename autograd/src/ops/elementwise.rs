@@ -5,15 +5,36 @@ use fym_kernels::cpu::unary::{self, UnaryOp};
 
 use fym_kernels::cpu::buffer::{output_vec, try_output_vec};
 
-use super::{broadcast_shapes, ensure_cpu, pad_shape, records};
+use fym_kernels::cuda;
+
+use super::{broadcast_shapes, gpu_of, gpu_zeros, pad_shape, records};
 use crate::op::Op;
 use crate::{Result, Tensor};
 
 impl Tensor {
     fn binary(&self, other: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
-        ensure_cpu(&[self, other])?;
+        let gpu = gpu_of(name, &[self, other])?;
         let shape = broadcast_shapes(name, self.shape(), other.shape())?;
         let rank = shape.len();
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, shape.iter().product())?;
+            cuda::elementwise::binary(
+                &dev,
+                op,
+                self.storage().cuda(),
+                &pad_shape(self.shape(), rank),
+                other.storage().cuda(),
+                &pad_shape(other.shape(), rank),
+                &mut out,
+                &shape,
+            )?;
+            let op = Op::Binary {
+                op,
+                a: self.clone(),
+                b: other.clone(),
+            };
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         // SAFETY: `binary` writes every element of `out` (or returns an error).
         let out = unsafe {
             try_output_vec(shape.iter().product(), |out| {
@@ -62,7 +83,7 @@ impl Tensor {
     /// adaLN modulation `self·(1 + scale) + shift`: `self [B, S, D]`, `scale`, `shift [B, 1, D]`
     /// (one vector per batch entry, broadcast over its tokens), in one pass.
     pub fn modulate(&self, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        ensure_cpu(&[self, scale, shift])?;
+        let gpu = gpu_of("modulate", &[self, scale, shift])?;
         let ok = self.rank() == 3
             && scale.shape() == [self.dim(0), 1, self.dim(2)]
             && shift.shape() == scale.shape();
@@ -78,6 +99,25 @@ impl Tensor {
             ));
         }
         let (b, t, d) = (self.dim(0), self.dim(1), self.dim(2));
+        let op = Op::Modulate {
+            x: self.clone(),
+            scale: scale.clone(),
+            shift: shift.clone(),
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::modulate::modulate(
+                &dev,
+                self.storage().cuda(),
+                b,
+                t,
+                d,
+                scale.storage().cuda(),
+                shift.storage().cuda(),
+                &mut out,
+            )?;
+            return Ok(Tensor::from_cuda_op(&dev, out, self.shape().to_vec(), op));
+        }
         let mut out = vec![0.0; self.numel()];
         fym_kernels::cpu::modulate::modulate(
             &self.data(),
@@ -88,31 +128,27 @@ impl Tensor {
             &shift.data(),
             &mut out,
         )?;
-        let op = Op::Modulate {
-            x: self.clone(),
-            scale: scale.clone(),
-            shift: shift.clone(),
-        };
         Ok(Tensor::from_op(out, self.shape().to_vec(), op))
     }
 
     /// `alpha·self + beta`.
     pub fn affine(&self, alpha: f32, beta: f32) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let op = Op::Affine {
+            x: self.clone(),
+            alpha,
+        };
+        if let Some(dev) = gpu_of("affine", &[self])? {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::elementwise::affine_scalar(&dev, self.storage().cuda(), alpha, beta, &mut out)?;
+            return Ok(Tensor::from_cuda_op(&dev, out, self.shape().to_vec(), op));
+        }
         // SAFETY: `affine_scalar` writes every element of `out`.
         let out = unsafe {
             output_vec(self.numel(), |out| {
                 ew::affine_scalar(&self.data(), alpha, beta, out)
             })
         };
-        Ok(Tensor::from_op(
-            out,
-            self.shape().to_vec(),
-            Op::Affine {
-                x: self.clone(),
-                alpha,
-            },
-        ))
+        Ok(Tensor::from_op(out, self.shape().to_vec(), op))
     }
 
     /// `alpha·self`.
@@ -121,7 +157,18 @@ impl Tensor {
     }
 
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        if let Some(dev) = gpu_of("unary", &[self])? {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::unary::unary(&dev, op, self.storage().cuda(), &mut out)?;
+            // The backward reads the output: the op shares the result's storage.
+            let storage = Tensor::cuda_storage(&dev, out);
+            let op = Op::Unary {
+                op,
+                x: self.clone(),
+                y: storage.clone(),
+            };
+            return Ok(Tensor::from_op_storage(storage, self.shape().to_vec(), op));
+        }
         // SAFETY: `unary` writes every element of `out`.
         let out = unsafe { output_vec(self.numel(), |out| unary::unary(op, &self.data(), out)) };
         // The op (and this copy for its backward) is kept only when it is recorded.
@@ -130,7 +177,7 @@ impl Tensor {
         } else {
             Vec::new()
         };
-        let y = std::sync::Arc::new(std::sync::RwLock::new(saved));
+        let y = std::sync::Arc::new(std::sync::RwLock::new(crate::tensor::Buf::Cpu(saved)));
         Ok(Tensor::from_op(
             out,
             self.shape().to_vec(),
@@ -164,7 +211,12 @@ impl Tensor {
 
     /// GELU with the tanh approximation.
     pub fn gelu(&self) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        if let Some(dev) = gpu_of("gelu", &[self])? {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::elementwise::gelu_tanh(&dev, self.storage().cuda(), &mut out)?;
+            let op = Op::Gelu { x: self.clone() };
+            return Ok(Tensor::from_cuda_op(&dev, out, self.shape().to_vec(), op));
+        }
         // SAFETY: `gelu_tanh` writes every element of `out`.
         let out = unsafe { output_vec(self.numel(), |out| ew::gelu_tanh(&self.data(), out)) };
         Ok(Tensor::from_op(
@@ -176,7 +228,12 @@ impl Tensor {
 
     /// SiLU: `x·sigmoid(x)`.
     pub fn silu(&self) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        if let Some(dev) = gpu_of("silu", &[self])? {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::elementwise::silu(&dev, self.storage().cuda(), &mut out)?;
+            let op = Op::Silu { x: self.clone() };
+            return Ok(Tensor::from_cuda_op(&dev, out, self.shape().to_vec(), op));
+        }
         // SAFETY: `silu` writes every element of `out`.
         let out = unsafe { output_vec(self.numel(), |out| ew::silu(&self.data(), out)) };
         Ok(Tensor::from_op(

@@ -3,7 +3,9 @@
 use fym_kernels::cpu::patchify::{self, PatchOrder, PatchSize, VideoDims};
 use fym_kernels::cpu::{embedding, layout};
 
-use super::ensure_cpu;
+use fym_kernels::cuda;
+
+use super::{gpu_of, gpu_zeros};
 use crate::op::Op;
 use crate::tensor::numel;
 use crate::{Error, Result, Tensor};
@@ -17,16 +19,17 @@ impl Tensor {
                 format!("{:?} cannot become {shape:?}", self.shape()),
             ));
         }
-        Ok(Tensor::from_op(
-            self.to_vec(),
-            shape.to_vec(),
-            Op::Reshape { x: self.clone() },
-        ))
+        let op = Op::Reshape { x: self.clone() };
+        if let Some(dev) = self.cuda_device() {
+            let out = dev.duplicate(self.storage().cuda())?;
+            return Ok(Tensor::from_cuda_op(&dev, out, shape.to_vec(), op));
+        }
+        Ok(Tensor::from_op(self.to_vec(), shape.to_vec(), op))
     }
 
     /// Output axis `i` is input axis `perm[i]`.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("permute", &[self])?;
         let mut seen = vec![false; self.rank()];
         if perm.len() != self.rank()
             || perm
@@ -42,21 +45,23 @@ impl Tensor {
             ));
         }
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
+        let op = Op::Permute {
+            x: self.clone(),
+            perm: perm.to_vec(),
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, self.numel())?;
+            cuda::layout::permute(&dev, self.storage().cuda(), self.shape(), perm, &mut out)?;
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; self.numel()];
         layout::permute(&self.data(), self.shape(), perm, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::Permute {
-                x: self.clone(),
-                perm: perm.to_vec(),
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// `self[.., start..start+len, ..]` along `axis`.
     pub fn slice(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("slice", &[self])?;
         if axis >= self.rank() || start + len > self.shape()[axis] {
             return Err(Error::shape(
                 "slice",
@@ -69,17 +74,21 @@ impl Tensor {
         }
         let mut shape = self.shape().to_vec();
         shape[axis] = len;
+        let op = Op::Slice {
+            x: self.clone(),
+            axis,
+            start,
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, numel(&shape))?;
+            let x = self.storage();
+            cuda::layout::slice_axis(&dev, x.cuda(), self.shape(), axis, start, len, &mut out)?;
+            drop(x);
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; numel(&shape)];
         layout::slice_axis(&self.data(), self.shape(), axis, start, len, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::Slice {
-                x: self.clone(),
-                axis,
-                start,
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Concatenation along `axis`.
@@ -87,7 +96,7 @@ impl Tensor {
         let first = xs
             .first()
             .ok_or_else(|| Error::shape("concat", "no tensors given"))?;
-        ensure_cpu(&xs.iter().collect::<Vec<_>>())?;
+        let gpu = gpu_of("concat", &xs.iter().collect::<Vec<_>>())?;
         let mut shape = first.shape().to_vec();
         if axis >= shape.len() {
             return Err(Error::shape(
@@ -99,6 +108,23 @@ impl Tensor {
             .iter()
             .map(|t| t.shape().get(axis).copied().unwrap_or(0))
             .sum();
+        let op = Op::Concat {
+            xs: xs.to_vec(),
+            axis,
+        };
+        if let Some(dev) = gpu {
+            let guards: Vec<_> = xs.iter().map(|t| t.storage()).collect();
+            let inputs: Vec<_> = guards
+                .iter()
+                .zip(xs)
+                .map(|(g, t)| (g.cuda(), t.shape()))
+                .collect();
+            let mut out = gpu_zeros(&dev, numel(&shape))?;
+            cuda::layout::concat_axis(&dev, &inputs, axis, &mut out)?;
+            drop(inputs);
+            drop(guards);
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let guards: Vec<_> = xs.iter().map(|t| t.data()).collect();
         let inputs: Vec<(&[f32], &[usize])> = guards
             .iter()
@@ -109,19 +135,12 @@ impl Tensor {
         layout::concat_axis(&inputs, axis, &mut out)?;
         drop(inputs);
         drop(guards);
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::Concat {
-                xs: xs.to_vec(),
-                axis,
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Gathers `indices` along `axis` (e.g. a sparse subset of frames).
     pub fn index_select(&self, axis: usize, indices: &[usize]) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("index_select", &[self])?;
         if axis >= self.rank() || indices.iter().any(|&i| i >= self.shape()[axis]) {
             return Err(Error::shape(
                 "index_select",
@@ -133,22 +152,26 @@ impl Tensor {
         }
         let mut shape = self.shape().to_vec();
         shape[axis] = indices.len();
+        let op = Op::IndexSelect {
+            x: self.clone(),
+            axis,
+            indices: indices.to_vec(),
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, numel(&shape))?;
+            let x = self.storage();
+            cuda::layout::index_select(&dev, x.cuda(), self.shape(), axis, indices, &mut out)?;
+            drop(x);
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; numel(&shape)];
         layout::index_select(&self.data(), self.shape(), axis, indices, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::IndexSelect {
-                x: self.clone(),
-                axis,
-                indices: indices.to_vec(),
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Video `[B, C, F, H, W]` → tokens `[B, S, P·C]`.
     pub fn patchify(&self, patch: PatchSize, order: PatchOrder) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("patchify", &[self])?;
         let s = self.shape();
         if s.len() != 5 {
             return Err(Error::shape(
@@ -165,18 +188,20 @@ impl Tensor {
         };
         let tokens = (s[2] / patch.t.max(1)) * (s[3] / patch.h.max(1)) * (s[4] / patch.w.max(1));
         let shape = vec![s[0], tokens, s[1] * patch.t * patch.h * patch.w];
+        let op = Op::Patchify {
+            x: self.clone(),
+            dims,
+            patch,
+            order,
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, numel(&shape))?;
+            cuda::patchify::patchify(&dev, self.storage().cuda(), dims, patch, order, &mut out)?;
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; numel(&shape)];
         patchify::patchify(&self.data(), dims, patch, order, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::Patchify {
-                x: self.clone(),
-                dims,
-                patch,
-                order,
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Tokens `[B, S, P·C]` → video of `dims`.
@@ -186,7 +211,7 @@ impl Tensor {
         patch: PatchSize,
         order: PatchOrder,
     ) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("unpatchify", &[self])?;
         let shape = vec![
             dims.batch,
             dims.channels,
@@ -200,23 +225,27 @@ impl Tensor {
                 format!("tokens {:?} do not fill a video {shape:?}", self.shape()),
             ));
         }
+        let op = Op::Unpatchify {
+            x: self.clone(),
+            dims,
+            patch,
+            order,
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, numel(&shape))?;
+            let x = self.storage();
+            cuda::patchify::unpatchify(&dev, x.cuda(), dims, patch, order, &mut out)?;
+            drop(x);
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; numel(&shape)];
         patchify::unpatchify(&self.data(), dims, patch, order, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::Unpatchify {
-                x: self.clone(),
-                dims,
-                patch,
-                order,
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Rows of the `[vocab, dim]` table for each id → `[ids.len(), dim]`.
     pub fn embedding(&self, ids: &[u32]) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("embedding", &[self])?;
         if self.rank() != 2 {
             return Err(Error::shape(
                 "embedding",
@@ -224,15 +253,19 @@ impl Tensor {
             ));
         }
         let (vocab, dim) = (self.dim(0), self.dim(1));
+        let op = Op::Embedding {
+            table: self.clone(),
+            ids: ids.to_vec(),
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, ids.len() * dim)?;
+            let table = self.storage();
+            cuda::embedding::embedding(&dev, table.cuda(), vocab, dim, ids, &mut out)?;
+            drop(table);
+            return Ok(Tensor::from_cuda_op(&dev, out, vec![ids.len(), dim], op));
+        }
         let mut out = vec![0.0; ids.len() * dim];
         embedding::embedding(&self.data(), vocab, dim, ids, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            vec![ids.len(), dim],
-            Op::Embedding {
-                table: self.clone(),
-                ids: ids.to_vec(),
-            },
-        ))
+        Ok(Tensor::from_op(out, vec![ids.len(), dim], op))
     }
 }

@@ -11,16 +11,31 @@ mod reduce;
 pub use attention::RopeTableRef;
 pub(crate) use reduce::broadcast_data;
 
+use std::sync::Arc;
+
+use fym_kernels::cuda::{CudaDevice, CudaSlice};
+
 use crate::{Error, Result, Tensor};
 
-/// Errors unless every tensor is on the CPU (the engine's tensor ops run there).
-pub(crate) fn ensure_cpu(tensors: &[&Tensor]) -> Result<()> {
-    for t in tensors {
-        if t.device() != fym_kernels::Device::Cpu {
-            return Err(Error::UnsupportedDevice(t.device()));
-        }
+/// The GPU that every one of `tensors` lives on, or None when they are all on the CPU: ops run
+/// where their inputs are. Inputs on different devices are an error naming the op.
+pub(crate) fn gpu_of(op: &'static str, tensors: &[&Tensor]) -> Result<Option<Arc<CudaDevice>>> {
+    let Some(first) = tensors.first() else {
+        return Ok(None);
+    };
+    if let Some(other) = tensors.iter().find(|t| t.device() != first.device()) {
+        return Err(Error::DeviceMismatch {
+            op,
+            a: first.device(),
+            b: other.device(),
+        });
     }
-    Ok(())
+    Ok(first.cuda_device())
+}
+
+/// A zero-filled f32 buffer of `len` values on `dev`.
+pub(crate) fn gpu_zeros(dev: &CudaDevice, len: usize) -> Result<CudaSlice<f32>> {
+    Ok(dev.zeros::<f32>(len)?)
 }
 
 /// Whether an op with these inputs is recorded on the tape (the rule of `Tensor::from_op`), so

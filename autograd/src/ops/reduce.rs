@@ -3,7 +3,10 @@
 use fym_kernels::cpu::elementwise::{self as ew, BinaryOp};
 use fym_kernels::cpu::reduce;
 
-use super::{broadcast_shapes, ensure_cpu, pad_shape};
+use fym_kernels::cpu::unary::UnaryOp;
+use fym_kernels::cuda;
+
+use super::{broadcast_shapes, gpu_of, gpu_zeros, pad_shape};
 use crate::op::Op;
 use crate::{Error, Result, Tensor};
 
@@ -27,7 +30,7 @@ pub(crate) fn broadcast_data(x: &[f32], from: &[usize], to: &[usize]) -> Result<
 impl Tensor {
     /// Sum over `axis` (removed from the shape).
     pub fn sum_axis(&self, axis: usize) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("sum_axis", &[self])?;
         if axis >= self.rank() {
             return Err(Error::shape(
                 "sum_axis",
@@ -36,16 +39,18 @@ impl Tensor {
         }
         let mut shape = self.shape().to_vec();
         shape.remove(axis);
+        let op = Op::SumAxis {
+            x: self.clone(),
+            axis,
+        };
+        if let Some(dev) = gpu {
+            let mut out = gpu_zeros(&dev, shape.iter().product())?;
+            cuda::reduce::sum_axis(&dev, self.storage().cuda(), self.shape(), axis, &mut out)?;
+            return Ok(Tensor::from_cuda_op(&dev, out, shape, op));
+        }
         let mut out = vec![0.0; shape.iter().product()];
         reduce::sum_axis(&self.data(), self.shape(), axis, &mut out)?;
-        Ok(Tensor::from_op(
-            out,
-            shape,
-            Op::SumAxis {
-                x: self.clone(),
-                axis,
-            },
-        ))
+        Ok(Tensor::from_op(out, shape, op))
     }
 
     /// Mean over `axis` (removed from the shape).
@@ -61,7 +66,12 @@ impl Tensor {
 
     /// Sum of all elements, as a scalar (shape `[]`).
     pub fn sum_all(&self) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        if let Some(dev) = gpu_of("sum_all", &[self])? {
+            let s = cuda::reduce::sum_all(&dev, self.storage().cuda())? as f32;
+            let out = dev.upload(&[s])?;
+            let op = Op::SumAll { x: self.clone() };
+            return Ok(Tensor::from_cuda_op(&dev, out, vec![], op));
+        }
         let s = reduce::sum_all(&self.data()) as f32;
         Ok(Tensor::from_op(
             vec![s],
@@ -80,13 +90,23 @@ impl Tensor {
 
     /// Broadcasts to `shape` (numpy rules).
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
-        ensure_cpu(&[self])?;
+        let gpu = gpu_of("broadcast_to", &[self])?;
         let target = broadcast_shapes("broadcast_to", self.shape(), shape)?;
         if target != shape {
             return Err(Error::shape(
                 "broadcast_to",
                 format!("{:?} does not broadcast to {shape:?}", self.shape()),
             ));
+        }
+        if let Some(dev) = gpu {
+            let out = cuda::elementwise::broadcast_to(
+                &dev,
+                self.storage().cuda(),
+                &pad_shape(self.shape(), shape.len()),
+                shape,
+            )?;
+            let op = Op::BroadcastTo { x: self.clone() };
+            return Ok(Tensor::from_cuda_op(&dev, out, shape.to_vec(), op));
         }
         let out = broadcast_data(&self.data(), self.shape(), shape)?;
         Ok(Tensor::from_op(
@@ -98,7 +118,7 @@ impl Tensor {
 
     /// `mean((self − target)²)`, a scalar.
     pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
-        ensure_cpu(&[self, target])?;
+        let gpu = gpu_of("mse_loss", &[self, target])?;
         if self.shape() != target.shape() || self.numel() == 0 {
             return Err(Error::shape(
                 "mse_loss",
@@ -109,6 +129,30 @@ impl Tensor {
                 ),
             ));
         }
+        let op = Op::MseLoss {
+            a: self.clone(),
+            b: target.clone(),
+        };
+        if let Some(dev) = gpu {
+            let n = self.numel();
+            let mut diff = gpu_zeros(&dev, n)?;
+            let shape = [n];
+            cuda::elementwise::binary(
+                &dev,
+                BinaryOp::Sub,
+                self.storage().cuda(),
+                &shape,
+                target.storage().cuda(),
+                &shape,
+                &mut diff,
+                &shape,
+            )?;
+            let mut squares = gpu_zeros(&dev, n)?;
+            cuda::unary::unary(&dev, UnaryOp::Square, &diff, &mut squares)?;
+            let loss = (cuda::reduce::sum_all(&dev, &squares)? / n as f64) as f32;
+            let out = dev.upload(&[loss])?;
+            return Ok(Tensor::from_cuda_op(&dev, out, vec![], op));
+        }
         let (a, b) = (self.data(), target.data());
         let sum: f64 = a
             .iter()
@@ -117,13 +161,6 @@ impl Tensor {
             .sum();
         let loss = (sum / a.len() as f64) as f32;
         drop((a, b));
-        Ok(Tensor::from_op(
-            vec![loss],
-            vec![],
-            Op::MseLoss {
-                a: self.clone(),
-                b: target.clone(),
-            },
-        ))
+        Ok(Tensor::from_op(vec![loss], vec![], op))
     }
 }

@@ -221,6 +221,11 @@ impl CudaDevice {
         Ok(host)
     }
 
+    /// A new device buffer holding a copy of `buf` (device to device, on the stream).
+    pub fn duplicate<T: DeviceRepr>(&self, buf: &CudaSlice<T>) -> Result<CudaSlice<T>> {
+        driver_call("copy device to device", || self.stream.clone_dtod(buf))
+    }
+
     /// Copies `host` into the existing buffer `dst` of the same length.
     pub fn copy_to_device<T: DeviceRepr>(&self, host: &[T], dst: &mut CudaSlice<T>) -> Result<()> {
         if host.len() != dst.len() {

@@ -156,6 +156,30 @@ fn expand<T: CudaFloat>(
     Ok(Some(full))
 }
 
+/// `x` (shape `shape`: same rank as `out_shape`, each dim 1 or equal) repeated to `out_shape`,
+/// in a new buffer: the strided copy with stride 0 along the broadcast dims.
+pub fn broadcast_to<T: CudaFloat>(
+    dev: &CudaDevice,
+    x: &CudaSlice<T>,
+    shape: &[usize],
+    out_shape: &[usize],
+) -> Result<CudaSlice<T>> {
+    const OP: &str = "cuda broadcast_to";
+    let fits = shape.len() == out_shape.len()
+        && shape.iter().zip(out_shape).all(|(&d, &o)| d == o || d == 1);
+    if !fits {
+        return Err(Error::shape(
+            OP,
+            format!("{shape:?} does not broadcast to {out_shape:?} (same rank, dims 1 or equal)"),
+        ));
+    }
+    check_len(OP, "x", x, checked_product(OP, shape)?)?;
+    match expand(dev, OP, x, shape, out_shape)? {
+        Some(full) => Ok(full),
+        None => dev.duplicate(x),
+    }
+}
+
 /// `acc += x` (gradient accumulation).
 pub fn add_assign<T: CudaFloat>(
     dev: &CudaDevice,
