@@ -453,7 +453,10 @@ fn bad_inputs_give_clear_errors() {
         ],
         "unicorn",
     );
-    run(&["--device", "cuda"], "cpu only");
+    // Without a GPU, --device cuda says so and points at the CPU.
+    if fym_autograd::Device::cuda(0).is_err() {
+        run(&["--device", "cuda"], "--device cpu");
+    }
     run(&["--device", "tpu"], "choose cpu or cuda");
     run(&["--method", "magic"], "unknown method");
     run(&["--sampler", "ddim"], "euler or stochastic");
@@ -496,6 +499,92 @@ fn bundled_reference_is_in_the_model_vocabulary() {
         .map(|(a, b)| (a - b).abs())
         .sum();
     assert!(diff > 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `fym transfer --device cuda`: the bundled example on the built-in model, tuned and sampled on
+/// the GPU, against the same run on the CPU (default method and LoRA, fewer steps): the same head
+/// labels, adapters within bf16 tolerance, the same generated clip and motion-fidelity within a
+/// few hundredths. Skips, saying why, without a GPU.
+#[test]
+fn transfer_on_the_gpu_matches_the_cpu() {
+    let device = match fym_autograd::Device::cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: no usable GPU: {e}");
+            return;
+        }
+    };
+    let info: Value = serde_json::from_str(fym::cli::transfer::BUNDLED_INFO).unwrap();
+    let (caption, prompt) = (
+        info["caption"].as_str().unwrap(),
+        info["prompt"].as_str().unwrap(),
+    );
+    let dir = temp_dir("gpu");
+    let path = dir.join("reference.gif");
+    std::fs::write(&path, fym::cli::transfer::BUNDLED_VIDEO).unwrap();
+    let config = TransferConfig {
+        spatial_steps: 30,
+        temporal_steps: 60,
+        ..TransferConfig::default()
+    };
+    let run = |device: fym_autograd::Device| {
+        let mut model = Model::load("builtin").unwrap();
+        model.to_device(device).unwrap();
+        let reference = fym::cli::transfer::read_reference(&path, &model).unwrap();
+        let out = dir.join(device.to_string().replace(':', "-"));
+        let options = RunOptions {
+            out: out.clone(),
+            quiet: true,
+            stop_after: None,
+        };
+        let outcome =
+            run_transfer(&mut model, &reference, caption, prompt, &config, &options).unwrap();
+        (outcome, out)
+    };
+    let (cpu, cpu_dir) = run(fym_autograd::Device::Cpu);
+    let (gpu, gpu_dir) = run(device);
+    assert_eq!(
+        cpu.labels.as_ref().map(|l| format!("{l:?}")),
+        gpu.labels.as_ref().map(|l| format!("{l:?}")),
+        "head labels differ"
+    );
+    for file in [SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE] {
+        let (want, got) = (
+            read_lora(cpu_dir.join(file)).unwrap(),
+            read_lora(gpu_dir.join(file)).unwrap(),
+        );
+        let mut worst = 0.0f64;
+        for (name, w) in &want.factors {
+            let g = &got.factors[name];
+            for (a, b) in [(&g.a, &w.a), (&g.b, &w.b)] {
+                let scale = b.data.iter().fold(1e-6f64, |m, v| m.max(v.abs() as f64));
+                for (x, y) in a.data.iter().zip(&b.data) {
+                    worst = worst.max((*x as f64 - *y as f64).abs() / scale);
+                }
+            }
+        }
+        println!("{file}: worst relative difference {worst:.1e}");
+        assert!(worst <= 1e-2, "{file}: {worst}");
+    }
+    let pixels = cpu
+        .result
+        .data
+        .iter()
+        .zip(&gpu.result.data)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let fidelity = |m: &Value| number(m, &["reproduction", "motion_fidelity"]);
+    let seconds = |m: &Value| number(m, &["seconds", "tuning"]);
+    println!(
+        "result: max pixel difference {pixels:.1e}; motion fidelity cpu {:.4} gpu {:.4}; \
+         tuning cpu {:.1} s, gpu {:.1} s",
+        fidelity(&cpu.metrics),
+        fidelity(&gpu.metrics),
+        seconds(&cpu.metrics),
+        seconds(&gpu.metrics)
+    );
+    assert!(pixels <= 0.05, "generated clips differ by {pixels}");
+    assert!((fidelity(&cpu.metrics) - fidelity(&gpu.metrics)).abs() <= 0.05);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -115,7 +115,9 @@ impl Tensor {
                     .map(|g| g.map(Buf::Cpu))
                     .collect(),
                 Buf::Cuda(CudaBuf { dev, data }) => {
-                    crate::backward_cuda::op_backward(op, node, &dev, data)?
+                    let grads = crate::backward_cuda::op_backward(op, node, &dev, data)?;
+                    crate::profile::mark(&dev, "backward", op.name());
+                    grads
                         .into_iter()
                         .map(|g| {
                             g.map(|data| {

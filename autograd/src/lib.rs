@@ -15,6 +15,7 @@ mod op;
 mod ops;
 mod optim;
 mod params;
+mod profile;
 mod tensor;
 
 pub use backward::Grads;
@@ -28,4 +29,5 @@ pub use gradcheck::{gradcheck, GradcheckReport};
 pub use ops::RopeTableRef;
 pub use optim::{AdamW, AdamWConfig};
 pub use params::ParamSet;
+pub use profile::{charge as profile_charge, profile_report, profiling, PROFILE_ENV};
 pub use tensor::{is_grad_enabled, no_grad, HostMut, HostRef, Tensor};

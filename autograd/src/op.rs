@@ -144,6 +144,37 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The op's name (profiles, messages).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Linear { .. } => "linear",
+            Op::MatMul { .. } => "matmul",
+            Op::Binary { .. } => "binary",
+            Op::Modulate { .. } => "modulate",
+            Op::Affine { .. } => "affine",
+            Op::Unary { .. } => "unary",
+            Op::Gelu { .. } => "gelu",
+            Op::Silu { .. } => "silu",
+            Op::SumAxis { .. } => "sum_axis",
+            Op::SumAll { .. } => "sum_all",
+            Op::BroadcastTo { .. } => "broadcast_to",
+            Op::MseLoss { .. } => "mse_loss",
+            Op::Softmax { .. } => "softmax",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::RmsNorm { .. } => "rms_norm",
+            Op::Rope { .. } => "rope",
+            Op::Attention { .. } => "attention",
+            Op::Patchify { .. } => "patchify",
+            Op::Unpatchify { .. } => "unpatchify",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Slice { .. } => "slice",
+            Op::Concat { .. } => "concat",
+            Op::IndexSelect { .. } => "index_select",
+            Op::Embedding { .. } => "embedding",
+        }
+    }
+
     /// The tensors this op read, in a fixed order (the order `backward` returns gradients in).
     pub(crate) fn inputs(&self) -> Vec<&Tensor> {
         match self {

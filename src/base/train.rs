@@ -571,7 +571,9 @@ impl Trainer {
         let c = self.config.clone();
         let spec = c.spec();
         let n = spec.numel();
+        let rendering = std::time::Instant::now();
         let (x0, captions, sigmas, noise) = self.batch(self.step + 1);
+        fym_autograd::profile_charge("host", "render clips", Some(rendering.elapsed()));
         let mut xt = vec![0.0f32; x0.len()];
         let mut target = vec![0.0f32; x0.len()];
         for (i, &s) in sigmas.iter().enumerate() {
@@ -609,9 +611,13 @@ impl Trainer {
         }
         let grads = loss.backward()?;
         self.opt.config.lr = c.lr_at(self.step + 1);
+        let updating = std::time::Instant::now();
         self.opt.step(&self.params, &grads);
+        fym_autograd::profile_charge("host", "adamw", Some(updating.elapsed()));
         self.step += 1;
+        let averaging = std::time::Instant::now();
         self.ema.update(&self.params, self.step);
+        fym_autograd::profile_charge("host", "ema", Some(averaging.elapsed()));
         self.loss_sum += value as f64;
         self.loss_count += 1;
         Ok(value)

@@ -42,7 +42,7 @@ pub struct ClassifyArgs {
 }
 
 pub fn run(args: ClassifyArgs) -> Result<()> {
-    check_device(&args.device)?;
+    let device = check_device(&args.device)?;
     let rule = match args.rule.as_str() {
         "paper" => ClassificationRule::paper(),
         "released" => ClassificationRule::released_code(),
@@ -54,7 +54,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     if !args.video.exists() {
         bail!("reference video {} does not exist", args.video.display());
     }
-    let model = load_model(&args.model)?;
+    let model = load_model(&args.model, device)?;
     model.check_prompt("--caption", &args.caption)?;
     let reference = read_reference(&args.video, &model)?;
     let clip = model.video_to_tensor(&reference)?;

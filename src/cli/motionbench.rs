@@ -152,7 +152,7 @@ fn run_bench(args: &RunArgs) -> Result<()> {
     use crate::motionbench::Category;
     use crate::pipeline::bench::{run_motionbench, BenchOptions};
     use crate::pipeline::Method;
-    crate::cli::transfer::check_device(&args.device)?;
+    let device = crate::cli::transfer::check_device(&args.device)?;
     let methods = args
         .methods
         .split(',')
@@ -175,7 +175,7 @@ fn run_bench(args: &RunArgs) -> Result<()> {
     if args.prompts == Some(0) || args.cases == Some(0) {
         anyhow::bail!("--cases and --prompts must be at least 1");
     }
-    let mut model = crate::cli::transfer::load_model(&args.model)?;
+    let mut model = crate::cli::transfer::load_model(&args.model, device)?;
     let options = BenchOptions {
         methods,
         categories,

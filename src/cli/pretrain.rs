@@ -172,6 +172,12 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         }
     }
     let session = start.elapsed().as_secs_f64();
+    if let Some(report) = fym_autograd::profile_report() {
+        eprintln!(
+            "time per op ({}=1; each GPU op waited for):\n{report}",
+            fym_autograd::PROFILE_ENV
+        );
+    }
     save(&mut trainer, &args.out)?;
     if !args.quiet {
         let steps = trainer.step - start_step;

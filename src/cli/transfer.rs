@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use fym_autograd::Device;
 
 use crate::pipeline::{
     progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, TransferConfig,
@@ -149,22 +150,23 @@ impl TuningArgs {
     }
 }
 
-/// Errors unless `device` is usable. The tensor engine runs on the CPU; the CUDA kernels are not
-/// wired to the autograd tensors yet, so `cuda` is refused with a clear message.
-pub fn check_device(device: &str) -> Result<()> {
-    match device {
-        "cpu" => Ok(()),
-        "cuda" => bail!(
-            "--device cuda: this build's tensor engine runs on the CPU only (the CUDA kernels are \
-             not yet connected to training and sampling); use --device cpu"
-        ),
-        other => bail!("--device {other:?}: choose cpu or cuda"),
+/// The device `--device` names (cpu, cuda or cuda:N), after checking that it can be opened: no
+/// driver or no such GPU is a clear error that says to use the CPU.
+pub fn check_device(device: &str) -> Result<Device> {
+    let parsed: Device = device
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--device {device:?}: choose cpu or cuda (or cuda:N)"))?;
+    if let Device::Cuda(ordinal) = parsed {
+        fym_kernels::cuda::CudaDevice::open(ordinal).context("--device cuda")?;
     }
+    Ok(parsed)
 }
 
-/// Loads the model named by `--model`.
-pub fn load_model(spec: &str) -> Result<Model> {
-    Model::load(spec).with_context(|| format!("--model {spec}"))
+/// Loads the model named by `--model` onto `device`.
+pub fn load_model(spec: &str, device: Device) -> Result<Model> {
+    let mut model = Model::load(spec).with_context(|| format!("--model {spec}"))?;
+    model.to_device(device)?;
+    Ok(model)
 }
 
 /// Reads the reference video and brings it to the model's clip shape.
@@ -209,11 +211,11 @@ fn bundled(out: &Path) -> Result<(PathBuf, String, String)> {
 
 pub fn run(args: TransferArgs) -> Result<()> {
     let start = Instant::now();
-    check_device(&args.device)?;
+    let device = check_device(&args.device)?;
     let method = Method::parse(&args.method)?;
     let config = args.tuning.config(method, args.seed)?;
     // Load the model first: a missing model must not leave files behind.
-    let mut model = load_model(&args.model)?;
+    let mut model = load_model(&args.model, device)?;
     let (video_path, caption, default_prompt) = match &args.video {
         None => bundled(&args.out)?,
         Some(path) => {

@@ -76,8 +76,9 @@ pub fn batch_loss(
     let s = batch.inputs.shape();
     let (b, fc) = (s[0], s[2]);
     let shape = [b, 3, fc, model.clip.height, model.clip.width];
-    let inputs = batch.inputs.reshape(&shape)?;
-    let targets = batch.targets.reshape(&shape)?;
+    let device = model.device();
+    let inputs = batch.inputs.to_device(device)?.reshape(&shape)?;
+    let targets = batch.targets.to_device(device)?.reshape(&shape)?;
     let opts = ForwardOptions {
         frame_positions: positions,
     };

@@ -55,7 +55,8 @@ pub fn head_scores(
     let noised = Tensor::from_vec(
         fym_model::flow::add_noise(&x0, &noise, sigma)?,
         clip.shape(),
-    )?;
+    )?
+    .to_device(model.device())?;
     let text = model.encode(&[caption])?;
     let t = [fym_model::flow::sigma_to_timestep(sigma)];
     fym_model::classify::head_scores(&model.wan, &noised, &t, &text, &ForwardOptions::default())

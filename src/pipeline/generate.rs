@@ -85,7 +85,7 @@ pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<V
         }
         let mut bshape = shape;
         bshape[0] = batch;
-        let input = Tensor::from_vec(input, &bshape)?;
+        let input = Tensor::from_vec(input, &bshape)?.to_device(model.device())?;
         let t = vec![sigma_to_timestep(sigma); batch];
         let v = fym_autograd::no_grad(|| model.wan.forward(&input, &t, &text, &fwd))?.to_vec();
         if guided {

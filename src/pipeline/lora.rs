@@ -51,7 +51,7 @@ pub fn new_adapter(
         })
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    Ok(Adapter::new(
+    let mut adapter = Adapter::new(
         kind,
         shape.rank,
         shape.alpha,
@@ -59,7 +59,9 @@ pub fn new_adapter(
         heads,
         c.attention_head_dim,
         &mut rng,
-    )?)
+    )?;
+    adapter.to_device(model.device())?;
+    Ok(adapter)
 }
 
 /// Writes `adapter` in the PEFT naming (masks applied), atomically.
@@ -72,9 +74,7 @@ pub fn save_adapter(path: &Path, adapter: &Adapter, stage: &str, model: &Model) 
 pub fn load_adapter(path: &Path, model: &Model) -> Result<Adapter> {
     let io = read_lora(path).with_context(|| format!("read {}", path.display()))?;
     io.check_against_config(&model.wan.config, path)?;
-    Ok(Adapter::from_io(
-        &io,
-        model.wan.config.attention_head_dim,
-        false,
-    )?)
+    let mut adapter = Adapter::from_io(&io, model.wan.config.attention_head_dim, false)?;
+    adapter.to_device(model.device())?;
+    Ok(adapter)
 }

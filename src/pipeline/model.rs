@@ -141,6 +141,19 @@ impl Model {
         Model::new(wan, text, clip, format!("random:{seed}"))
     }
 
+    /// Moves the transformer (with its adapters) and the text encoder to `device`; the pipeline
+    /// then runs every op of tuning and sampling there.
+    pub fn to_device(&mut self, device: fym_autograd::Device) -> Result<()> {
+        self.wan.to_device(device)?;
+        self.text.to_device(device)?;
+        Ok(())
+    }
+
+    /// Where the model's tensors live.
+    pub fn device(&self) -> fym_autograd::Device {
+        self.wan.device()
+    }
+
     /// Frames per latent frame (the temporal patch): the unit of frame sampling.
     pub fn frames_per_token(&self) -> usize {
         self.wan.config.patch_size[0]
