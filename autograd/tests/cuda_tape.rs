@@ -138,6 +138,15 @@ fn every_op_matches_the_cpu_tape_forward_and_backward() {
         &|p| p[0].linear(&p[1], Some(&p[2])),
     );
     c.case(
+        "linear, 4096 rows (weight gradient in slices)",
+        vec![
+            input(r, &[4, 1024, 16]),
+            input(r, &[24, 16]),
+            input(r, &[24]),
+        ],
+        &|p| p[0].linear(&p[1], Some(&p[2])),
+    );
+    c.case(
         "linear",
         vec![input(r, &[9, 16]), input(r, &[3, 16])],
         &|p| p[0].linear(&p[1], None),

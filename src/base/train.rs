@@ -538,10 +538,12 @@ impl Trainer {
             distribution: SigmaDistribution::Uniform,
             shift: c.sigma_shift,
         };
-        let mut x0 = vec![0.0f32; c.batch * n];
+        let mut scenes = Vec::with_capacity(c.batch);
         let mut captions = Vec::with_capacity(c.batch);
         let mut sigmas = Vec::with_capacity(c.batch);
-        for clip in x0.chunks_exact_mut(n) {
+        // Every draw in the order of a one-clip-at-a-time loop (rendering draws nothing), so the
+        // clips stay bit for bit what they were; then the renders run in parallel.
+        for _ in 0..c.batch {
             let mut scene = if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else {
@@ -552,15 +554,29 @@ impl Trainer {
             if c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
                 textured_background(&mut scene, &mut rng);
             }
-            let (video, _) = render(&scene, spec.frames, spec.height, spec.width);
-            write_clip(&video, clip);
             captions.push(if rng.gen::<f32>() < c.caption_dropout {
                 String::new()
             } else {
                 caption(&scene)
             });
             sigmas.push(sigmas_from.sample(&mut rng));
+            scenes.push(scene);
         }
+        let mut x0 = vec![0.0f32; c.batch * n];
+        let per_thread = c
+            .batch
+            .div_ceil(fym_kernels::cpu::num_threads().max(1))
+            .max(1);
+        std::thread::scope(|s| {
+            for (clips, scenes) in x0.chunks_mut(per_thread * n).zip(scenes.chunks(per_thread)) {
+                s.spawn(move || {
+                    for (clip, scene) in clips.chunks_exact_mut(n).zip(scenes) {
+                        let (video, _) = render(scene, spec.frames, spec.height, spec.width);
+                        write_clip(&video, clip);
+                    }
+                });
+            }
+        });
         let mut noise = vec![0.0f32; x0.len()];
         fill_standard_normal(&mut rng, &mut noise);
         (x0, captions, sigmas, noise)
