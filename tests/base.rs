@@ -706,3 +706,28 @@ fn builtin_model_loads_and_samples() {
     assert_eq!((v.frames, v.height, v.width), (8, 24, 24));
     assert!(v.data.iter().all(|x| (0.0..=1.0).contains(x)));
 }
+
+/// Training noise drawn on many threads is value for value the one-thread `StdRng` stream, and
+/// leaves the generator where the one-thread fill does (so old checkpoints resume bit for bit).
+#[test]
+fn parallel_noise_is_the_one_thread_stream() {
+    use fym::base::train::fill_standard_normal_parallel;
+    use fym_model::flow::fill_standard_normal;
+    use rand::Rng;
+    for (seed, n, threads) in [
+        (1, 10_001, 3),
+        (7, 4096, 16),
+        (3, 5, 8),
+        (9, 0, 2),
+        (4, 6, 1),
+    ] {
+        let mut std_rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut want = vec![0.0f32; n];
+        fill_standard_normal(&mut std_rng, &mut want);
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
+        let mut got = vec![0.0f32; n];
+        fill_standard_normal_parallel(&mut rng, &mut got, threads);
+        assert_eq!(got, want, "seed {seed}, {n} values, {threads} threads");
+        assert_eq!(rng.gen::<u64>(), std_rng.gen::<u64>(), "stream position");
+    }
+}

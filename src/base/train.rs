@@ -17,6 +17,7 @@ use fym_autograd::{AdamW, AdamWConfig, ParamSet, Tensor};
 use fym_model::flow::{fill_standard_normal, SigmaDistribution, TrainSigmaSampler};
 use fym_model::{ForwardOptions, WanConfig};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 use serde_json::{json, Value};
 
 use super::data::{textured_background, Attributes, World};
@@ -318,11 +319,31 @@ impl ToJsonValue for usize {
 }
 
 /// The RNG of step `step`: SplitMix64 of (seed, step), so any step can be replayed alone.
-pub fn step_rng(seed: u64, step: u64) -> rand::rngs::StdRng {
+/// ChaCha12 seeded as `StdRng::seed_from_u64` seeds it: the same stream as rand's `StdRng`, with
+/// the position in it exposed (see [`fill_standard_normal_parallel`]).
+pub fn step_rng(seed: u64, step: u64) -> ChaCha12Rng {
     let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    rand::rngs::StdRng::seed_from_u64(z ^ (z >> 31))
+    ChaCha12Rng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// [`fill_standard_normal`] on `threads` threads, value for value: each pair of values consumes
+/// exactly two `f64` draws (four 32-bit words) of the stream, so every chunk starts its own copy
+/// of `rng` at its pairs' position. `rng` ends where the one-thread fill would leave it.
+pub fn fill_standard_normal_parallel(rng: &mut ChaCha12Rng, out: &mut [f32], threads: usize) {
+    const WORDS_PER_PAIR: u128 = 4;
+    let start = rng.get_word_pos();
+    let pairs = out.len().div_ceil(2);
+    let chunk_pairs = pairs.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for (i, chunk) in out.chunks_mut(2 * chunk_pairs).enumerate() {
+            let mut r = rng.clone();
+            r.set_word_pos(start + WORDS_PER_PAIR * (i * chunk_pairs) as u128);
+            s.spawn(move || fill_standard_normal(&mut r, chunk));
+        }
+    });
+    rng.set_word_pos(start + WORDS_PER_PAIR * pairs as u128);
 }
 
 /// Longest caption the text encoder must take: training captions and every benchmark caption.
@@ -578,7 +599,7 @@ impl Trainer {
             }
         });
         let mut noise = vec![0.0f32; x0.len()];
-        fill_standard_normal(&mut rng, &mut noise);
+        fill_standard_normal_parallel(&mut rng, &mut noise, fym_kernels::cpu::num_threads());
         (x0, captions, sigmas, noise)
     }
 
