@@ -26,11 +26,13 @@
 //   S and dP (7 tile products per tile pair instead of 5); the atomics are one f32 red per dQ
 //   element per key tile, spread over all of L2, which is what FlashAttention-2 does as well.
 //   The order of the atomic adds varies, so dQ is not bitwise deterministic.
-// f32 (and bf16 for other head dims), SIMT reference (attention_*_simt_*): one warp per query row
-//   (forward, dQ) or key row (dK/dV), head_dim <= 256 (8 elements per lane), 32 keys (queries) per
-//   step: each lane computes one full dot product, the warp agrees on the max/sum by shuffles, then
-//   the 32 weights are broadcast lane by lane into the accumulation. dQ and dK/dV are separate
-//   kernels, so there are no atomics and the results are deterministic.
+// f32 (and bf16 for other head dims), SIMT (attention_*_simt_* / _simt4_*): one warp per query
+//   row (forward, dQ) or key row (dK/dV), or per 4 such rows for groups of >= 64 rows (each key or
+//   query row read then serves 4 dot products and 4 accumulations), head_dim <= 256 (8 elements per
+//   lane), 32 keys (queries) per step: each lane computes the full dot products of one key, the
+//   warp agrees on each row's max/sum by shuffles, then the 32 weights are broadcast lane by lane
+//   into the accumulation. dQ and dK/dV are separate kernels, so there are no atomics and the
+//   results are deterministic.
 //
 // Run on an H200 (sm_90) against the CPU kernels by kernels/tests/cuda_kernels.rs (BENCHMARKS.md).
 #include "fym_common.cuh"
@@ -84,59 +86,88 @@ __device__ __forceinline__ long long lse_index(const AttnPlan& p, const Problem&
 #define SIMT_MAX_DIM 256
 #define SIMT_PER_LANE (SIMT_MAX_DIM / 32)
 
-// Forward, one warp per query row.
-template <typename T>
+// Forward, R query rows per warp (R = 1 for short groups, 4 otherwise): every key row read from
+// memory serves all R queries.
+template <typename T, int R>
 __device__ void attention_forward_simt(AttnPlan p, const T* q, const T* k, const T* v, T* out,
                                        float* lse) {
-    __shared__ float sq[SIMT_WARPS][SIMT_MAX_DIM];
+    __shared__ float sq[SIMT_WARPS][R][SIMT_MAX_DIM];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const Problem pr = problem_of(p, blockIdx.x);
-    const int i = blockIdx.y * SIMT_WARPS + warp;
-    if (i >= p.len_q) return;  // whole warp leaves; only __syncwarp is used below
+    const int i0 = (blockIdx.y * SIMT_WARPS + warp) * R;
+    if (i0 >= p.len_q) return;  // whole warp leaves; only __syncwarp is used below
+    const int rows = min(R, p.len_q - i0);
     const int d = p.head_dim;
-    const T* qr = q + q_row(p, pr, i);
     const float c = p.scale * ATTN_LOG2E;
-    for (int e = lane; e < d; e += 32) sq[warp][e] = to_f32(qr[e]) * c;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        // Rows past the group are zeros: finite scores, never stored.
+        const T* qr = q + q_row(p, pr, i0 + min(r, rows - 1));
+        for (int e = lane; e < d; e += 32) sq[warp][r][e] = r < rows ? to_f32(qr[e]) * c : 0.0f;
+    }
     __syncwarp();
 
-    float o[SIMT_PER_LANE];
+    float o[R][SIMT_PER_LANE], m[R], l[R];
 #pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) o[u] = 0.0f;
-    float m = FYM_NEG_INF, l = 0.0f;
+    for (int r = 0; r < R; ++r) {
+        m[r] = FYM_NEG_INF;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) o[r][u] = 0.0f;
+    }
     for (int j0 = 0; j0 < p.len_kv; j0 += 32) {
         const int j = j0 + lane;
-        float s = FYM_NEG_INF;
+        float s[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) s[r] = j < p.len_kv ? 0.0f : FYM_NEG_INF;
         if (j < p.len_kv) {
             const T* kr = k + kv_row(p, pr, j);
-            s = 0.0f;
-            for (int e = 0; e < d; ++e) s = fmaf(sq[warp][e], to_f32(kr[e]), s);
-        }
-        const float m_new = fmaxf(m, warp_max(s));  // finite: lane 0's key exists
-        const float w = j < p.len_kv ? exp2f(s - m_new) : 0.0f;
-        const float corr = exp2f(m - m_new);
-        l = l * corr + warp_sum(w);
+            for (int e = 0; e < d; ++e) {
+                const float kv = to_f32(kr[e]);
 #pragma unroll
-        for (int u = 0; u < SIMT_PER_LANE; ++u) o[u] *= corr;
+                for (int r = 0; r < R; ++r) s[r] = fmaf(sq[warp][r][e], kv, s[r]);
+            }
+        }
+        float w[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const float m_new = fmaxf(m[r], warp_max(s[r]));  // finite: lane 0's key exists
+            w[r] = j < p.len_kv ? exp2f(s[r] - m_new) : 0.0f;
+            const float corr = exp2f(m[r] - m_new);
+            l[r] = l[r] * corr + warp_sum(w[r]);
+#pragma unroll
+            for (int u = 0; u < SIMT_PER_LANE; ++u) o[r][u] *= corr;
+            m[r] = m_new;
+        }
         const int n = min(32, p.len_kv - j0);
         for (int jj = 0; jj < n; ++jj) {
-            const float wj = __shfl_sync(0xffffffffu, w, jj);
+            float wj[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) wj[r] = __shfl_sync(0xffffffffu, w[r], jj);
             const T* vr = v + kv_row(p, pr, j0 + jj);
 #pragma unroll
             for (int u = 0; u < SIMT_PER_LANE; ++u) {
                 const int e = lane + 32 * u;
-                if (e < d) o[u] = fmaf(wj, to_f32(vr[e]), o[u]);
+                if (e < d) {
+                    const float vv = to_f32(vr[e]);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) o[r][u] = fmaf(wj[r], vv, o[r][u]);
+                }
             }
         }
-        m = m_new;
     }
-    T* orow = out + q_row(p, pr, i);
-    const float inv = 1.0f / l;
 #pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) {
-        const int e = lane + 32 * u;
-        if (e < d) orow[e] = from_f32<T>(o[u] * inv);
+    for (int r = 0; r < R; ++r) {
+        if (r >= rows) break;
+        T* orow = out + q_row(p, pr, i0 + r);
+        const float inv = 1.0f / l[r];
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) {
+            const int e = lane + 32 * u;
+            if (e < d) orow[e] = from_f32<T>(o[r][u] * inv);
+        }
+        if (lane == 0) lse[lse_index(p, pr, i0 + r)] = (m[r] + log2f(l[r])) * ATTN_LN2;
     }
-    if (lane == 0) lse[lse_index(p, pr, i)] = (m + log2f(l)) * ATTN_LN2;
 }
 
 // delta[b, h, s] = sum_e dO * O over the head_dim row, one warp per (b, s, h) row in memory order.
@@ -158,116 +189,178 @@ __device__ void attention_backward_delta(const T* out, const T* d_out, float* de
     }
 }
 
-// dQ, one warp per query row: dq = scale * sum_j p_ij (dp_ij - delta_i) k_j.
-template <typename T>
+// dQ, R query rows per warp: dq = scale * sum_j p_ij (dp_ij - delta_i) k_j.
+template <typename T, int R>
 __device__ void attention_backward_dq_simt(AttnPlan p, const T* q, const T* k, const T* v,
                                            const float* lse, const float* delta, const T* d_out,
                                            T* dq) {
-    __shared__ float sq[SIMT_WARPS][SIMT_MAX_DIM];
-    __shared__ float sdo[SIMT_WARPS][SIMT_MAX_DIM];
+    __shared__ float sq[SIMT_WARPS][R][SIMT_MAX_DIM];
+    __shared__ float sdo[SIMT_WARPS][R][SIMT_MAX_DIM];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const Problem pr = problem_of(p, blockIdx.x);
-    const int i = blockIdx.y * SIMT_WARPS + warp;
-    if (i >= p.len_q) return;
+    const int i0 = (blockIdx.y * SIMT_WARPS + warp) * R;
+    if (i0 >= p.len_q) return;
+    const int rows = min(R, p.len_q - i0);
     const int d = p.head_dim;
     const float c = p.scale * ATTN_LOG2E;
-    const long long qo = q_row(p, pr, i);
-    for (int e = lane; e < d; e += 32) {
-        sq[warp][e] = to_f32(q[qo + e]) * c;
-        sdo[warp][e] = to_f32(d_out[qo + e]);
+    float lse2[R], di[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        // Rows past the group: zero q, dO, lse and delta give ds = 0; never stored.
+        const int i = i0 + min(r, rows - 1);
+        const long long qo = q_row(p, pr, i);
+        for (int e = lane; e < d; e += 32) {
+            sq[warp][r][e] = r < rows ? to_f32(q[qo + e]) * c : 0.0f;
+            sdo[warp][r][e] = r < rows ? to_f32(d_out[qo + e]) : 0.0f;
+        }
+        lse2[r] = r < rows ? lse[lse_index(p, pr, i)] * ATTN_LOG2E : 0.0f;
+        di[r] = r < rows ? delta[lse_index(p, pr, i)] : 0.0f;
     }
     __syncwarp();
-    const float lse2 = lse[lse_index(p, pr, i)] * ATTN_LOG2E;
-    const float di = delta[lse_index(p, pr, i)];
-    float acc[SIMT_PER_LANE];
+    float acc[R][SIMT_PER_LANE];
 #pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) acc[u] = 0.0f;
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) acc[r][u] = 0.0f;
     for (int j0 = 0; j0 < p.len_kv; j0 += 32) {
         const int j = j0 + lane;
-        float ds = 0.0f;
+        float ds[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) ds[r] = 0.0f;
         if (j < p.len_kv) {
             const long long ko = kv_row(p, pr, j);
-            float s = 0.0f, dp = 0.0f;
+            float s[R], dp[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) s[r] = dp[r] = 0.0f;
             for (int e = 0; e < d; ++e) {
-                s = fmaf(sq[warp][e], to_f32(k[ko + e]), s);
-                dp = fmaf(sdo[warp][e], to_f32(v[ko + e]), dp);
+                const float kk = to_f32(k[ko + e]), vv = to_f32(v[ko + e]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    s[r] = fmaf(sq[warp][r][e], kk, s[r]);
+                    dp[r] = fmaf(sdo[warp][r][e], vv, dp[r]);
+                }
             }
-            ds = exp2f(s - lse2) * (dp - di);
+#pragma unroll
+            for (int r = 0; r < R; ++r) ds[r] = exp2f(s[r] - lse2[r]) * (dp[r] - di[r]);
         }
         const int n = min(32, p.len_kv - j0);
         for (int jj = 0; jj < n; ++jj) {
-            const float dsj = __shfl_sync(0xffffffffu, ds, jj);
+            float dsj[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) dsj[r] = __shfl_sync(0xffffffffu, ds[r], jj);
             const T* kr = k + kv_row(p, pr, j0 + jj);
 #pragma unroll
             for (int u = 0; u < SIMT_PER_LANE; ++u) {
                 const int e = lane + 32 * u;
-                if (e < d) acc[u] = fmaf(dsj, to_f32(kr[e]), acc[u]);
-            }
-        }
-    }
-#pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) {
-        const int e = lane + 32 * u;
-        if (e < d) dq[qo + e] = from_f32<T>(acc[u] * p.scale);
-    }
-}
-
-// dK and dV, one warp per key row: dv = sum_i p_ij dO_i, dk = scale * sum_i ds_ij q_i.
-template <typename T>
-__device__ void attention_backward_dkdv_simt(AttnPlan p, const T* q, const T* k, const T* v,
-                                             const float* lse, const float* delta, const T* d_out,
-                                             T* dk, T* dv) {
-    __shared__ float sk[SIMT_WARPS][SIMT_MAX_DIM];
-    __shared__ float sv[SIMT_WARPS][SIMT_MAX_DIM];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const Problem pr = problem_of(p, blockIdx.x);
-    const int j = blockIdx.y * SIMT_WARPS + warp;
-    if (j >= p.len_kv) return;
-    const int d = p.head_dim;
-    const float c = p.scale * ATTN_LOG2E;
-    const long long ko = kv_row(p, pr, j);
-    for (int e = lane; e < d; e += 32) {
-        sk[warp][e] = to_f32(k[ko + e]) * c;
-        sv[warp][e] = to_f32(v[ko + e]);
-    }
-    __syncwarp();
-    float ak[SIMT_PER_LANE], av[SIMT_PER_LANE];
-#pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) ak[u] = av[u] = 0.0f;
-    for (int i0 = 0; i0 < p.len_q; i0 += 32) {
-        const int i = i0 + lane;
-        float w = 0.0f, ds = 0.0f;
-        if (i < p.len_q) {
-            const long long qo = q_row(p, pr, i);
-            float s = 0.0f, dp = 0.0f;
-            for (int e = 0; e < d; ++e) {
-                s = fmaf(sk[warp][e], to_f32(q[qo + e]), s);
-                dp = fmaf(sv[warp][e], to_f32(d_out[qo + e]), dp);
-            }
-            w = exp2f(s - lse[lse_index(p, pr, i)] * ATTN_LOG2E);
-            ds = w * (dp - delta[lse_index(p, pr, i)]);
-        }
-        const int n = min(32, p.len_q - i0);
-        for (int ii = 0; ii < n; ++ii) {
-            const float wi = __shfl_sync(0xffffffffu, w, ii);
-            const float dsi = __shfl_sync(0xffffffffu, ds, ii);
-            const long long qo = q_row(p, pr, i0 + ii);
-#pragma unroll
-            for (int u = 0; u < SIMT_PER_LANE; ++u) {
-                const int e = lane + 32 * u;
                 if (e < d) {
-                    av[u] = fmaf(wi, to_f32(d_out[qo + e]), av[u]);
-                    ak[u] = fmaf(dsi, to_f32(q[qo + e]), ak[u]);
+                    const float kk = to_f32(kr[e]);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) acc[r][u] = fmaf(dsj[r], kk, acc[r][u]);
                 }
             }
         }
     }
 #pragma unroll
-    for (int u = 0; u < SIMT_PER_LANE; ++u) {
-        const int e = lane + 32 * u;
-        if (e < d) {
-            dk[ko + e] = from_f32<T>(ak[u] * p.scale);
-            dv[ko + e] = from_f32<T>(av[u]);
+    for (int r = 0; r < R; ++r) {
+        if (r >= rows) break;
+        const long long qo = q_row(p, pr, i0 + r);
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) {
+            const int e = lane + 32 * u;
+            if (e < d) dq[qo + e] = from_f32<T>(acc[r][u] * p.scale);
+        }
+    }
+}
+
+// dK and dV, R key rows per warp: dv = sum_i p_ij dO_i, dk = scale * sum_i ds_ij q_i.
+template <typename T, int R>
+__device__ void attention_backward_dkdv_simt(AttnPlan p, const T* q, const T* k, const T* v,
+                                             const float* lse, const float* delta, const T* d_out,
+                                             T* dk, T* dv) {
+    __shared__ float sk[SIMT_WARPS][R][SIMT_MAX_DIM];
+    __shared__ float sv[SIMT_WARPS][R][SIMT_MAX_DIM];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const Problem pr = problem_of(p, blockIdx.x);
+    const int j0 = (blockIdx.y * SIMT_WARPS + warp) * R;
+    if (j0 >= p.len_kv) return;
+    const int rows = min(R, p.len_kv - j0);
+    const int d = p.head_dim;
+    const float c = p.scale * ATTN_LOG2E;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const long long ko = kv_row(p, pr, j0 + min(r, rows - 1));
+        for (int e = lane; e < d; e += 32) {
+            sk[warp][r][e] = r < rows ? to_f32(k[ko + e]) * c : 0.0f;
+            sv[warp][r][e] = r < rows ? to_f32(v[ko + e]) : 0.0f;
+        }
+    }
+    __syncwarp();
+    float ak[R][SIMT_PER_LANE], av[R][SIMT_PER_LANE];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) ak[r][u] = av[r][u] = 0.0f;
+    for (int i0 = 0; i0 < p.len_q; i0 += 32) {
+        const int i = i0 + lane;
+        float w[R], ds[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) w[r] = ds[r] = 0.0f;
+        if (i < p.len_q) {
+            const long long qo = q_row(p, pr, i);
+            float s[R], dp[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) s[r] = dp[r] = 0.0f;
+            for (int e = 0; e < d; ++e) {
+                const float qq = to_f32(q[qo + e]), dd = to_f32(d_out[qo + e]);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    s[r] = fmaf(sk[warp][r][e], qq, s[r]);
+                    dp[r] = fmaf(sv[warp][r][e], dd, dp[r]);
+                }
+            }
+            const float lse2 = lse[lse_index(p, pr, i)] * ATTN_LOG2E;
+            const float di = delta[lse_index(p, pr, i)];
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                // Key rows past the group stay 0 (their exp2 of -lse could overflow).
+                w[r] = r < rows ? exp2f(s[r] - lse2) : 0.0f;
+                ds[r] = w[r] * (dp[r] - di);
+            }
+        }
+        const int n = min(32, p.len_q - i0);
+        for (int ii = 0; ii < n; ++ii) {
+            float wi[R], dsi[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                wi[r] = __shfl_sync(0xffffffffu, w[r], ii);
+                dsi[r] = __shfl_sync(0xffffffffu, ds[r], ii);
+            }
+            const long long qo = q_row(p, pr, i0 + ii);
+#pragma unroll
+            for (int u = 0; u < SIMT_PER_LANE; ++u) {
+                const int e = lane + 32 * u;
+                if (e < d) {
+                    const float dd = to_f32(d_out[qo + e]), qq = to_f32(q[qo + e]);
+#pragma unroll
+                    for (int r = 0; r < R; ++r) {
+                        av[r][u] = fmaf(wi[r], dd, av[r][u]);
+                        ak[r][u] = fmaf(dsi[r], qq, ak[r][u]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        if (r >= rows) break;
+        const long long ko = kv_row(p, pr, j0 + r);
+#pragma unroll
+        for (int u = 0; u < SIMT_PER_LANE; ++u) {
+            const int e = lane + 32 * u;
+            if (e < d) {
+                dk[ko + e] = from_f32<T>(ak[r][u] * p.scale);
+                dv[ko + e] = from_f32<T>(av[r][u]);
+            }
         }
     }
 }
@@ -727,27 +820,34 @@ __device__ void attention_backward_mma(AttnPlan p, const bf16* q, const bf16* k,
 
 // ============================================================================ entry points
 
-#define SIMT_KERNELS(T, suffix)                                                                    \
-    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32) attention_forward_simt_##suffix( \
-        AttnPlan p, const T* q, const T* k, const T* v, T* out, float* lse) {                     \
-        attention_forward_simt<T>(p, q, k, v, out, lse);                                           \
+// R = 1 (suffix "simt") for short groups, R = 4 ("simt4") for groups of at least 64 rows.
+#define SIMT_KERNELS_R(T, suffix, R, variant)                                                      \
+    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
+        attention_forward_##variant##_##suffix(AttnPlan p, const T* q, const T* k, const T* v,     \
+                                               T* out, float* lse) {                               \
+        attention_forward_simt<T, R>(p, q, k, v, out, lse);                                        \
     }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
+        attention_backward_dq_##variant##_##suffix(AttnPlan p, const T* q, const T* k,             \
+                                                   const T* v, const float* lse,                   \
+                                                   const float* delta, const T* d_out, T* dq) {    \
+        attention_backward_dq_simt<T, R>(p, q, k, v, lse, delta, d_out, dq);                       \
+    }                                                                                              \
+    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
+        attention_backward_dkdv_##variant##_##suffix(AttnPlan p, const T* q, const T* k,           \
+                                                     const T* v, const float* lse,                 \
+                                                     const float* delta, const T* d_out, T* dk,    \
+                                                     T* dv) {                                      \
+        attention_backward_dkdv_simt<T, R>(p, q, k, v, lse, delta, d_out, dk, dv);                 \
+    }
+
+#define SIMT_KERNELS(T, suffix)                                                                    \
+    SIMT_KERNELS_R(T, suffix, 1, simt)                                                             \
+    SIMT_KERNELS_R(T, suffix, 4, simt4)                                                            \
     extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
         attention_backward_delta_##suffix(const T* out, const T* d_out, float* delta,              \
                                           long long rows, int seq_q, int heads, int head_dim) {    \
         attention_backward_delta<T>(out, d_out, delta, rows, seq_q, heads, head_dim);              \
-    }                                                                                              \
-    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
-        attention_backward_dq_simt_##suffix(AttnPlan p, const T* q, const T* k, const T* v,        \
-                                            const float* lse, const float* delta, const T* d_out,  \
-                                            T* dq) {                                               \
-        attention_backward_dq_simt<T>(p, q, k, v, lse, delta, d_out, dq);                          \
-    }                                                                                              \
-    extern "C" __global__ void __launch_bounds__(SIMT_WARPS * 32)                                  \
-        attention_backward_dkdv_simt_##suffix(AttnPlan p, const T* q, const T* k, const T* v,      \
-                                              const float* lse, const float* delta,                \
-                                              const T* d_out, T* dk, T* dv) {                      \
-        attention_backward_dkdv_simt<T>(p, q, k, v, lse, delta, d_out, dk, dv);                    \
     }
 
 SIMT_KERNELS(float, f32)

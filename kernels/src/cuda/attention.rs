@@ -249,6 +249,17 @@ pub(super) fn allow_smem(f: &CudaFunction, name: &str, bytes: usize) -> Result<(
     Ok(())
 }
 
+/// Rows (queries or keys) each warp of the SIMT kernels takes for a group of `len` rows, and the
+/// kernel variant built for it: 4 rows share every row of the other side they read; short groups
+/// (Temporal) keep 1 so their few rows still spread over all warps.
+fn simt_rows_per_warp(len: usize) -> (usize, &'static str) {
+    if len >= 64 {
+        (4, "simt4")
+    } else {
+        (1, "simt")
+    }
+}
+
 fn simt_config(problems: usize, blocks_y: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (problems as u32, blocks_y, 1),
@@ -339,8 +350,10 @@ pub fn attention_forward_with<T: CudaFloat>(
             cfg,
         )
     } else {
-        let cfg = simt_config(problems, grid_y(OP, plan.len_q as usize, SIMT_ROWS)?);
-        (format!("attention_forward_simt_{}", T::SUFFIX), cfg)
+        let (per_warp, variant) = simt_rows_per_warp(plan.len_q as usize);
+        let blocks = grid_y(OP, plan.len_q as usize, SIMT_ROWS * per_warp)?;
+        let cfg = simt_config(problems, blocks);
+        (format!("attention_forward_{variant}_{}", T::SUFFIX), cfg)
     };
     let f = dev.function(FILE, &name)?;
     allow_smem(&f, &name, cfg.shared_mem_bytes as usize)?;
@@ -448,9 +461,11 @@ pub fn attention_backward_with<T: CudaFloat>(
     }
 
     if kernel == AttentionKernel::Simt {
-        let name = format!("attention_backward_dq_simt_{}", T::SUFFIX);
+        let (per_warp, variant) = simt_rows_per_warp(plan.len_q as usize);
+        let name = format!("attention_backward_dq_{variant}_{}", T::SUFFIX);
         let f = dev.function(FILE, &name)?;
-        let cfg = simt_config(problems, grid_y(OP, plan.len_q as usize, SIMT_ROWS)?);
+        let blocks = grid_y(OP, plan.len_q as usize, SIMT_ROWS * per_warp)?;
+        let cfg = simt_config(problems, blocks);
         let mut launch = dev.stream().launch_builder(&f);
         launch
             .arg(&plan)
@@ -463,9 +478,11 @@ pub fn attention_backward_with<T: CudaFloat>(
             .arg(dq);
         driver_call(&name, || unsafe { launch.launch(cfg) })?;
 
-        let name = format!("attention_backward_dkdv_simt_{}", T::SUFFIX);
+        let (per_warp, variant) = simt_rows_per_warp(plan.len_kv as usize);
+        let name = format!("attention_backward_dkdv_{variant}_{}", T::SUFFIX);
         let f = dev.function(FILE, &name)?;
-        let cfg = simt_config(problems, grid_y(OP, plan.len_kv as usize, SIMT_ROWS)?);
+        let blocks = grid_y(OP, plan.len_kv as usize, SIMT_ROWS * per_warp)?;
+        let cfg = simt_config(problems, blocks);
         let mut launch = dev.stream().launch_builder(&f);
         launch
             .arg(&plan)
