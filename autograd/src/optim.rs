@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use fym_kernels::cpu::pool::{parallel_for, SharedMut};
+
 use crate::{Grads, ParamSet};
 
 /// Optimizer settings.
@@ -73,25 +75,77 @@ impl AdamW {
         let bc2 = 1.0 - (c.beta2 as f64).powi(self.step as i32);
         let step_size = (c.lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
-        for (name, t, g) in host {
-            let m = self
-                .m
-                .entry(name.to_string())
-                .or_insert_with(|| vec![0.0; g.len()]);
-            let v = self
-                .v
-                .entry(name.to_string())
-                .or_insert_with(|| vec![0.0; g.len()]);
-            let mut p = t.data_mut();
-            for i in 0..g.len() {
-                let gi = g[i] * clip;
-                m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
-                v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
-                // Decoupled weight decay: shrink the weight, independent of the gradient.
-                p[i] -= c.lr * c.weight_decay * p[i];
-                p[i] -= step_size * m[i] / (v[i].sqrt() / bc2_sqrt + c.eps);
+        for (name, _, g) in &host {
+            for moments in [&mut self.m, &mut self.v] {
+                moments
+                    .entry(name.to_string())
+                    .or_insert_with(|| vec![0.0; g.len()]);
             }
         }
+        // Values on the host (GPU ones downloaded here and uploaded when the guards drop, all
+        // on this thread), then every element updated independently on the kernel threads:
+        // the same arithmetic per element as one loop, so the result does not depend on them.
+        let mut values: Vec<_> = host.iter().map(|(_, t, _)| t.data_mut()).collect();
+        let mut work = Vec::with_capacity(host.len());
+        for ((name, _, g), p) in host.iter().zip(values.iter_mut()) {
+            let moment = |moments: &mut BTreeMap<String, Vec<f32>>| {
+                let buf = moments.get_mut(*name).expect("created above");
+                // The parallel update below writes g.len() values through each pointer.
+                assert_eq!(buf.len(), g.len(), "AdamW state of {name} has another size");
+                SharedMut::new(buf)
+            };
+            assert_eq!(p.len(), g.len(), "gradient of {name} has another size");
+            work.push(Slices {
+                p: SharedMut::new(p),
+                m: moment(&mut self.m),
+                v: moment(&mut self.v),
+                g,
+            });
+        }
+        let chunks: Vec<(usize, usize)> = work
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| {
+                (0..w.g.len())
+                    .step_by(UPDATE_CHUNK)
+                    .map(move |start| (i, start))
+            })
+            .collect();
+        parallel_for(chunks.len(), |task| {
+            let (i, start) = chunks[task];
+            let w = &work[i];
+            let len = UPDATE_CHUNK.min(w.g.len() - start);
+            // SAFETY: chunks are disjoint ranges of distinct parameters' buffers, each buffer
+            // `g.len()` long (moments created at that length, values of the gradient's tensor).
+            let (p, m, v) = unsafe {
+                (
+                    w.p.slice(start, len),
+                    w.m.slice(start, len),
+                    w.v.slice(start, len),
+                )
+            };
+            for (k, &g) in w.g[start..start + len].iter().enumerate() {
+                let gi = g * clip;
+                m[k] = c.beta1 * m[k] + (1.0 - c.beta1) * gi;
+                v[k] = c.beta2 * v[k] + (1.0 - c.beta2) * gi * gi;
+                // Decoupled weight decay: shrink the weight, independent of the gradient.
+                p[k] -= c.lr * c.weight_decay * p[k];
+                p[k] -= step_size * m[k] / (v[k].sqrt() / bc2_sqrt + c.eps);
+            }
+        });
+        drop(work);
+        drop(values);
         norm
     }
+}
+
+/// Elements per task of the parallel update.
+const UPDATE_CHUNK: usize = 16 * 1024;
+
+/// One parameter's buffers for the parallel update.
+struct Slices<'a> {
+    p: SharedMut<f32>,
+    m: SharedMut<f32>,
+    v: SharedMut<f32>,
+    g: &'a [f32],
 }

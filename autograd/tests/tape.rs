@@ -176,3 +176,90 @@ fn checkpoint_resume_continues_identically() {
     assert!(err.contains("ckpt.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The update runs element chunks of every parameter on the kernel threads; it must equal, bit
+/// for bit, the one loop per parameter it replaced (so training resumes identically).
+#[test]
+fn adamw_parallel_update_is_the_one_loop_update() {
+    let cfg = AdamWConfig {
+        lr: 1e-2,
+        max_grad_norm: Some(0.5),
+        ..AdamWConfig::default()
+    };
+    let sizes = [40_000usize, 3, 16_384, 16_385];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let init: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|_| next()).collect())
+        .collect();
+    let scale: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| (0..n).map(|_| next()).collect())
+        .collect();
+    let mut set = ParamSet::new();
+    let params: Vec<Tensor> = init
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let t = Tensor::param(v.clone(), &[v.len()]).unwrap();
+            set.push(format!("p{i}"), t.clone());
+            t
+        })
+        .collect();
+    let mut opt = AdamW::new(cfg);
+    // The one-loop reference, with the same f32 arithmetic.
+    let mut want = init.clone();
+    let (mut m, mut v): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (
+        sizes.iter().map(|&n| vec![0.0; n]).collect(),
+        sizes.iter().map(|&n| vec![0.0; n]).collect(),
+    );
+    for step in 1..=3u64 {
+        // loss = Σ scale ⊙ p²  → g = 2·scale·p
+        let mut loss = Tensor::scalar(0.0);
+        for (p, s) in params.iter().zip(&scale) {
+            let s = Tensor::from_vec(s.clone(), p.shape()).unwrap();
+            loss = loss
+                .add(&p.mul(p).unwrap().mul(&s).unwrap().sum_all().unwrap())
+                .unwrap();
+        }
+        let grads = loss.backward().unwrap();
+        let gs: Vec<Vec<f32>> = params
+            .iter()
+            .map(|p| grads.get(p).unwrap().to_vec())
+            .collect();
+        opt.step(&set, &grads);
+        let norm = gs
+            .iter()
+            .flatten()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt() as f32;
+        let clip = if norm > 0.5 { 0.5 / norm } else { 1.0 };
+        let c = cfg;
+        let bc1 = 1.0 - (c.beta1 as f64).powi(step as i32);
+        let bc2 = 1.0 - (c.beta2 as f64).powi(step as i32);
+        let step_size = (c.lr as f64 / bc1) as f32;
+        let bc2_sqrt = bc2.sqrt() as f32;
+        for (((p, g), m), v) in want.iter_mut().zip(&gs).zip(&mut m).zip(&mut v) {
+            for i in 0..g.len() {
+                let gi = g[i] * clip;
+                m[i] = c.beta1 * m[i] + (1.0 - c.beta1) * gi;
+                v[i] = c.beta2 * v[i] + (1.0 - c.beta2) * gi * gi;
+                p[i] -= c.lr * c.weight_decay * p[i];
+                p[i] -= step_size * m[i] / (v[i].sqrt() / bc2_sqrt + c.eps);
+            }
+        }
+    }
+    for (i, (p, w)) in params.iter().zip(&want).enumerate() {
+        assert!(
+            p.to_vec() == *w,
+            "parameter {i} differs from the one-loop update"
+        );
+    }
+}

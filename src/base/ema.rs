@@ -1,6 +1,7 @@
 //! Exponential moving average of the trained weights: the copy the model is sampled with.
 
 use fym_autograd::{ParamSet, Tensor};
+use fym_kernels::cpu::pool::{parallel_for, SharedMut};
 
 /// Shadow copies of a parameter set, `shadow = d·shadow + (1−d)·param` after every step.
 pub struct Ema {
@@ -31,15 +32,35 @@ impl Ema {
         self.decay.min((1.0 + step as f32) / (10.0 + step as f32))
     }
 
-    /// Moves the shadows towards `params` (same order as at construction).
+    /// Moves the shadows towards `params` (same order as at construction), element chunks on
+    /// the kernel threads (each element's arithmetic is the same as in one loop).
     pub fn update(&self, params: &ParamSet, step: u64) {
+        const CHUNK: usize = 16 * 1024;
         let d = self.decay_at(step);
-        for ((_, p), (_, s)) in params.iter().zip(self.shadow.iter()) {
-            let p = p.data();
-            let mut s = s.data_mut();
-            for (si, &pi) in s.iter_mut().zip(p.iter()) {
+        let values: Vec<_> = params.iter().map(|(_, p)| p.data()).collect();
+        let mut shadows: Vec<_> = self.shadow.iter().map(|(_, s)| s.data_mut()).collect();
+        let pairs: Vec<(&[f32], SharedMut<f32>, usize)> = values
+            .iter()
+            .zip(shadows.iter_mut())
+            .map(|(p, s)| {
+                let n = p.len().min(s.len());
+                (&p[..], SharedMut::new(s), n)
+            })
+            .collect();
+        let chunks: Vec<(usize, usize)> = pairs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(_, _, n))| (0..n).step_by(CHUNK).map(move |start| (i, start)))
+            .collect();
+        parallel_for(chunks.len(), |task| {
+            let (i, start) = chunks[task];
+            let (p, shadow, n) = &pairs[i];
+            let len = CHUNK.min(n - start);
+            // SAFETY: tasks write disjoint chunks of distinct shadows' first n values.
+            let s = unsafe { shadow.slice(start, len) };
+            for (si, &pi) in s.iter_mut().zip(&p[start..start + len]) {
                 *si = d * *si + (1.0 - d) * pi;
             }
-        }
+        });
     }
 }

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use fym_autograd::{AdamW, AdamWConfig, ParamSet, Tensor};
+use fym_kernels::cpu::pool::{parallel_for, SharedMut};
 use fym_model::flow::{fill_standard_normal, SigmaDistribution, TrainSigmaSampler};
 use fym_model::{ForwardOptions, WanConfig};
 use rand::{Rng, SeedableRng};
@@ -613,12 +614,17 @@ impl Trainer {
         fym_autograd::profile_charge("host", "render clips", Some(rendering.elapsed()));
         let mut xt = vec![0.0f32; x0.len()];
         let mut target = vec![0.0f32; x0.len()];
-        for (i, &s) in sigmas.iter().enumerate() {
-            for j in i * n..(i + 1) * n {
+        let (xt_out, target_out) = (SharedMut::new(&mut xt), SharedMut::new(&mut target));
+        parallel_for(sigmas.len(), |i| {
+            let s = sigmas[i];
+            // SAFETY: clip i writes only its own n values of each output.
+            let (xt, target) = unsafe { (xt_out.slice(i * n, n), target_out.slice(i * n, n)) };
+            let (x0, noise) = (&x0[i * n..(i + 1) * n], &noise[i * n..(i + 1) * n]);
+            for j in 0..n {
                 xt[j] = (1.0 - s) * x0[j] + s * noise[j];
                 target[j] = noise[j] - x0[j];
             }
-        }
+        });
         let shape = [c.batch, 3, spec.frames, spec.height, spec.width];
         let device = self.model.wan.device();
         let xt = Tensor::from_vec(xt, &shape)?.to_device(device)?;
