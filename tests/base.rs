@@ -731,3 +731,30 @@ fn parallel_noise_is_the_one_thread_stream() {
         assert_eq!(rng.gen::<u64>(), std_rng.gen::<u64>(), "stream position");
     }
 }
+
+/// The outline weights mark both sides of the object's boundary, in every channel, and nothing
+/// else: a 2×2 lit square in a 5×5 black frame has 4 lit and 8 dark outline pixels.
+#[test]
+fn outline_weights_mark_both_sides_of_the_boundary() {
+    use fym::base::train::outline_weights;
+    let spec = ClipSpec {
+        frames: 1,
+        height: 5,
+        width: 5,
+    };
+    let mut x0 = vec![-1.0f32; 3 * 25];
+    for (y, x) in [(1, 1), (1, 2), (2, 1), (2, 2)] {
+        x0[y * 5 + x] = 0.8; // red channel only
+    }
+    let w = outline_weights(&x0, &spec, 1, 3.0);
+    let marked: Vec<usize> = (0..25).filter(|&p| w[p] == 4.0).collect();
+    assert_eq!(
+        marked,
+        vec![1, 2, 5, 6, 7, 8, 10, 11, 12, 13, 16, 17],
+        "outline of the square"
+    );
+    for c in 1..3 {
+        assert_eq!(w[c * 25..(c + 1) * 25], w[..25], "channel {c}");
+    }
+    assert!(w.iter().all(|&v| v == 1.0 || v == 4.0));
+}

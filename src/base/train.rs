@@ -61,6 +61,10 @@ pub struct TrainConfig {
     /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
+    /// Extra weight of the squared error on the object's outline (the pixels on either side of
+    /// the boundary between object and black background, see [`outline_weights`]), 0 = plain
+    /// flow matching: the outline is where a circle and a square differ.
+    pub edge_loss_weight: f32,
     pub checkpoint_minutes: f32,
     /// A learned embedding per latent frame (see `WanConfig::frame_embed_len`), so the model
     /// can tell where in the clip a frame is even from pure noise.
@@ -97,6 +101,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             textured_fraction: 0.0,
             motion_loss_weight: 0.0,
+            edge_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
             frame_embed: true,
             schedule_start: 0,
@@ -129,6 +134,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(textured_fraction, f32);
         $m!(motion_loss_weight, f32);
+        $m!(edge_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
         $m!(frame_embed, bool);
         $m!(schedule_start, u64);
@@ -200,6 +206,7 @@ impl TrainConfig {
         "still_fraction",
         "textured_fraction",
         "motion_loss_weight",
+        "edge_loss_weight",
         "checkpoint_minutes",
         // Only off → on: the embedding starts at zero, so the model is unchanged until trained.
         "frame_embed",
@@ -242,6 +249,9 @@ impl TrainConfig {
             if !(0.0..=1.0).contains(&v) {
                 anyhow::bail!("{name} must be in [0, 1], got {v}");
             }
+        }
+        if !(self.edge_loss_weight >= 0.0 && self.motion_loss_weight >= 0.0) {
+            anyhow::bail!("edge_loss_weight and motion_loss_weight must be ≥ 0");
         }
         if !(self.lr > 0.0 && self.lr_min >= 0.0 && self.sigma_shift > 0.0) {
             anyhow::bail!("lr, lr_min and sigma_shift must be positive");
@@ -345,6 +355,44 @@ pub fn fill_standard_normal_parallel(rng: &mut ChaCha12Rng, out: &mut [f32], thr
         }
     });
     rng.set_word_pos(start + WORDS_PER_PAIR * pairs as u128);
+}
+
+/// Per-value loss weights of `clips` clean clips (`[clips, 3, F, H, W]` in [−1, 1] on black):
+/// `1 + weight` on the pixels of the object's outline — a pixel lit in some channel (max > −0.5)
+/// next to a dark one, or a dark one next to a lit one (4-neighbours, same frame) — and 1
+/// elsewhere, the same for the three channels.
+pub fn outline_weights(x0: &[f32], spec: &ClipSpec, clips: usize, weight: f32) -> Vec<f32> {
+    let (f, h, w) = (spec.frames, spec.height, spec.width);
+    let plane = h * w;
+    let n = 3 * f * plane;
+    let mut out = vec![1.0f32; clips * n];
+    let mut lit = vec![false; plane];
+    for clip in 0..clips {
+        for frame in 0..f {
+            for (p, l) in lit.iter_mut().enumerate() {
+                *l = (0..3)
+                    .map(|c| x0[clip * n + (c * f + frame) * plane + p])
+                    .fold(f32::NEG_INFINITY, f32::max)
+                    > -0.5;
+            }
+            for y in 0..h {
+                for x in 0..w {
+                    let here = lit[y * w + x];
+                    let differs = |yy: usize, xx: usize| lit[yy * w + xx] != here;
+                    let edge = (y > 0 && differs(y - 1, x))
+                        || (y + 1 < h && differs(y + 1, x))
+                        || (x > 0 && differs(y, x - 1))
+                        || (x + 1 < w && differs(y, x + 1));
+                    if edge {
+                        for c in 0..3 {
+                            out[clip * n + (c * f + frame) * plane + y * w + x] = 1.0 + weight;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Longest caption the text encoder must take: training captions and every benchmark caption.
@@ -639,7 +687,13 @@ impl Trainer {
             .model
             .wan
             .forward(&xt, &timesteps, &text, &ForwardOptions::default())?;
-        let mut loss = pred.mse_loss(&target)?;
+        let mut loss = if c.edge_loss_weight > 0.0 {
+            let weights = outline_weights(&x0, &spec, c.batch, c.edge_loss_weight);
+            let weights = Tensor::from_vec(weights, &shape)?.to_device(device)?;
+            pred.sub(&target)?.square()?.mul(&weights)?.mean_all()?
+        } else {
+            pred.mse_loss(&target)?
+        };
         if c.motion_loss_weight > 0.0 && spec.frames > 1 {
             let f = spec.frames;
             let diff = |t: &Tensor| -> anyhow::Result<Tensor> {
