@@ -11,7 +11,7 @@ use fym_kernels::cuda::{self, CudaRopeTable};
 
 use super::{gpu_of, gpu_zeros, records};
 use crate::op::Op;
-use crate::tensor::Buf;
+use crate::tensor::{Buf, Storage};
 use crate::{Error, Result, Tensor};
 
 /// A RoPE table shared by every layer of a forward pass.
@@ -57,6 +57,17 @@ impl Tensor {
             tokens_per_frame,
         };
         let scale = 1.0 / (dims.head_dim as f32).sqrt();
+        // What the backward needs: the output and the per-row log-sum-exp.
+        let op = |out: Storage, lse: Buf| Op::Attention {
+            q: q.clone(),
+            k: k.clone(),
+            v: v.clone(),
+            dims,
+            mask,
+            scale,
+            out,
+            lse,
+        };
         if let Some(dev) = gpu {
             let mut out = gpu_zeros(&dev, q.numel())?;
             let mut lse = gpu_zeros(&dev, dims.batch * heads * dims.seq_q)?;
@@ -75,16 +86,7 @@ impl Tensor {
             drop((qs, ks, vs));
             // The backward reads the output: the op shares the result's storage.
             let storage = Tensor::cuda_storage(&dev, out);
-            let op = Op::Attention {
-                q: q.clone(),
-                k: k.clone(),
-                v: v.clone(),
-                dims,
-                mask,
-                scale,
-                out: storage.clone(),
-                lse: Tensor::gpu_buf(&dev, lse),
-            };
+            let op = op(storage.clone(), Tensor::gpu_buf(&dev, lse));
             return Ok(Tensor::from_op_storage(storage, q.shape().to_vec(), op));
         }
         let mut lse = vec![0.0; dims.batch * heads * dims.seq_q];
@@ -110,17 +112,7 @@ impl Tensor {
         } else {
             Vec::new()
         };
-        let saved = Arc::new(RwLock::new(Buf::Cpu(saved)));
-        let op = Op::Attention {
-            q: q.clone(),
-            k: k.clone(),
-            v: v.clone(),
-            dims,
-            mask,
-            scale,
-            out: saved,
-            lse: Buf::Cpu(lse),
-        };
+        let op = op(Arc::new(RwLock::new(Buf::Cpu(saved))), Buf::Cpu(lse));
         Ok(Tensor::from_op(out, q.shape().to_vec(), op))
     }
 
