@@ -355,14 +355,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
                     )
                 })
             };
-            let mut grads = vec![Some(dx)];
-            if w.is_some() {
-                grads.push(dw);
-            }
-            if b.is_some() {
-                grads.push(db);
-            }
-            grads
+            norm_grads(dx, dw, db)
         }
         Op::RmsNorm { x, w, rstd } => {
             let cols = x.dim(-1);
@@ -383,11 +376,7 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
                     )
                 })
             };
-            let mut grads = vec![Some(dx)];
-            if w.is_some() {
-                grads.push(dw);
-            }
-            grads
+            norm_grads(dx, dw, None)
         }
         Op::Rope {
             x: _,
@@ -506,6 +495,12 @@ fn op_backward(op: &Op, out: &Tensor, g_owned: Vec<f32>) -> Result<Vec<Option<Ve
             vec![Some(dt)]
         }
     })
+}
+
+/// Gradients of a normalisation's inputs `[x, weight?, bias?]`: `dw`/`db` exist exactly when the
+/// op had that parameter.
+pub(crate) fn norm_grads<T>(dx: T, dw: Option<T>, db: Option<T>) -> Vec<Option<T>> {
+    std::iter::once(dx).chain(dw).chain(db).map(Some).collect()
 }
 
 fn sum_rows(g: &[f32], rows: usize, cols: usize) -> Vec<f32> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use fym_kernels::cpu::elementwise::BinaryOp;
 use fym_kernels::cuda::{self, CudaDevice, CudaSlice};
 
+use crate::backward::norm_grads;
 use crate::op::Op;
 use crate::ops::pad_shape;
 use crate::{Error, Result, Tensor};
@@ -208,14 +209,7 @@ pub(crate) fn op_backward(
                 db.as_mut(),
             )?;
             drop(wd);
-            let mut grads = vec![Some(dx)];
-            if w.is_some() {
-                grads.push(dw);
-            }
-            if b.is_some() {
-                grads.push(db);
-            }
-            grads
+            norm_grads(dx, dw, db)
         }
         Op::RmsNorm { x, w, rstd } => {
             let cols = x.dim(-1);
@@ -235,11 +229,7 @@ pub(crate) fn op_backward(
                 dw.as_mut(),
             )?;
             drop(wd);
-            let mut grads = vec![Some(dx)];
-            if w.is_some() {
-                grads.push(dw);
-            }
-            grads
+            norm_grads(dx, dw, None)
         }
         Op::Rope {
             cuda_table,
