@@ -271,15 +271,7 @@ impl Tensor {
 
     /// [`Tensor::from_op`] for a result on any device.
     pub(crate) fn from_op_buf(buf: Buf, shape: Vec<usize>, op: Op) -> Tensor {
-        if let Buf::Cuda(c) = &buf {
-            crate::profile::mark(&c.dev, "forward", op.name());
-        }
-        let record = is_grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        if record {
-            Tensor::build_buf(buf, shape, true, Some(op))
-        } else {
-            Tensor::build_buf(buf, shape, false, None)
-        }
+        Tensor::from_op_storage(Arc::new(RwLock::new(buf)), shape, op)
     }
 
     /// [`Tensor::from_op`] for a result whose storage the op also keeps (ops whose backward
@@ -288,8 +280,7 @@ impl Tensor {
         if let Buf::Cuda(c) = &*storage.read().unwrap_or_else(|e| e.into_inner()) {
             crate::profile::mark(&c.dev, "forward", op.name());
         }
-        let record = is_grad_enabled() && op.inputs().iter().any(|t| t.requires_grad());
-        if record {
+        if crate::ops::records(&op.inputs()) {
             Tensor::build_storage(storage, shape, true, Some(op))
         } else {
             Tensor::build_storage(storage, shape, false, None)
