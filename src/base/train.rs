@@ -424,6 +424,8 @@ pub struct Trainer {
     ema: Ema,
     /// Optimizer steps done.
     pub step: u64,
+    /// Clips trained on over all runs (phases may differ in batch size).
+    pub clips: u64,
     /// Training seconds over all runs (resumed runs add up).
     pub seconds: f64,
     /// (step, mean loss since the previous entry), one entry per checkpoint.
@@ -465,6 +467,7 @@ impl Trainer {
             opt,
             ema,
             step: 0,
+            clips: 0,
             seconds: 0.0,
             history: Vec::new(),
             loss_sum: 0.0,
@@ -551,6 +554,11 @@ impl Trainer {
         };
         t.step = num("fym.train.step")?.parse()?;
         t.seconds = num("fym.train.seconds")?.parse()?;
+        // Checkpoints from before the count was kept ran one batch size throughout.
+        t.clips = match meta.get("fym.train.clips") {
+            Some(c) => c.parse()?,
+            None => t.step * t.config.batch as u64,
+        };
         t.history = serde_json::from_str(num("fym.train.history")?)?;
         if t.opt.step != t.step {
             anyhow::bail!(
@@ -579,6 +587,7 @@ impl Trainer {
                 self.config.to_json().to_string(),
             ),
             ("fym.train.step".to_string(), self.step.to_string()),
+            ("fym.train.clips".to_string(), self.clips.to_string()),
             ("fym.train.seconds".to_string(), self.seconds.to_string()),
             (
                 "fym.train.history".to_string(),
@@ -712,6 +721,7 @@ impl Trainer {
         self.opt.step(&self.params, &grads);
         fym_autograd::profile_charge("host", "adamw", Some(updating.elapsed()));
         self.step += 1;
+        self.clips += c.batch as u64;
         let averaging = std::time::Instant::now();
         self.ema.update(&self.params, self.step);
         fym_autograd::profile_charge("host", "ema", Some(averaging.elapsed()));
@@ -759,7 +769,7 @@ impl Trainer {
             "training": self.config.to_json(),
             "parameters": self.params.numel(),
             "steps": self.step,
-            "clips": self.step * self.config.batch as u64,
+            "clips": self.clips,
             "hours": self.seconds / 3600.0,
             "loss_history": self.history,
             "final_loss": self.history.last().map(|h| h.1),
