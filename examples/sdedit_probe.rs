@@ -80,19 +80,21 @@ fn main() -> anyhow::Result<()> {
             let x = fym_model::flow::add_noise(&clean, &noise, sigmas[0])?;
             let mut rng = rand::rngs::StdRng::seed_from_u64(11);
             let out = no_grad(|| stochastic_sample(&x, &sigmas, 1.0, &mut rng, &velocity))?;
-            let (mut shape, mut color, mut direction) = (0, 0, 0);
-            let mut by_shape: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+            let (mut shape, mut color, mut direction, mut by_fill) = (0, 0, 0, 0);
+            let mut by_shape: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
             for ((_, a), clip) in cases.iter().zip(out.chunks_exact(per)) {
                 let score = score_clip(&read_clip(clip, s.frames, s.height, s.width), a);
                 shape += score.shape_match as usize;
+                by_fill += score.shape_by_fill_match as usize;
                 color += score.color_match as usize;
                 direction += score.direction_match as usize;
                 let e = by_shape.entry(format!("{:?}", a.shape)).or_default();
                 e.0 += score.shape_match as usize;
-                e.1 += 1;
+                e.1 += score.shape_by_fill_match as usize;
+                e.2 += 1;
             }
             println!(
-                "from σ {:.3} to σ {stop}: shape {shape}/{n}, colour {color}/{n}, direction {direction}/{n}, by shape (right, of) {by_shape:?}",
+                "from σ {:.3} to σ {stop}: shape {shape}/{n} (by fill {by_fill}/{n}), colour {color}/{n}, direction {direction}/{n}, by shape (right, right by fill, of) {by_shape:?}",
                 sigmas[0]
             );
         }

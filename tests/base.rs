@@ -159,6 +159,72 @@ fn rendered_held_out_clips_pass_the_gate_measures() {
     assert!(!score_clip(&v, asked).direction_match, "{text}");
 }
 
+/// The gate's shape measure against the renderer's own clips, clean and with per-pixel noise of
+/// σ = 0.1 (leftover noise of that size is what a sample's outline carries): the template
+/// classifier names every clean frame and nearly every noisy one; the earlier fill measure, whose
+/// radius is one extreme pixel, loses most noisy frames (circles above all). Model-independent:
+/// this is why the gate measures shape by template overlap.
+#[test]
+fn template_classifier_survives_pixel_noise_where_fill_does_not() {
+    use fym::metrics::segment::{main_object, Background, BackgroundHint};
+    use fym::metrics::shape::{classify_shape, classify_shape_by_fill};
+    let world = World::default();
+    let spec = TrainConfig::default().spec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for noise in [0.0f32, 0.1] {
+        let (mut frames, mut by_template, mut by_fill) = (0, 0, 0);
+        let mut circles = (0, 0, 0);
+        for _ in 0..60 {
+            let scene = world.training_scene(&[], &mut rng);
+            let want = scene.objects[0].shape;
+            let (mut v, _) = render(&scene, spec.frames, spec.height, spec.width);
+            let mut eps = vec![0.0f32; v.data.len()];
+            fym_model::flow::fill_standard_normal(&mut rng, &mut eps);
+            for (x, e) in v.data.iter_mut().zip(&eps) {
+                *x = (*x + noise * e).clamp(0.0, 1.0);
+            }
+            let background = Background::estimate(&v, &BackgroundHint::Color([0.0; 3]));
+            for f in 0..v.frames {
+                let Some(object) = main_object(&v, f, &background) else {
+                    continue;
+                };
+                let (t, fill) = (
+                    classify_shape(&object.mask) == Some(want),
+                    classify_shape_by_fill(&object.mask) == Some(want),
+                );
+                frames += 1;
+                by_template += t as usize;
+                by_fill += fill as usize;
+                if want == fym::world::Shape::Circle {
+                    circles = (
+                        circles.0 + 1,
+                        circles.1 + t as usize,
+                        circles.2 + fill as usize,
+                    );
+                }
+            }
+        }
+        let (t, fill) = (
+            by_template as f64 / frames as f64,
+            by_fill as f64 / frames as f64,
+        );
+        println!(
+            "noise σ {noise}: {frames} frames, template {t:.3}, fill {fill:.3}; circles {} of which template {} fill {}",
+            circles.0, circles.1, circles.2
+        );
+        assert!(frames >= 400, "{frames} frames with an object");
+        if noise == 0.0 {
+            assert!(
+                t >= 0.99 && fill >= 0.95,
+                "clean: template {t}, fill {fill}"
+            );
+        } else {
+            assert!(t >= 0.95, "noisy: template {t}");
+            assert!(fill < 0.7, "noisy: fill {fill} (expected to break down)");
+        }
+    }
+}
+
 /// No training clip shows a held-out caption or a benchmark caption, and every colour, shape
 /// and direction of the held-out captions is still trained on.
 #[test]
@@ -309,6 +375,83 @@ fn training_on_the_gpu_follows_the_cpu_and_checkpoints() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `fym generate` / `eval-base --device cuda`: the built-in model samples on the GPU what it
+/// samples on the CPU (same noise, f32 both sides; the sums round differently), and the gate's
+/// head statistics agree. Skips, saying why, without a GPU.
+#[test]
+fn sampling_on_the_gpu_matches_the_cpu() {
+    let device = match fym_autograd::Device::cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: no usable GPU: {e}");
+            return;
+        }
+    };
+    let cpu = BaseModel::builtin().unwrap();
+    let mut gpu = BaseModel::builtin().unwrap();
+    gpu.to_device(device).unwrap();
+    assert_eq!(gpu.device(), device);
+    let prompts = [
+        "a red circle moves left on a plain background",
+        "a white star moves up and slows down on a plain background",
+    ];
+    for sampler in [Sampler::Euler, Sampler::Stochastic { eta: 1.0 }] {
+        let opts = SampleOptions {
+            steps: 10,
+            sampler,
+            ..SampleOptions::default()
+        };
+        let (want, got) = (
+            cpu.sample_batch(&prompts, &opts).unwrap(),
+            gpu.sample_batch(&prompts, &opts).unwrap(),
+        );
+        for (w, g) in want.iter().zip(&got) {
+            let n = w.data.len() as f32;
+            let mean = w
+                .data
+                .iter()
+                .zip(&g.data)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f32>()
+                / n;
+            let max = w
+                .data
+                .iter()
+                .zip(&g.data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            println!("{sampler:?}: clip pixels differ by {mean:.1e} on average, {max:.1e} at most");
+            assert!(mean <= 1e-3, "{sampler:?}: mean pixel difference {mean}");
+        }
+    }
+    let world = World::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let clips: Vec<(String, Video)> = gate_captions(&world)
+        .into_iter()
+        .take(2)
+        .map(|(c, a)| {
+            let (v, _) = render(&world.scene(a, &mut rng), 8, 24, 24);
+            (c, v)
+        })
+        .collect();
+    let (want, got) = (
+        head_stats(&cpu, &clips, 0.5, 7).unwrap(),
+        head_stats(&gpu, &clips, 0.5, 7).unwrap(),
+    );
+    let worst = want
+        .iter()
+        .flatten()
+        .zip(got.iter().flatten())
+        .map(|(w, g)| {
+            (w.cos_spatial - g.cos_spatial)
+                .abs()
+                .max((w.cos_temporal - g.cos_temporal).abs())
+        })
+        .fold(0.0f32, f32::max);
+    println!("head statistics: worst difference {worst:.1e}");
+    assert!(worst <= 1e-4, "head statistics differ by {worst}");
+}
+
 /// `--resume --config`: a continued run may change how it is optimised (the learning-rate
 /// schedule restarts at its step, and the new settings survive the next checkpoint), never what
 /// the model is.
@@ -321,8 +464,11 @@ fn a_new_phase_restarts_the_schedule_and_keeps_the_model() {
         t.train_step().unwrap();
     }
     assert_eq!(t.config.lr_at(9), t.config.lr_min, "first schedule is over");
+    let first_batch = t.config.batch as u64;
+    assert_eq!(t.clips, 8 * first_batch);
     let phase = serde_json::json!({"lr": 2e-3, "warmup_steps": 2, "decay_steps": 10,
-                                   "motion_loss_weight": 0.0, "ema_decay": 0.5});
+                                   "motion_loss_weight": 0.0, "ema_decay": 0.5,
+                                   "batch": first_batch + 1});
     let err = t
         .config
         .new_phase(&serde_json::json!({"layers": 3}), t.step, "phase.json")
@@ -351,6 +497,11 @@ fn a_new_phase_restarts_the_schedule_and_keeps_the_model() {
         "the phase is part of the checkpoint"
     );
     assert_eq!(resumed.ema_decay(), 0.5);
+    assert_eq!(
+        (resumed.clips, resumed.card()["clips"].as_u64()),
+        (9 * first_batch + 1, Some(9 * first_batch + 1)),
+        "clips add up over phases of different batch sizes"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

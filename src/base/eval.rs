@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::data::{Attributes, World};
 use super::{BaseModel, SampleOptions};
-use crate::metrics::appearance::measure_appearance;
+use crate::metrics::appearance::{measure_appearance, shape_by_fill};
 use crate::metrics::segment::{largest_component_fraction, main_object_track, BackgroundHint};
 use crate::metrics::trajectory::{motion_direction, Direction as PathDirection};
 use crate::video::Video;
@@ -33,6 +33,9 @@ pub struct ClipScore {
     pub shape: Option<&'static str>,
     pub color_match: bool,
     pub shape_match: bool,
+    /// The shape by the earlier fill measure ([`shape_by_fill`]), reported beside the gate's.
+    pub shape_by_fill: Option<&'static str>,
+    pub shape_by_fill_match: bool,
     pub caption_match: bool,
     pub direction: &'static str,
     pub direction_match: bool,
@@ -60,7 +63,10 @@ pub fn score_clip(video: &Video, asked: &Attributes) -> ClipScore {
     let shape = look.shape.map(|s| s.name());
     let color_match = color == Some(asked.color.name());
     let shape_match = shape == Some(asked.shape.name());
+    let by_fill = shape_by_fill(video, &hint).map(|s| s.name());
     ClipScore {
+        shape_by_fill: by_fill,
+        shape_by_fill_match: by_fill == Some(asked.shape.name()),
         component_fraction,
         coherent: component_fraction >= COHERENT_FRACTION,
         color,
@@ -139,7 +145,8 @@ pub fn head_stats(
         let x = fym_autograd::Tensor::from_vec(
             xs,
             &[1, 3, model.spec.frames, model.spec.height, model.spec.width],
-        )?;
+        )?
+        .to_device(model.device())?;
         let emb = model.text.encode(&[text.as_str()])?;
         let scores = fym_model::classify::head_scores(
             &model.wan,
@@ -234,6 +241,7 @@ impl GateReport {
             "caption_match": self.caption_match(),
             "color_match": self.fraction(|s| s.color_match),
             "shape_match": self.fraction(|s| s.shape_match),
+            "shape_match_by_fill": self.fraction(|s| s.shape_by_fill_match),
             "direction": self.direction(),
             "spatial_heads": self.spatial_heads(),
             "temporal_heads": self.temporal_heads(),
@@ -255,7 +263,7 @@ impl GateReport {
                 .zip(&self.scores)
                 .map(|(c, s)| {
                     json!({"caption": c, "component_fraction": s.component_fraction, "color": s.color,
-                           "shape": s.shape, "direction": s.direction, "coherent": s.coherent,
+                           "shape": s.shape, "shape_by_fill": s.shape_by_fill, "direction": s.direction, "coherent": s.coherent,
                            "caption_match": s.caption_match, "direction_match": s.direction_match})
                 })
                 .collect();

@@ -83,6 +83,19 @@ pub struct BaseModel {
 }
 
 impl BaseModel {
+    /// Moves the transformer (with its adapters) and the text encoder to `device`; sampling and
+    /// the gate's head statistics then run every op there.
+    pub fn to_device(&mut self, device: fym_autograd::Device) -> anyhow::Result<()> {
+        self.wan.to_device(device)?;
+        self.text.to_device(device)?;
+        Ok(())
+    }
+
+    /// Where the model's tensors live.
+    pub fn device(&self) -> fym_autograd::Device {
+        self.wan.device()
+    }
+
     /// A freshly initialised model. `vocab` are the caption words (the padding token is added);
     /// `max_len` the longest caption in words. The Wan config must map 3 channels to 3 and divide
     /// the clip by its patch.

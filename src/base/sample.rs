@@ -81,7 +81,8 @@ impl BaseModel {
                 x.to_vec()
             };
             let rows = captions.len();
-            let xt = Tensor::from_vec(input, &[rows, 3, s.frames, s.height, s.width])?;
+            let xt = Tensor::from_vec(input, &[rows, 3, s.frames, s.height, s.width])?
+                .to_device(self.device())?;
             let v = self
                 .velocity(&xt, sigma, &text, &fwd)
                 .map_err(|e| fym_model::Error::Flow(format!("model call failed: {e:#}")))?

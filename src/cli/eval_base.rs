@@ -39,11 +39,16 @@ pub struct EvalBaseArgs {
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// cpu or cuda (or cuda:N): where the model runs.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 pub fn run(args: EvalBaseArgs) -> anyhow::Result<()> {
     fym_kernels::cpu::set_num_threads(args.threads);
-    let model = load_model(args.model.as_ref())?;
+    let device = crate::cli::transfer::check_device(&args.device)?;
+    let mut model = load_model(args.model.as_ref())?;
+    model.to_device(device)?;
     let options = SampleOptions {
         seed: args.seed,
         steps: args.steps,

@@ -43,6 +43,9 @@ pub struct GenerateArgs {
     /// CPU threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// cpu or cuda (or cuda:N): where the model runs.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// No timing line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -75,6 +78,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         shift: args.shift,
         sampler: parse_sampler(&args.sampler, args.eta)?,
     };
+    let device = crate::cli::transfer::check_device(&args.device)?;
     let mut model = load_model(args.model.as_ref())?;
     for path in &args.lora {
         let io = fym_model::lora_io::read_lora(path)?;
@@ -83,6 +87,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             fym_model::lora::Adapter::from_io(&io, model.wan.config.attention_head_dim, false)?;
         model.wan.adapters.list.push(adapter);
     }
+    model.to_device(device)?;
     // Check the words before any work, so a typo fails at once with the vocabulary listed.
     model.text.tokenize(&args.prompt)?;
     let start = Instant::now();

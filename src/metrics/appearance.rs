@@ -4,7 +4,7 @@
 
 use super::background::{background_features, classify_background};
 use super::segment::{foreground_mask, main_object, Background, BackgroundHint, Mask};
-use super::shape::{classify_shape, Shape};
+use super::shape::{classify_shape, classify_shape_by_fill, Shape};
 use super::vocabulary::{palette, PromptAttributes};
 use crate::video::Video;
 use crate::world::Texture;
@@ -60,6 +60,17 @@ fn majority<T: PartialEq + Copy>(items: &[T]) -> Option<T> {
         }
     }
     best.map(|(item, _)| item)
+}
+
+/// The main object's shape by the earlier fill measure ([`classify_shape_by_fill`]), majority over
+/// frames: reported beside [`Appearance::shape`] where the two are compared.
+pub fn shape_by_fill(video: &Video, hint: &BackgroundHint) -> Option<Shape> {
+    let background = Background::estimate(video, hint);
+    let shapes: Vec<Shape> = (0..video.frames)
+        .filter_map(|f| main_object(video, f, &background))
+        .filter_map(|object| classify_shape_by_fill(&object.mask))
+        .collect();
+    majority(&shapes)
 }
 
 /// Measures the main object's colour (nearest palette entry of the mean colour of its interior,

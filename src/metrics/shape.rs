@@ -1,24 +1,32 @@
-//! Shape of a silhouette from rotation-invariant moments: circle, square, triangle or star.
+//! Shape of a silhouette: circle, square, triangle or star, at any rotation.
 //!
-//! Two features separate the four shapes at any rotation, down to objects about 8 px across:
-//! - **solidity** = area / area of the convex hull of the pixel squares' edge midpoints: ≈ 1 for the convex
-//!   shapes, ≈ 0.5–0.65 for a five-pointed star;
-//! - **fill** = area / (π r²), r = the largest distance from the centroid to a pixel centre plus
-//!   half a pixel: 1 for a disc, 2/π ≈ 0.64 for a square, 3√3/(4π) ≈ 0.41 for an equilateral
-//!   triangle.
+//! [`classify_shape`] (what fym's measures use) draws each of the world's own outlines
+//! ([`Shape::signed_distance`]) with the silhouette's area at its centroid, at the best of
+//! [`TEMPLATE_ROTATIONS`] rotations, and takes the one with the largest intersection over union.
+//! Every pixel counts once, so a stray pixel of leftover noise on the outline moves the answer by
+//! about one pixel's worth of overlap.
+//!
+//! [`classify_shape_by_fill`] is the earlier measure from two rotation-invariant features, kept for
+//! comparison: **solidity** = area / area of the convex hull of the pixel squares' edge midpoints
+//! (≈ 1 for the convex shapes, ≈ 0.5–0.65 for a five-pointed star) and **fill** = area / (π r²),
+//! r = the largest distance from the centroid to a pixel centre plus half a pixel (1 for a disc,
+//! 2/π ≈ 0.64 for a square, 0.41 for an equilateral triangle). Its r is one extreme pixel: a single
+//! noise pixel touching a disc's outline turns it into a "square". On rendered clips with
+//! per-pixel noise of σ = 0.1 it names 43 % of the frames right, the template classifier 97 % (test
+//! `template_classifier_survives_pixel_noise_where_fill_does_not` in tests/base.rs).
 
 use super::segment::Mask;
 
 pub use crate::world::Shape;
 
-/// Solidity below which a silhouette is a star.
+/// Solidity below which a silhouette is a star ([`classify_shape_by_fill`]).
 const STAR_SOLIDITY: f32 = 0.8;
 /// Fill above which a convex silhouette is a circle (between the square's 0.64 and the disc's 1).
 const CIRCLE_FILL: f32 = 0.815;
 /// Fill above which a convex silhouette is a square (between the triangle's 0.41 and 0.64).
 const SQUARE_FILL: f32 = 0.56;
 
-/// Rotation-invariant silhouette features (see the module documentation).
+/// Rotation-invariant silhouette features of [`classify_shape_by_fill`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ShapeFeatures {
     pub area: usize,
@@ -60,8 +68,9 @@ pub fn shape_features(mask: &Mask) -> Option<ShapeFeatures> {
     })
 }
 
-/// Classifies a silhouette by its features; `None` for an empty mask.
-pub fn classify_shape(mask: &Mask) -> Option<Shape> {
+/// Classifies a silhouette by solidity and fill (see the module documentation); `None` for an
+/// empty mask.
+pub fn classify_shape_by_fill(mask: &Mask) -> Option<Shape> {
     let f = shape_features(mask)?;
     Some(if f.solidity < STAR_SOLIDITY {
         Shape::Star
@@ -72,6 +81,83 @@ pub fn classify_shape(mask: &Mask) -> Option<Shape> {
     } else {
         Shape::Triangle
     })
+}
+
+/// Intersection over union of a silhouette with each shape of the world's own outlines
+/// ([`Shape::signed_distance`]), drawn with the silhouette's area at its centroid, at the best
+/// of [`TEMPLATE_ROTATIONS`] rotations over the shape's symmetry period; in [`Shape::ALL`]
+/// order. `None` for an empty mask.
+pub fn template_overlaps(mask: &Mask) -> Option<[f32; 4]> {
+    let area = mask.count();
+    if area == 0 {
+        return None;
+    }
+    let (mut sx, mut sy) = (0.0f32, 0.0f32);
+    for (y, x) in mask.pixels() {
+        sx += x as f32 + 0.5;
+        sy += y as f32 + 0.5;
+    }
+    let centre = [sx / area as f32, sy / area as f32];
+    let mut best = [0.0f32; 4];
+    for (slot, shape) in best.iter_mut().zip(Shape::ALL) {
+        let size = (area as f32 / shape.area()).sqrt();
+        let (rotations, period) = match shape {
+            Shape::Circle => (1, 0.0),
+            Shape::Square => (TEMPLATE_ROTATIONS, std::f32::consts::FRAC_PI_2),
+            Shape::Triangle => (TEMPLATE_ROTATIONS, std::f32::consts::TAU / 3.0),
+            Shape::Star => (TEMPLATE_ROTATIONS, std::f32::consts::TAU / 5.0),
+        };
+        for r in 0..rotations {
+            let angle = period * r as f32 / rotations as f32;
+            *slot = slot.max(overlap(mask, area, shape, size, angle, centre));
+        }
+    }
+    Some(best)
+}
+
+/// Rotations tried per shape by [`template_overlaps`].
+pub const TEMPLATE_ROTATIONS: usize = 12;
+
+/// The shape whose template overlaps the silhouette most (see [`template_overlaps`]); `None` for
+/// an empty mask.
+pub fn classify_shape(mask: &Mask) -> Option<Shape> {
+    let o = template_overlaps(mask)?;
+    let best = (0..4).max_by(|&a, &b| o[a].total_cmp(&o[b]))?;
+    Some(Shape::ALL[best])
+}
+
+/// IoU of `mask` with `shape` of `size` rotated by `angle` about `centre` (pixel units),
+/// rasterised like the tests' shapes: 4 × 4 samples per pixel, inside when at least half are.
+fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre: [f32; 2]) -> f32 {
+    let (sin, cos) = angle.sin_cos();
+    let reach = size * shape.half_extent(0.0)[0].max(shape.half_extent(0.0)[1]) * 1.5 + 1.0;
+    let span = |c: f32, n: usize| {
+        (
+            (c - reach).floor().max(0.0) as usize,
+            ((c + reach).ceil() as usize).min(n),
+        )
+    };
+    let (x0, x1) = span(centre[0], mask.width);
+    let (y0, y1) = span(centre[1], mask.height);
+    let (mut template, mut both) = (0usize, 0usize);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let mut hits = 0;
+            for sy in 0..4 {
+                for sx in 0..4 {
+                    let dx = (x as f32 + (sx as f32 + 0.5) / 4.0 - centre[0]) / size;
+                    let dy = (y as f32 + (sy as f32 + 0.5) / 4.0 - centre[1]) / size;
+                    let local = [dx * cos + dy * sin, -dx * sin + dy * cos];
+                    hits += (shape.signed_distance(local) <= 0.0) as usize;
+                }
+            }
+            if hits >= 8 {
+                template += 1;
+                both += mask.get(y, x) as usize;
+            }
+        }
+    }
+    both as f32 / (area + template - both) as f32
 }
 
 /// Convex hull (Andrew's monotone chain), counter-clockwise, without collinear points.
@@ -171,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn classifies_rasterised_shapes_at_32_and_16_pixels_under_rotation() {
+    fn fill_classifies_rasterised_shapes_at_32_and_16_pixels_under_rotation() {
         for size in [32usize, 16] {
             let c = size as f32 / 2.0;
             let r = size as f32 * 0.4;
@@ -197,13 +283,54 @@ mod tests {
                 for (want, mask) in cases {
                     let f = shape_features(&mask).unwrap();
                     assert_eq!(
-                        classify_shape(&mask),
+                        classify_shape_by_fill(&mask),
                         Some(want),
                         "size {size} rot {rot}: {f:?}"
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn templates_classify_rasterised_shapes_and_ignore_a_stray_pixel() {
+        let (size, c) = (24usize, 12.3f32);
+        for rot in [0.0f32, 0.3, 0.785, 1.2] {
+            let r = 5.0;
+            let cases = [
+                (
+                    Shape::Circle,
+                    raster(size, |x, y| (x - c).hypot(y - c) <= r),
+                ),
+                (
+                    Shape::Square,
+                    raster(size, polygon(regular(c, r, 4, rot, None))),
+                ),
+                (
+                    Shape::Triangle,
+                    raster(size, polygon(regular(c, 1.2 * r, 3, rot, None))),
+                ),
+                (
+                    Shape::Star,
+                    raster(size, polygon(regular(c, 1.25 * r, 5, rot, Some(0.52 * r)))),
+                ),
+            ];
+            for (want, mut mask) in cases {
+                assert_eq!(classify_shape(&mask), Some(want), "rot {rot}");
+                let o = template_overlaps(&mask).unwrap();
+                assert!(o.iter().all(|v| (0.0..=1.0).contains(v)), "{o:?}");
+                if want == Shape::Circle {
+                    assert!(o[0] > 0.9, "a drawn disc matches its template: {o:?}");
+                    // One pixel of noise touching the outline: the fill measure's radius grows by
+                    // a pixel and the disc reads as a square; the overlap hardly moves.
+                    let (y, x) = (12usize, 12 + 6);
+                    mask.data[y * size + x] = true;
+                    assert_eq!(classify_shape_by_fill(&mask), Some(Shape::Square));
+                    assert_eq!(classify_shape(&mask), Some(Shape::Circle));
+                }
+            }
+        }
+        assert_eq!(template_overlaps(&Mask::new(4, 4)), None);
     }
 
     #[test]
@@ -217,6 +344,7 @@ mod tests {
         let f = shape_features(&m).unwrap();
         assert_eq!(f.area, 15);
         assert!((f.solidity - 1.0).abs() < 1e-6);
+        assert_eq!(classify_shape_by_fill(&Mask::new(4, 4)), None);
         assert_eq!(classify_shape(&Mask::new(4, 4)), None);
     }
 }
