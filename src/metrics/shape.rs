@@ -256,30 +256,38 @@ mod tests {
             .collect()
     }
 
+    /// The four shapes rasterised around (`c`, `c`), rotated by `rot`: a disc of radius `radii[0]`,
+    /// a square and a triangle of circumradius `radii[1]` and `radii[2]`, a five-pointed star of
+    /// outer and inner radius `radii[3]`, `radii[4]`.
+    fn drawn_shapes(size: usize, c: f32, rot: f32, radii: [f32; 5]) -> [(Shape, Mask); 4] {
+        let [disc, square, triangle, outer, inner] = radii;
+        [
+            (
+                Shape::Circle,
+                raster(size, |x, y| (x - c).hypot(y - c) <= disc),
+            ),
+            (
+                Shape::Square,
+                raster(size, polygon(regular(c, square, 4, rot, None))),
+            ),
+            (
+                Shape::Triangle,
+                raster(size, polygon(regular(c, triangle, 3, rot, None))),
+            ),
+            (
+                Shape::Star,
+                raster(size, polygon(regular(c, outer, 5, rot, Some(inner)))),
+            ),
+        ]
+    }
+
     #[test]
     fn fill_classifies_rasterised_shapes_at_32_and_16_pixels_under_rotation() {
         for size in [32usize, 16] {
             let c = size as f32 / 2.0;
             let r = size as f32 * 0.4;
             for rot in [0.0f32, 0.3, 0.785, 1.2] {
-                let cases = [
-                    (
-                        Shape::Circle,
-                        raster(size, |x, y| (x - c).hypot(y - c) <= r),
-                    ),
-                    (
-                        Shape::Square,
-                        raster(size, polygon(regular(c, r, 4, rot, None))),
-                    ),
-                    (
-                        Shape::Triangle,
-                        raster(size, polygon(regular(c, r, 3, rot, None))),
-                    ),
-                    (
-                        Shape::Star,
-                        raster(size, polygon(regular(c, r, 5, rot, Some(0.45 * r)))),
-                    ),
-                ];
+                let cases = drawn_shapes(size, c, rot, [r, r, r, r, 0.45 * r]);
                 for (want, mask) in cases {
                     let f = shape_features(&mask).unwrap();
                     assert_eq!(
@@ -297,24 +305,7 @@ mod tests {
         let (size, c) = (24usize, 12.3f32);
         for rot in [0.0f32, 0.3, 0.785, 1.2] {
             let r = 5.0;
-            let cases = [
-                (
-                    Shape::Circle,
-                    raster(size, |x, y| (x - c).hypot(y - c) <= r),
-                ),
-                (
-                    Shape::Square,
-                    raster(size, polygon(regular(c, r, 4, rot, None))),
-                ),
-                (
-                    Shape::Triangle,
-                    raster(size, polygon(regular(c, 1.2 * r, 3, rot, None))),
-                ),
-                (
-                    Shape::Star,
-                    raster(size, polygon(regular(c, 1.25 * r, 5, rot, Some(0.52 * r)))),
-                ),
-            ];
+            let cases = drawn_shapes(size, c, rot, [r, r, 1.2 * r, 1.25 * r, 0.52 * r]);
             for (want, mut mask) in cases {
                 assert_eq!(classify_shape(&mask), Some(want), "rot {rot}");
                 let o = template_overlaps(&mask).unwrap();
