@@ -128,9 +128,16 @@ pub fn classify_shape(mask: &Mask) -> Option<Shape> {
 
 /// IoU of `mask` with `shape` of `size` rotated by `angle` about `centre` (pixel units),
 /// rasterised like the tests' shapes: 4 × 4 samples per pixel, inside when at least half are.
+/// A pixel whose centre lies farther than half its diagonal from the outline is wholly inside or
+/// outside (the signed distance is exact), so only the pixels along the outline are sampled.
 fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre: [f32; 2]) -> f32 {
+    const HALF_DIAGONAL: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let (sin, cos) = angle.sin_cos();
-    let reach = size * shape.half_extent(0.0)[0].max(shape.half_extent(0.0)[1]) * 1.5 + 1.0;
+    let distance = |px: f32, py: f32| {
+        let (dx, dy) = ((px - centre[0]) / size, (py - centre[1]) / size);
+        shape.signed_distance([dx * cos + dy * sin, -dx * sin + dy * cos]) * size
+    };
+    let reach = size * circumradius(shape) + 1.0;
     let span = |c: f32, n: usize| {
         (
             (c - reach).floor().max(0.0) as usize,
@@ -142,22 +149,41 @@ fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre
     let (mut template, mut both) = (0usize, 0usize);
     for y in y0..y1 {
         for x in x0..x1 {
-            let mut hits = 0;
-            for sy in 0..4 {
-                for sx in 0..4 {
-                    let dx = (x as f32 + (sx as f32 + 0.5) / 4.0 - centre[0]) / size;
-                    let dy = (y as f32 + (sy as f32 + 0.5) / 4.0 - centre[1]) / size;
-                    let local = [dx * cos + dy * sin, -dx * sin + dy * cos];
-                    hits += (shape.signed_distance(local) <= 0.0) as usize;
+            let d = distance(x as f32 + 0.5, y as f32 + 0.5);
+            let inside = if d.abs() > HALF_DIAGONAL {
+                d < 0.0
+            } else {
+                let mut hits = 0;
+                for sy in 0..4 {
+                    for sx in 0..4 {
+                        let (px, py) = (
+                            x as f32 + (sx as f32 + 0.5) / 4.0,
+                            y as f32 + (sy as f32 + 0.5) / 4.0,
+                        );
+                        hits += (distance(px, py) <= 0.0) as usize;
+                    }
                 }
-            }
-            if hits >= 8 {
+                hits >= 8
+            };
+            if inside {
                 template += 1;
                 both += mask.get(y, x) as usize;
             }
         }
     }
     both as f32 / (area + template - both) as f32
+}
+
+/// The largest distance from a shape's centre to its outline, at size 1.
+fn circumradius(shape: Shape) -> f32 {
+    match shape {
+        Shape::Circle => 1.0,
+        _ => shape
+            .vertices()
+            .iter()
+            .map(|v| v[0].hypot(v[1]))
+            .fold(0.0, f32::max),
+    }
 }
 
 /// Convex hull (Andrew's monotone chain), counter-clockwise, without collinear points.
