@@ -909,3 +909,43 @@ fn outline_weights_mark_both_sides_of_the_boundary() {
     }
     assert!(w.iter().all(|&v| v == 1.0 || v == 4.0));
 }
+
+/// `pretrain`, `generate` and `eval-base` check `--device` the same way as `transfer`: a name that
+/// is no device is a clear error before any work, and without a GPU `cuda` says to use the CPU.
+#[test]
+fn model_commands_check_their_device() {
+    let dir = temp_dir("device");
+    let out = dir.join("clip.gif");
+    let commands: [Vec<&str>; 3] = [
+        vec!["pretrain", "--out", dir.to_str().unwrap(), "--steps", "1"],
+        vec![
+            "generate",
+            "--prompt",
+            "a red circle moves left on a plain background",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec!["eval-base"],
+    ];
+    let gpu = fym_autograd::Device::cuda(0).is_ok();
+    for args in commands {
+        for (device, want) in [("tpu", "choose cpu or cuda"), ("cuda", "--device cuda")] {
+            if device == "cuda" && gpu {
+                continue;
+            }
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_fym"))
+                .args(&args)
+                .args(["--device", device])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                !output.status.success(),
+                "{args:?} --device {device} succeeded"
+            );
+            assert!(err.contains(want), "{args:?} --device {device}: {err}");
+        }
+    }
+    assert!(!out.exists(), "no clip written after a device error");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,7 +7,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use fym_model::heads::ClassificationRule;
 
-use super::transfer::{check_device, load_model, read_reference};
+use super::check_device;
+use super::transfer::{load_model, read_reference};
 use crate::pipeline::classify::{head_scores, label_heads, ClassifyOptions};
 
 #[derive(Args, Debug)]

@@ -46,7 +46,7 @@ pub struct EvalBaseArgs {
 
 pub fn run(args: EvalBaseArgs) -> anyhow::Result<()> {
     fym_kernels::cpu::set_num_threads(args.threads);
-    let device = crate::cli::transfer::check_device(&args.device)?;
+    let device = crate::cli::check_device(&args.device)?;
     let mut model = load_model(args.model.as_ref())?;
     model.to_device(device)?;
     let options = SampleOptions {

@@ -78,7 +78,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         shift: args.shift,
         sampler: parse_sampler(&args.sampler, args.eta)?,
     };
-    let device = crate::cli::transfer::check_device(&args.device)?;
+    let device = crate::cli::check_device(&args.device)?;
     let mut model = load_model(args.model.as_ref())?;
     for path in &args.lora {
         let io = fym_model::lora_io::read_lora(path)?;

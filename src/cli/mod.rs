@@ -1,6 +1,8 @@
 //! The `fym` command line: one file per subcommand, each with its clap `Args` and a `run`.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fym_autograd::Device;
 
 pub mod bench;
 pub mod classify;
@@ -57,4 +59,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::EvalBase(args) => eval_base::run(args),
     }
+}
+
+/// The device `--device` names (cpu, cuda or cuda:N), after checking that it can be opened: no
+/// driver or no such GPU is a clear error that says to use the CPU.
+pub fn check_device(device: &str) -> anyhow::Result<Device> {
+    let parsed: Device = device
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--device {device:?}: choose cpu or cuda (or cuda:N)"))?;
+    if let Device::Cuda(ordinal) = parsed {
+        fym_kernels::cuda::CudaDevice::open(ordinal).context("--device cuda")?;
+    }
+    Ok(parsed)
 }

@@ -152,7 +152,7 @@ fn run_bench(args: &RunArgs) -> Result<()> {
     use crate::motionbench::Category;
     use crate::pipeline::bench::{run_motionbench, BenchOptions};
     use crate::pipeline::Method;
-    let device = crate::cli::transfer::check_device(&args.device)?;
+    let device = crate::cli::check_device(&args.device)?;
     let methods = args
         .methods
         .split(',')

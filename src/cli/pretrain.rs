@@ -65,13 +65,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.export {
         return export(&args.out.join("model"), dir, args.gate.as_deref());
     }
-    let device: fym_autograd::Device = args
-        .device
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--device {:?}: expected cpu, cuda or cuda:N", args.device))?;
-    if let fym_autograd::Device::Cuda(ordinal) = device {
-        fym_kernels::cuda::CudaDevice::open(ordinal).context("--device cuda")?;
-    }
+    let device = super::check_device(&args.device)?;
     if args.minutes.is_none() && args.steps.is_none() {
         anyhow::bail!("give --minutes N or --steps N (how long to train)");
     }

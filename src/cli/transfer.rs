@@ -150,18 +150,6 @@ impl TuningArgs {
     }
 }
 
-/// The device `--device` names (cpu, cuda or cuda:N), after checking that it can be opened: no
-/// driver or no such GPU is a clear error that says to use the CPU.
-pub fn check_device(device: &str) -> Result<Device> {
-    let parsed: Device = device
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--device {device:?}: choose cpu or cuda (or cuda:N)"))?;
-    if let Device::Cuda(ordinal) = parsed {
-        fym_kernels::cuda::CudaDevice::open(ordinal).context("--device cuda")?;
-    }
-    Ok(parsed)
-}
-
 /// Loads the model named by `--model` onto `device`.
 pub fn load_model(spec: &str, device: Device) -> Result<Model> {
     let mut model = Model::load(spec).with_context(|| format!("--model {spec}"))?;
@@ -211,7 +199,7 @@ fn bundled(out: &Path) -> Result<(PathBuf, String, String)> {
 
 pub fn run(args: TransferArgs) -> Result<()> {
     let start = Instant::now();
-    let device = check_device(&args.device)?;
+    let device = super::check_device(&args.device)?;
     let method = Method::parse(&args.method)?;
     let config = args.tuning.config(method, args.seed)?;
     // Load the model first: a missing model must not leave files behind.
