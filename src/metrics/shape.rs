@@ -11,8 +11,8 @@
 //! (≈ 1 for the convex shapes, ≈ 0.5–0.65 for a five-pointed star) and **fill** = area / (π r²),
 //! r = the largest distance from the centroid to a pixel centre plus half a pixel (1 for a disc,
 //! 2/π ≈ 0.64 for a square, 0.41 for an equilateral triangle). Its r is one extreme pixel: a single
-//! noise pixel touching a disc's outline turns it into a "square". On rendered clips with
-//! per-pixel noise of σ = 0.1 it names 43 % of the frames right, the template classifier 97 % (test
+//! noise pixel touching a disc's outline turns it into a "square". On the renderer's clips with
+//! per-pixel noise of σ = 0.1 it names 39 % of the frames right, the template classifier 98 % (test
 //! `template_classifier_survives_pixel_noise_where_fill_does_not` in tests/base.rs).
 
 use super::segment::Mask;
