@@ -73,11 +73,12 @@ pub fn run(args: EvalBaseArgs) -> anyhow::Result<()> {
         crate::base::eval::GATE_COHERENT
     );
     println!(
-        "  colour and shape   {:.2}  (≥ {:.2}; colour {:.2}, shape {:.2})",
+        "  colour and shape   {:.2}  (≥ {:.2}; colour {:.2}, shape {:.2}; shape by the earlier fill measure {:.2})",
         report.caption_match(),
         crate::base::eval::GATE_CAPTION,
         v["color_match"].as_f64().unwrap_or(0.0),
-        v["shape_match"].as_f64().unwrap_or(0.0)
+        v["shape_match"].as_f64().unwrap_or(0.0),
+        v["shape_match_by_fill"].as_f64().unwrap_or(0.0)
     );
     println!(
         "  direction          {:.2}  (≥ {:.2})",
