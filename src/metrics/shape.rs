@@ -127,7 +127,7 @@ pub fn classify_shape(mask: &Mask) -> Option<Shape> {
 }
 
 /// IoU of `mask` with `shape` of `size` rotated by `angle` about `centre` (pixel units),
-/// rasterised like the tests' shapes: 4 × 4 samples per pixel, inside when at least half are.
+/// rasterised by [`pixel_covered`] (4 × 4 samples per pixel, inside when at least half are).
 /// A pixel whose centre lies farther than half its diagonal from the outline is wholly inside or
 /// outside (the signed distance is exact), so only the pixels along the outline are sampled.
 fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre: [f32; 2]) -> f32 {
@@ -153,17 +153,7 @@ fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre
             let inside = if d.abs() > HALF_DIAGONAL {
                 d < 0.0
             } else {
-                let mut hits = 0;
-                for sy in 0..4 {
-                    for sx in 0..4 {
-                        let (px, py) = (
-                            x as f32 + (sx as f32 + 0.5) / 4.0,
-                            y as f32 + (sy as f32 + 0.5) / 4.0,
-                        );
-                        hits += (distance(px, py) <= 0.0) as usize;
-                    }
-                }
-                hits >= 8
+                pixel_covered(x, y, |px, py| distance(px, py) <= 0.0)
             };
             if inside {
                 template += 1;
@@ -172,6 +162,22 @@ fn overlap(mask: &Mask, area: usize, shape: Shape, size: f32, angle: f32, centre
         }
     }
     both as f32 / (area + template - both) as f32
+}
+
+/// Whether pixel (`x`, `y`) belongs to a shape given by `inside`: at least half of 4 × 4 samples
+/// spread over the pixel are inside.
+fn pixel_covered(x: usize, y: usize, inside: impl Fn(f32, f32) -> bool) -> bool {
+    let mut hits = 0;
+    for sy in 0..4 {
+        for sx in 0..4 {
+            let (px, py) = (
+                x as f32 + (sx as f32 + 0.5) / 4.0,
+                y as f32 + (sy as f32 + 0.5) / 4.0,
+            );
+            hits += inside(px, py) as usize;
+        }
+    }
+    hits >= 8
 }
 
 /// The largest distance from a shape's centre to its outline, at size 1.
@@ -233,22 +239,12 @@ fn polygon_area(poly: &[(i64, i64)]) -> f64 {
 mod tests {
     use super::*;
 
-    /// Rasterises a polygon (centre-sampled with 4×4 supersampling, coverage ≥ ½).
+    /// Rasterises a shape the way the templates are drawn ([`pixel_covered`]).
     fn raster(size: usize, inside: impl Fn(f32, f32) -> bool) -> Mask {
         let mut m = Mask::new(size, size);
         for y in 0..size {
             for x in 0..size {
-                let mut hits = 0;
-                for sy in 0..4 {
-                    for sx in 0..4 {
-                        let (px, py) = (
-                            x as f32 + (sx as f32 + 0.5) / 4.0,
-                            y as f32 + (sy as f32 + 0.5) / 4.0,
-                        );
-                        hits += inside(px, py) as usize;
-                    }
-                }
-                m.data[y * size + x] = hits >= 8;
+                m.data[y * size + x] = pixel_covered(x, y, &inside);
             }
         }
         m
