@@ -293,6 +293,56 @@ fn textured_fraction_mixes_named_textured_backgrounds_into_training() {
     assert!((0.38..=0.62).contains(&share), "textured share {share}");
 }
 
+/// `rich_fraction` draws that share of the clips from the whole world (several objects, figures,
+/// camera motion, textured or grey backgrounds), never a benchmark or gate caption; the rest stay
+/// one object on black.
+#[test]
+fn rich_fraction_mixes_the_whole_world_into_training() {
+    let config = TrainConfig {
+        height: 16,
+        width: 16,
+        batch: 8,
+        caption_dropout: 0.0,
+        rich_fraction: 0.5,
+        ..tiny_config()
+    };
+    let trainer = Trainer::new(config.clone()).unwrap();
+    let gate: Vec<String> = fym::base::eval::gate_captions(&fym::base::data::World::default())
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    let n = config.spec().numel();
+    let (mut rich, mut black) = (0, 0);
+    let (mut several, mut figures, mut camera) = (0, 0, 0);
+    for step in 1..=40 {
+        let (x0, captions, _, _) = trainer.batch(step);
+        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
+            assert!(!fym::motionbench::held_out_captions().contains(c), "{c}");
+            assert!(!gate.contains(c), "gate caption trained on: {c}");
+            assert!(
+                c.split_whitespace().count() <= trainer.model.text.max_len,
+                "{c}"
+            );
+            let mut values = clip.to_vec();
+            values.sort_by(f32::total_cmp);
+            if values[n / 2] == -1.0 {
+                black += 1;
+                continue;
+            }
+            rich += 1;
+            several += usize::from(c.contains(" and a") || c.contains(" and an"));
+            figures += usize::from(c.contains("person"));
+            camera += usize::from(c.contains("camera"));
+        }
+    }
+    let share = rich as f32 / (rich + black) as f32;
+    assert!((0.38..=0.62).contains(&share), "rich share {share}");
+    assert!(
+        several > 0 && figures > 0 && camera > 0,
+        "several objects {several}, figures {figures}, camera motion {camera} of {rich}"
+    );
+}
+
 /// N steps in one go and N/2 + checkpoint + resume + N/2 give identical weights and EMA.
 #[test]
 fn resume_is_bit_for_bit() {

@@ -5,7 +5,8 @@
 //! colour, shape, one coherent object and the direction of motion there in under an hour, and the
 //! motion-transfer pipeline needs exactly those. Captions are the world's own
 //! ("a red circle moves right and slows down on a plain background"). A training config may put
-//! a fraction of the clips on static textured backgrounds ([`textured_background`]).
+//! a fraction of the clips on static textured backgrounds ([`textured_background`]), and draw a
+//! fraction from the whole world, as MotionBench does ([`World::rich_scene`]).
 //!
 //! Held out of training: every MotionBench caption, and the [`EVAL_CAPTIONS`] captions of the
 //! quality gate (a fixed, seeded pick of colour × shape × direction × easing combinations).
@@ -16,8 +17,8 @@ use rand::{Rng, SeedableRng};
 use crate::motionbench::is_benchmark_scene;
 use crate::video::Video;
 use crate::world::{
-    caption, render, Background, Camera, Color, Direction, Easing, Object, Scene, Shape, Texture,
-    Trajectory,
+    caption, render, Background, Camera, Color, Direction, Easing, Object, Scene, SceneOptions,
+    Shape, Texture, Trajectory,
 };
 
 /// Number of captions the quality gate uses (all held out of training).
@@ -143,6 +144,34 @@ impl World {
             let a = **pool.choose(rng).unwrap_or(&&all[0]);
             let scene = self.scene(a, rng);
             if !is_benchmark_scene(&scene) {
+                return scene;
+            }
+        }
+    }
+
+    /// A scene from the whole synthetic world ([`Scene::random`]: textured backgrounds, camera
+    /// motion, up to three objects on any path, articulated figures), never a benchmark scene,
+    /// never one whose caption is a quality-gate caption, and none whose caption has more than
+    /// `max_words` words (what the model's text encoder takes).
+    pub fn rich_scene<R: Rng + ?Sized>(
+        &self,
+        held_out: &[Attributes],
+        max_words: usize,
+        rng: &mut R,
+    ) -> Scene {
+        let gate: Vec<String> = held_out
+            .iter()
+            .map(|&a| caption(&self.scene(a, &mut rand::rngs::StdRng::seed_from_u64(0))))
+            .collect();
+        // The text encoder always takes the benchmark's captions, one to three objects long, so
+        // most draws pass.
+        loop {
+            let scene = Scene::random(rng, &SceneOptions::default());
+            let text = caption(&scene);
+            if text.split_whitespace().count() <= max_words
+                && !is_benchmark_scene(&scene)
+                && !gate.contains(&text)
+            {
                 return scene;
             }
         }

@@ -58,6 +58,10 @@ pub struct TrainConfig {
     /// noise in grey tones, named in the caption) instead of black: content that stays put while
     /// the object moves, which attending to the same position in other frames reproduces.
     pub textured_fraction: f32,
+    /// Fraction of clips drawn from the whole synthetic world (`World::rich_scene`: textured
+    /// backgrounds, camera motion, several objects, figures — the MotionBench categories, never
+    /// a benchmark scene) instead of one object on black.
+    pub rich_fraction: f32,
     /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
@@ -100,6 +104,7 @@ impl Default for TrainConfig {
             caption_dropout: 0.1,
             still_fraction: 0.1,
             textured_fraction: 0.0,
+            rich_fraction: 0.0,
             motion_loss_weight: 0.0,
             edge_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
@@ -133,6 +138,7 @@ macro_rules! config_fields {
         $m!(caption_dropout, f32);
         $m!(still_fraction, f32);
         $m!(textured_fraction, f32);
+        $m!(rich_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(edge_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
@@ -205,6 +211,7 @@ impl TrainConfig {
         "caption_dropout",
         "still_fraction",
         "textured_fraction",
+        "rich_fraction",
         "motion_loss_weight",
         "edge_loss_weight",
         "checkpoint_minutes",
@@ -244,6 +251,7 @@ impl TrainConfig {
             ("caption_dropout", self.caption_dropout),
             ("still_fraction", self.still_fraction),
             ("textured_fraction", self.textured_fraction),
+            ("rich_fraction", self.rich_fraction),
             ("ema_decay", self.ema_decay),
         ] {
             if !(0.0..=1.0).contains(&v) {
@@ -623,14 +631,18 @@ impl Trainer {
         // Every draw in the order of a one-clip-at-a-time loop (rendering draws nothing), so the
         // clips stay bit for bit what they were; then the renders run in parallel.
         for _ in 0..c.batch {
-            let mut scene = if rng.gen::<f32>() < c.still_fraction {
+            // No draw at all when a fraction is 0, so runs without rich scenes or textures stay
+            // bit for bit what they were.
+            let rich = c.rich_fraction > 0.0 && rng.gen::<f32>() < c.rich_fraction;
+            let mut scene = if rich {
+                let max_words = self.model.text.max_len;
+                self.world.rich_scene(&self.held_out, max_words, &mut rng)
+            } else if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else {
                 self.world.training_scene(&self.held_out, &mut rng)
             };
-            // No draw at all when the fraction is 0, so runs without textures stay bit for bit
-            // what they were.
-            if c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
+            if !rich && c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
                 textured_background(&mut scene, &mut rng);
             }
             captions.push(if rng.gen::<f32>() < c.caption_dropout {
