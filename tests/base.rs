@@ -1,6 +1,8 @@
 //! The base model: training world and held-out captions, model files, clip conversion,
 //! sampling, bit-for-bit training resume, and the gate's measures.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -397,12 +399,8 @@ fn resume_is_bit_for_bit() {
 /// the GPU resumes with exactly the GPU's weights. Skips, saying why, without a GPU.
 #[test]
 fn training_on_the_gpu_follows_the_cpu_and_checkpoints() {
-    let device = match fym_autograd::Device::cuda(0) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("skipped: no usable GPU: {e}");
-            return;
-        }
+    let Some(device) = common::gpu_or_skip() else {
+        return;
     };
     let dir = temp_dir("gpu");
     let path = Trainer::checkpoint_path(&dir);
@@ -430,12 +428,8 @@ fn training_on_the_gpu_follows_the_cpu_and_checkpoints() {
 /// head statistics agree. Skips, saying why, without a GPU.
 #[test]
 fn sampling_on_the_gpu_matches_the_cpu() {
-    let device = match fym_autograd::Device::cuda(0) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("skipped: no usable GPU: {e}");
-            return;
-        }
+    let Some(device) = common::gpu_or_skip() else {
+        return;
     };
     let cpu = BaseModel::builtin().unwrap();
     let mut gpu = BaseModel::builtin().unwrap();

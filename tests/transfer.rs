@@ -1,6 +1,8 @@
 //! Motion-transfer pipeline: the `fym transfer` CLI end to end on a tiny model, resumption after an
 //! interrupt, baselines, batch construction against naive references, and bad inputs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -509,12 +511,8 @@ fn bundled_reference_is_in_the_model_vocabulary() {
 /// sampling amplify rounding.) Skips, saying why, without a GPU.
 #[test]
 fn transfer_on_the_gpu_matches_the_cpu() {
-    let device = match fym_autograd::Device::cuda(0) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("skipped: no usable GPU: {e}");
-            return;
-        }
+    let Some(device) = common::gpu_or_skip() else {
+        return;
     };
     let info: Value = serde_json::from_str(fym::cli::transfer::BUNDLED_INFO).unwrap();
     let (caption, prompt) = (
