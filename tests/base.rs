@@ -295,6 +295,58 @@ fn textured_fraction_mixes_named_textured_backgrounds_into_training() {
     assert!((0.38..=0.62).contains(&share), "textured share {share}");
 }
 
+/// `fine_noise_fraction` puts that share of the clips on a static, pixel-fine noise background
+/// named "noisy": the same in every frame, and hardly predictable from a pixel's neighbours.
+#[test]
+fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
+    let config = TrainConfig {
+        height: 16,
+        width: 16,
+        batch: 8,
+        caption_dropout: 0.0,
+        still_fraction: 0.0,
+        fine_noise_fraction: 0.5,
+        ..tiny_config()
+    };
+    let trainer = Trainer::new(config.clone()).unwrap();
+    let spec = config.spec();
+    let (n, plane) = (spec.numel(), spec.height * spec.width);
+    let (mut noisy, mut black) = (0, 0);
+    for step in 1..=30 {
+        let (x0, captions, _, _) = trainer.batch(step);
+        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
+            if c.ends_with("on a plain background") {
+                black += 1;
+                continue;
+            }
+            assert!(c.ends_with("on a noisy background"), "{c}");
+            noisy += 1;
+            // Background pixels (dark in every frame, away from the object) hold the same value
+            // in every frame, and a pixel differs from its right-hand neighbour far more than from
+            // itself one frame later.
+            let frames = spec.frames;
+            let (mut across_space, mut across_time, mut count) = (0.0f32, 0.0f32, 0);
+            for y in 0..spec.height {
+                for x in 0..spec.width - 1 {
+                    let at = |f: usize, xx: usize| clip[f * plane + y * spec.width + xx];
+                    let still =
+                        (1..frames).all(|f| at(f, x) == at(0, x) && at(f, x + 1) == at(0, x + 1));
+                    if still {
+                        across_space += (at(0, x) - at(0, x + 1)).abs();
+                        across_time += (at(0, x) - at(1, x)).abs();
+                        count += 1;
+                    }
+                }
+            }
+            assert!(count > plane / 4, "{c}: a static background");
+            assert_eq!(across_time, 0.0);
+            assert!(across_space / count as f32 > 0.05, "{c}: neighbours differ");
+        }
+    }
+    let share = noisy as f32 / (noisy + black) as f32;
+    assert!((0.38..=0.62).contains(&share), "noisy share {share}");
+}
+
 /// `rich_fraction` draws that share of the clips from the whole world (several objects, figures,
 /// camera motion, textured or grey backgrounds), never a benchmark or gate caption; the rest stay
 /// one object on black.

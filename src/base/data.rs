@@ -206,6 +206,25 @@ pub fn textured_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
     }
 }
 
+/// Puts `scene` on a static noise background with cells of about a pixel (period 0.04–0.08 of the
+/// frame: 1–2 pixels at 24 × 24) in two grey tones, named "noisy" in the caption. Unlike the
+/// coarser textures, such a background cannot be predicted from a pixel's neighbours, only from
+/// the same pixel in the other frames, which is what a temporal attention head looks at. Never
+/// makes a benchmark scene (the background stays black then).
+pub fn fine_noise_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
+    let mut background = loop {
+        let b = crate::world::scene::random_background(rng, 0.0);
+        if b.texture == Texture::Noise {
+            break b;
+        }
+    };
+    background.period = rng.gen_range(0.04..0.08);
+    let black = std::mem::replace(&mut scene.background, background);
+    if is_benchmark_scene(scene) {
+        scene.background = black;
+    }
+}
+
 /// A rendered training clip and its caption.
 pub struct CaptionedClip {
     pub caption: String,

@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use serde_json::{json, Value};
 
-use super::data::{textured_background, Attributes, World};
+use super::data::{fine_noise_background, textured_background, Attributes, World};
 use super::ema::Ema;
 use super::{write_clip, BaseModel, ClipSpec};
 use crate::world::{caption, render, vocabulary, Scene, Trajectory};
@@ -58,6 +58,10 @@ pub struct TrainConfig {
     /// noise in grey tones, named in the caption) instead of black: content that stays put while
     /// the object moves, which attending to the same position in other frames reproduces.
     pub textured_fraction: f32,
+    /// Fraction of the clips not put on a textured background that go on a static noise
+    /// background of pixel-sized cells (`fine_noise_background`): content only the same position
+    /// in the other frames predicts.
+    pub fine_noise_fraction: f32,
     /// Fraction of clips drawn from the whole synthetic world (`World::rich_scene`: textured
     /// backgrounds, camera motion, several objects, figures — the MotionBench categories, never
     /// a benchmark scene) instead of one object on black.
@@ -105,6 +109,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             textured_fraction: 0.0,
             rich_fraction: 0.0,
+            fine_noise_fraction: 0.0,
             motion_loss_weight: 0.0,
             edge_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
@@ -139,6 +144,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(textured_fraction, f32);
         $m!(rich_fraction, f32);
+        $m!(fine_noise_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(edge_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
@@ -212,6 +218,7 @@ impl TrainConfig {
         "still_fraction",
         "textured_fraction",
         "rich_fraction",
+        "fine_noise_fraction",
         "motion_loss_weight",
         "edge_loss_weight",
         "checkpoint_minutes",
@@ -252,6 +259,7 @@ impl TrainConfig {
             ("still_fraction", self.still_fraction),
             ("textured_fraction", self.textured_fraction),
             ("rich_fraction", self.rich_fraction),
+            ("fine_noise_fraction", self.fine_noise_fraction),
             ("ema_decay", self.ema_decay),
         ] {
             if !(0.0..=1.0).contains(&v) {
@@ -644,6 +652,11 @@ impl Trainer {
             };
             if !rich && c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
                 textured_background(&mut scene, &mut rng);
+            } else if !rich
+                && c.fine_noise_fraction > 0.0
+                && rng.gen::<f32>() < c.fine_noise_fraction
+            {
+                fine_noise_background(&mut scene, &mut rng);
             }
             captions.push(if rng.gen::<f32>() < c.caption_dropout {
                 String::new()
