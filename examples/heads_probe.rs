@@ -1,18 +1,24 @@
 //! The base model's attention-head statistics at several noise levels: the gate measures them at
 //! σ = 0.5 and the transfer's classification at σ = 0.9; this shows whether any level has clearly
-//! spatial or temporal heads. Eight rendered clips of the gate's held-out captions, one thread.
+//! spatial or temporal heads. Eight rendered clips of the gate's held-out captions, one thread;
+//! on their black background (the gate's clips) or, with a second argument, the same scenes on a
+//! static textured (`textured`) or pixel-fine noise (`fine-noise`) background, captioned so.
 //!
-//! usage: cargo run --release --example heads_probe -- MODEL_DIR
-use fym::base::data::World;
+//! usage: cargo run --release --example heads_probe -- MODEL_DIR [black|textured|fine-noise]
+use fym::base::data::{fine_noise_background, textured_background, World};
 use fym::base::eval::{gate_captions, head_stats};
 use fym::base::BaseModel;
-use fym::world::render;
+use fym::world::{caption, render};
 use rand::SeedableRng;
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: heads_probe MODEL_DIR"))?;
+    let background = std::env::args().nth(2).unwrap_or_else(|| "black".into());
+    if !["black", "textured", "fine-noise"].contains(&background.as_str()) {
+        anyhow::bail!("background {background:?}: one of black, textured, fine-noise");
+    }
     fym_kernels::cpu::set_num_threads(1);
     let model = BaseModel::load(std::path::Path::new(&dir))?;
     let world = World::default();
@@ -21,11 +27,15 @@ fn main() -> anyhow::Result<()> {
     let clips: Vec<_> = gate_captions(&world)
         .into_iter()
         .take(8)
-        .map(|(c, a)| {
-            (
-                c,
-                render(&world.scene(a, &mut rng), s.frames, s.height, s.width).0,
-            )
+        .map(|(_, a)| {
+            let mut scene = world.scene(a, &mut rng);
+            match background.as_str() {
+                "textured" => textured_background(&mut scene, &mut rng),
+                "fine-noise" => fine_noise_background(&mut scene, &mut rng),
+                _ => {}
+            }
+            let clip = render(&scene, s.frames, s.height, s.width).0;
+            (caption(&scene), clip)
         })
         .collect();
     for sigma in [0.1f32, 0.3, 0.5, 0.7, 0.9] {
