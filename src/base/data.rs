@@ -5,8 +5,9 @@
 //! colour, shape, one coherent object and the direction of motion there in under an hour, and the
 //! motion-transfer pipeline needs exactly those. Captions are the world's own
 //! ("a red circle moves right and slows down on a plain background"). A training config may put
-//! a fraction of the clips on static textured backgrounds ([`textured_background`]), and draw a
-//! fraction from the whole world, as MotionBench does ([`World::rich_scene`]).
+//! a fraction of the clips on static textured backgrounds ([`textured_background`]) or pixel-fine
+//! noise ([`fine_noise_background`]), and draw a fraction from the whole world, as MotionBench
+//! does ([`World::rich_scene`]).
 //!
 //! Held out of training: every MotionBench caption, and the [`EVAL_CAPTIONS`] captions of the
 //! quality gate (a fixed, seeded pick of colour × shape × direction × easing combinations).
