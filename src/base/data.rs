@@ -152,18 +152,14 @@ impl World {
 
     /// A scene from the whole synthetic world ([`Scene::random`]: textured backgrounds, camera
     /// motion, up to three objects on any path, articulated figures), never a benchmark scene,
-    /// never one whose caption is a quality-gate caption, and none whose caption has more than
-    /// `max_words` words (what the model's text encoder takes).
+    /// never one with a caption of `excluded` (the quality gate's), and none whose caption has
+    /// more than `max_words` words (what the model's text encoder takes).
     pub fn rich_scene<R: Rng + ?Sized>(
         &self,
-        held_out: &[Attributes],
+        excluded: &[String],
         max_words: usize,
         rng: &mut R,
     ) -> Scene {
-        let gate: Vec<String> = held_out
-            .iter()
-            .map(|&a| caption(&self.scene(a, &mut rand::rngs::StdRng::seed_from_u64(0))))
-            .collect();
         // The text encoder always takes the benchmark's captions, one to three objects long, so
         // most draws pass.
         loop {
@@ -171,11 +167,19 @@ impl World {
             let text = caption(&scene);
             if text.split_whitespace().count() <= max_words
                 && !is_benchmark_scene(&scene)
-                && !gate.contains(&text)
+                && !excluded.contains(&text)
             {
                 return scene;
             }
         }
+    }
+
+    /// The captions of the quality gate's held-out attribute combinations.
+    pub fn held_out_captions(&self) -> Vec<String> {
+        self.held_out()
+            .into_iter()
+            .map(|a| caption(&self.scene(a, &mut rand::rngs::StdRng::seed_from_u64(0))))
+            .collect()
     }
 
     /// Every word a training caption uses.
@@ -201,9 +205,15 @@ pub fn textured_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
             break b;
         }
     };
-    let black = std::mem::replace(&mut scene.background, background);
+    replace_background_unless_benchmark(scene, background);
+}
+
+/// Puts `scene` on `background` unless that would make it a benchmark scene, which training
+/// never shows (the background stays as it was then).
+fn replace_background_unless_benchmark(scene: &mut Scene, background: Background) {
+    let before = std::mem::replace(&mut scene.background, background);
     if is_benchmark_scene(scene) {
-        scene.background = black;
+        scene.background = before;
     }
 }
 
@@ -220,10 +230,7 @@ pub fn fine_noise_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
         }
     };
     background.period = rng.gen_range(0.04..0.08);
-    let black = std::mem::replace(&mut scene.background, background);
-    if is_benchmark_scene(scene) {
-        scene.background = black;
-    }
+    replace_background_unless_benchmark(scene, background);
 }
 
 /// A rendered training clip and its caption.

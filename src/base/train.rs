@@ -435,6 +435,8 @@ pub struct Trainer {
     pub model: BaseModel,
     pub world: World,
     held_out: Vec<Attributes>,
+    /// Their captions, which whole-world scenes must not have either.
+    held_out_captions: Vec<String>,
     params: ParamSet,
     opt: AdamW,
     ema: Ema,
@@ -474,11 +476,13 @@ impl Trainer {
         });
         let ema = Ema::new(&params, config.ema_decay)?;
         let held_out = world.held_out();
+        let held_out_captions = world.held_out_captions();
         Ok(Trainer {
             config,
             model,
             world,
             held_out,
+            held_out_captions,
             params,
             opt,
             ema,
@@ -644,7 +648,8 @@ impl Trainer {
             let rich = c.rich_fraction > 0.0 && rng.gen::<f32>() < c.rich_fraction;
             let mut scene = if rich {
                 let max_words = self.model.text.max_len;
-                self.world.rich_scene(&self.held_out, max_words, &mut rng)
+                self.world
+                    .rich_scene(&self.held_out_captions, max_words, &mut rng)
             } else if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else {
