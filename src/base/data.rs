@@ -174,14 +174,6 @@ impl World {
         }
     }
 
-    /// The captions of the quality gate's held-out attribute combinations.
-    pub fn held_out_captions(&self) -> Vec<String> {
-        self.held_out()
-            .into_iter()
-            .map(|a| caption(&self.scene(a, &mut rand::rngs::StdRng::seed_from_u64(0))))
-            .collect()
-    }
-
     /// Every word a training caption uses.
     pub fn max_caption_words(&self) -> usize {
         self.combinations()

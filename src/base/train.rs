@@ -476,7 +476,10 @@ impl Trainer {
         });
         let ema = Ema::new(&params, config.ema_decay)?;
         let held_out = world.held_out();
-        let held_out_captions = world.held_out_captions();
+        let held_out_captions = super::eval::gate_captions(&world)
+            .into_iter()
+            .map(|(caption, _)| caption)
+            .collect();
         Ok(Trainer {
             config,
             model,
