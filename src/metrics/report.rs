@@ -21,7 +21,7 @@ pub struct SyntheticScores {
     pub leakage: CategoryScores,
     /// Mean distance (px) between the main-object centroid paths of the two videos.
     pub trajectory_error_px: f32,
-    /// Pearson correlation of the two centroid paths, in [−1, 1].
+    /// Pearson correlation of the two centroid paths as 2-D point series, in [−1, 1].
     pub trajectory_correlation: f32,
 }
 
