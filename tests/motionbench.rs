@@ -320,10 +320,10 @@ fn cli_lists_cases_as_json_and_rejects_bad_flags() {
 /// The ideal transfer — each target scene rendered, which moves exactly as its reference — must
 /// score high track correlation at the clip size the built-in model generates (8 × 24 × 24), or
 /// the benchmark's target (≥ 0.7 per category) could not be judged by it. Observed: median 1.00 in
-/// every category; below 0.7 in 7 of 24 camera pairs (zooms, where the subject stays near the
-/// centre, and one pan where the largest component alternates between two objects), 5 of 24
-/// multi-object pairs (the largest component alternates), 1 of 24 human and 0 of 24 single-object
-/// pairs. The per-axis correlation it replaced reached 0.7 in only 12 of 24 camera pairs.
+/// every category; below 0.7 in 2 of 24 camera and 6 of 24 multi-object pairs, all where the
+/// largest component (the "main object") switches between objects of similar size from frame to
+/// frame, or two objects merge; 0 of 24 single-object and human pairs. The per-axis correlation it
+/// replaced reached 0.7 in only 12 of 24 camera pairs (21 single-object).
 #[test]
 fn an_ideal_transfer_follows_the_reference_path_in_most_cases() {
     use fym::metrics::{main_object_track, trajectory_correlation, BackgroundHint};
