@@ -345,7 +345,13 @@ fn evaluate_reports_every_key() {
         flat(Shape::Circle, [0.1, 0.2, 0.9], Background::Stripes),
         right_and_wave,
     );
-    let report = evaluate(&reference, &generated, Some("a blue circle on stripes")).unwrap();
+    let report = evaluate(
+        &reference,
+        &generated,
+        Some("a blue circle on stripes"),
+        None,
+    )
+    .unwrap();
     let json = report.to_json();
     for key in [
         "motion_fidelity",
@@ -364,7 +370,7 @@ fn evaluate_reports_every_key() {
         .synthetic
         .as_ref()
         .is_some_and(|s| s.trajectory_error_px < 0.5));
-    let plain = evaluate(&reference, &generated, Some("a cat"))
+    let plain = evaluate(&reference, &generated, Some("a cat"), None)
         .unwrap()
         .to_json();
     assert!(plain.get("text_alignment").is_none() && plain.get("motion_fidelity").is_some());

@@ -318,41 +318,43 @@ fn cli_lists_cases_as_json_and_rejects_bad_flags() {
 }
 
 /// The ideal transfer — each target scene rendered, which moves exactly as its reference — must
-/// score high track correlation at the clip size the built-in model generates (8 × 24 × 24), or
-/// the benchmark's target (≥ 0.7 per category) could not be judged by it. Observed: median 1.00 in
-/// every category; below 0.7 in 2 of 24 camera and 6 of 24 multi-object pairs, all where the
-/// largest component (the "main object") switches between objects of similar size from frame to
-/// frame, or two objects merge; 0 of 24 single-object and human pairs. The per-axis correlation it
-/// replaced reached 0.7 in only 12 of 24 camera pairs (21 single-object).
+/// score high track correlation, as the benchmark scores it (the path of the object each text
+/// names first), at the clip size the built-in model generates (8 × 24 × 24), or the benchmark's
+/// target (≥ 0.7 per category) could not be judged by it. Observed: ≥ 0.9 in 24 of 24 camera,
+/// single-object and human pairs and 22 of 24 multi-object pairs (multi-06's first target, 0.00:
+/// the object named first stands in the middle while the other passes behind it, 0.5 px of
+/// wobble either side of still; multi-03's, 0.77: two circles on pixel noise cross). Taking the
+/// largest component of each frame instead (it jumped between objects of similar size) gave
+/// 22 / 18 of 24 camera / multi pairs ≥ 0.7; correlating x and y separately, 12 of 24 camera.
 #[test]
-fn an_ideal_transfer_follows_the_reference_path_in_most_cases() {
-    use fym::metrics::{main_object_track, trajectory_correlation, BackgroundHint};
-    let hint = BackgroundHint::Border;
+fn an_ideal_transfer_follows_the_reference_path() {
+    use fym::metrics::evaluate;
     for category in Category::ALL {
         let mut scores = Vec::new();
         for case in cases().into_iter().filter(|c| c.category == category) {
             let (reference, _) = render(&case.scene, 8, 24, 24);
-            let a = main_object_track(&reference, &hint).centers;
-            for target in &case.targets {
+            for (prompt, target) in case.prompts.iter().zip(&case.targets) {
                 let (ideal, _) = render(target, 8, 24, 24);
-                let b = main_object_track(&ideal, &hint).centers;
-                scores.push(trajectory_correlation(&a, &b));
+                let report =
+                    evaluate(&reference, &ideal, Some(prompt), Some(&case.caption)).unwrap();
+                let r = report.synthetic.unwrap().trajectory_correlation;
+                scores.push((r, format!("{} {prompt}", case.id)));
             }
         }
-        scores.sort_by(f32::total_cmp);
-        let median = scores[scores.len() / 2];
-        let followed = scores.iter().filter(|&&r| r >= 0.7).count();
+        scores.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let followed = scores.iter().filter(|(r, _)| *r >= 0.9).count();
         println!(
-            "{}: median {median:.3}, ≥ 0.7 in {followed} of {}",
+            "{}: lowest {:.3} ({}), ≥ 0.9 in {followed} of {}",
             category.name(),
+            scores[0].0,
+            scores[0].1,
             scores.len()
         );
-        assert!(median >= 0.95, "{}: median {median}", category.name());
         assert!(
-            3 * followed >= 2 * scores.len(),
-            "{}: only {followed} of {} pairs ≥ 0.7",
+            followed + 2 >= scores.len(),
+            "{}: {:?}",
             category.name(),
-            scores.len()
+            &scores[..2]
         );
     }
 }

@@ -24,6 +24,10 @@ pub struct MetricsArgs {
     /// names a colour, shape or background of the synthetic world.
     #[arg(long)]
     pub prompt: Option<String>,
+    /// The reference video's caption: its first-named colour picks the object whose path is
+    /// compared (the prompt's picks the generated one); without it, the reference's main object.
+    #[arg(long)]
+    pub reference_caption: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -63,7 +67,12 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<()> {
     }
     let reference = fit(&reference, frames, height, width);
     let generated = fit(&generated, frames, height, width);
-    let report = evaluate(&reference, &generated, args.prompt.as_deref())?;
+    let report = evaluate(
+        &reference,
+        &generated,
+        args.prompt.as_deref(),
+        args.reference_caption.as_deref(),
+    )?;
     if args.json {
         println!("{}", report.to_json());
     } else {

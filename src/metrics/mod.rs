@@ -31,7 +31,9 @@ pub use appearance::{leakage, measure_appearance, text_alignment, Appearance, Ca
 pub use consistency::{flow_warp_error, temporal_consistency};
 pub use motion_fidelity::{motion_fidelity, motion_fidelity_tracks};
 pub use report::{evaluate, Report};
-pub use segment::{largest_component_fraction, main_object_track, BackgroundHint, ObjectPath};
+pub use segment::{
+    largest_component_fraction, main_object_track, object_track, BackgroundHint, ObjectPath,
+};
 pub use shape::{classify_shape, Shape};
 pub use tracker::{track_grid, track_points, Track, TrackerConfig};
 pub use trajectory::{motion_direction, trajectory_correlation, trajectory_error, Direction};

@@ -5,11 +5,12 @@ use serde_json::{json, Value};
 use super::appearance::{leakage, measure_appearance, text_alignment, Appearance, CategoryScores};
 use super::consistency::{flow_warp_error, temporal_consistency};
 use super::motion_fidelity::motion_fidelity;
-use super::segment::{main_object_track, BackgroundHint};
+use super::segment::{object_track, BackgroundHint};
 use super::trajectory::{trajectory_correlation, trajectory_error};
 use super::vocabulary::{parse_prompt, PromptAttributes};
 use super::MetricsError;
 use crate::video::Video;
+use crate::world::Color;
 
 /// Scores that need the synthetic world's vocabulary (a prompt naming a colour, shape or background).
 #[derive(Clone, Debug, PartialEq)]
@@ -40,10 +41,14 @@ pub struct Report {
 
 /// Scores `generated` against `reference` (same frames, height and width); `prompt` is the
 /// generation prompt, used for text alignment and leakage when it names synthetic-world words.
+/// The object paths compared are those of the object each text names first — the reference's
+/// `reference_caption` and the `prompt` — known by its colour (a target prompt recolours the
+/// objects but keeps their order), or of each video's main object where a text names no colour.
 pub fn evaluate(
     reference: &Video,
     generated: &Video,
     prompt: Option<&str>,
+    reference_caption: Option<&str>,
 ) -> Result<Report, MetricsError> {
     let motion_fidelity = motion_fidelity(reference, generated)?;
     let synthetic = prompt
@@ -53,8 +58,18 @@ pub fn evaluate(
             let hint = BackgroundHint::Border;
             let reference_appearance = measure_appearance(reference, &hint);
             let generated_appearance = measure_appearance(generated, &hint);
-            let a = main_object_track(reference, &hint).centers;
-            let b = main_object_track(generated, &hint).centers;
+            let first_color = |text: Option<&str>| {
+                text.and_then(|t| parse_prompt(t).color)
+                    .and_then(Color::from_name)
+                    .map(Color::rgb)
+            };
+            let a = object_track(reference, &hint, first_color(reference_caption)).centers;
+            let b = object_track(
+                generated,
+                &hint,
+                prompt.color.and_then(Color::from_name).map(Color::rgb),
+            )
+            .centers;
             SyntheticScores {
                 alignment: text_alignment(&generated_appearance, &prompt),
                 leakage: leakage(&reference_appearance, &generated_appearance, &prompt),

@@ -616,9 +616,9 @@ pub fn generate_outputs(
         4,
     )?;
 
-    let report =
-        evaluate(reference, &result, Some(prompt)).map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-    let reproduction = evaluate(reference, &reproduced, Some(caption))
+    let report = evaluate(reference, &result, Some(prompt), Some(caption))
+        .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+    let reproduction = evaluate(reference, &reproduced, Some(caption), Some(caption))
         .map_err(|e| anyhow::anyhow!("metrics of the reproduction: {e}"))?;
     let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
     let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
