@@ -12,10 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use super::{
-    generate_outputs, peak_memory_mib, reset_peak_memory, tune, Method, Model, RunOptions,
-    TransferConfig,
-};
+use super::{generate_outputs, reset_peak_memory, tune, Method, Model, RunOptions, TransferConfig};
 use crate::motionbench::{cases, Case, Category};
 use crate::video::write_side_by_side_gif;
 use crate::world::render;
@@ -129,7 +126,7 @@ pub fn run_motionbench(
                     "coherent_fraction": o.metrics["coherent_fraction"],
                     "coherent": if o.metrics["coherent"].as_bool() == Some(true) { 1.0 } else { 0.0 },
                     "tuning_seconds": tuned.tuning_seconds(),
-                    "peak_memory_mib": peak_memory_mib(),
+                    "peak_memory_mib": tuned.peak_memory_mib(),
                 }));
                 if k == 0 {
                     firsts.push((method, o.result));

@@ -332,6 +332,8 @@ pub struct Tuned {
     pub temporal_loss: Option<f32>,
     /// Seconds of classify, spatial, temporal (as recorded when each stage ran).
     pub seconds: [f64; 3],
+    /// Peak memory of the process that ran the stages (MiB, as recorded when each finished).
+    pub tuning_peak_memory_mib: Option<f64>,
     /// Latent frames per sparse clip.
     pub sparse_frames: usize,
 }
@@ -339,6 +341,15 @@ pub struct Tuned {
 impl Tuned {
     pub fn tuning_seconds(&self) -> f64 {
         self.seconds.iter().sum()
+    }
+
+    /// Peak memory of tuning and generating (MiB): this process's peak, or the peak recorded
+    /// when the stages ran if that was higher (a resumed run only generated).
+    pub fn peak_memory_mib(&self) -> Option<f64> {
+        match (self.tuning_peak_memory_mib, peak_memory_mib()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -559,6 +570,7 @@ pub fn tune(
         spatial_loss,
         temporal_loss,
         seconds: [secs("classify"), secs("spatial"), secs("temporal")],
+        tuning_peak_memory_mib: state.peak_memory_mib(),
         sparse_frames: sparse,
     })
 }
@@ -655,7 +667,7 @@ pub fn generate_outputs(
             "generate": generate_secs,
             "wall_this_process": wall.elapsed().as_secs_f64(),
         },
-        "peak_memory_mib": peak_memory_mib(),
+        "peak_memory_mib": tuned.peak_memory_mib(),
         "config": config_json(config, tuned.sparse_frames),
     });
     let mut text = serde_json::to_string_pretty(&metrics)?;

@@ -51,11 +51,21 @@ impl StableHash {
     }
 }
 
-/// Finished stages (name → key and the seconds the stage took) of the run in one output folder.
+/// A finished stage: the key of its inputs, and what it took when it ran.
+#[derive(Clone, Debug, PartialEq)]
+struct StageRecord {
+    key: String,
+    seconds: f64,
+    /// Peak resident memory of the process when the stage finished (MiB), where known: a
+    /// resumed run reports it, as its own process never held the tuning's memory.
+    peak_memory_mib: Option<f64>,
+}
+
+/// Finished stages (name → key and what the stage took) of the run in one output folder.
 #[derive(Clone, Debug, Default)]
 pub struct RunState {
     path: PathBuf,
-    done: BTreeMap<String, (String, f64)>,
+    done: BTreeMap<String, StageRecord>,
 }
 
 impl RunState {
@@ -87,9 +97,15 @@ impl RunState {
         if let Some(stages) = doc.get("stages").and_then(Value::as_object) {
             for (name, entry) in stages {
                 let key = entry.get("key").and_then(Value::as_str);
-                let secs = entry.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+                let seconds = entry.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+                let peak_memory_mib = entry.get("peak_memory_mib").and_then(Value::as_f64);
                 if let Some(k) = key {
-                    state.done.insert(name.clone(), (k.to_string(), secs));
+                    let record = StageRecord {
+                        key: k.to_string(),
+                        seconds,
+                        peak_memory_mib,
+                    };
+                    state.done.insert(name.clone(), record);
                 }
             }
         }
@@ -98,18 +114,31 @@ impl RunState {
 
     /// Whether `stage` finished with this key.
     pub fn is_done(&self, stage: &str, key: &str) -> bool {
-        self.done.get(stage).is_some_and(|(k, _)| k == key)
+        self.done.get(stage).is_some_and(|r| r.key == key)
     }
 
     /// Seconds the finished `stage` took when it ran.
     pub fn seconds(&self, stage: &str) -> f64 {
-        self.done.get(stage).map_or(0.0, |(_, s)| *s)
+        self.done.get(stage).map_or(0.0, |r| r.seconds)
     }
 
-    /// Records `stage` as finished with `key` after `seconds` and writes the file.
-    pub fn mark_done(&mut self, stage: &str, key: &str, seconds: f64) -> Result<()> {
+    /// The highest peak memory recorded by the finished stages (MiB), where any was recorded.
+    pub fn peak_memory_mib(&self) -> Option<f64> {
         self.done
-            .insert(stage.to_string(), (key.to_string(), seconds));
+            .values()
+            .filter_map(|r| r.peak_memory_mib)
+            .reduce(f64::max)
+    }
+
+    /// Records `stage` as finished with `key` after `seconds`, with the process's peak memory
+    /// so far, and writes the file.
+    pub fn mark_done(&mut self, stage: &str, key: &str, seconds: f64) -> Result<()> {
+        let record = StageRecord {
+            key: key.to_string(),
+            seconds,
+            peak_memory_mib: super::peak_memory_mib(),
+        };
+        self.done.insert(stage.to_string(), record);
         self.save()
     }
 
@@ -125,12 +154,50 @@ impl RunState {
         let stages: serde_json::Map<String, Value> = self
             .done
             .iter()
-            .map(|(name, (key, secs))| (name.clone(), json!({"key": key, "seconds": secs})))
+            .map(|(name, r)| {
+                let mut entry = json!({"key": r.key, "seconds": r.seconds});
+                if let Some(mib) = r.peak_memory_mib {
+                    entry["peak_memory_mib"] = json!(mib);
+                }
+                (name.clone(), entry)
+            })
             .collect();
         let doc = json!({"format": FORMAT, "version": 1, "stages": stages});
         let mut text = serde_json::to_string_pretty(&doc)?;
         text.push('\n');
         fym_autograd::write_atomic(&self.path, text.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_stages_keep_their_time_and_peak_memory_across_reopening() {
+        let dir = std::env::temp_dir().join(format!("fym-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut state = RunState::open(&dir).unwrap();
+        state.mark_done("spatial", "k1", 2.5).unwrap();
+        let reopened = RunState::open(&dir).unwrap();
+        assert!(reopened.is_done("spatial", "k1"));
+        assert!(!reopened.is_done("spatial", "k2"));
+        assert_eq!(reopened.seconds("spatial"), 2.5);
+        // Where /proc exists the stage's peak is recorded and survives the reopening; a resumed
+        // run that only generates reports it instead of its own, smaller peak.
+        if let Some(now) = super::super::peak_memory_mib() {
+            let recorded = reopened
+                .peak_memory_mib()
+                .expect("a peak where /proc exists");
+            assert!(recorded > 1.0 && recorded <= now, "{recorded} {now}");
+        }
+        // A state file written before peaks were recorded still opens, with no peak.
+        let old = r#"{"format":"fym-transfer-state","version":1,"stages":{"classify":{"key":"k","seconds":1.0}}}"#;
+        std::fs::write(dir.join(STATE_FILE), old).unwrap();
+        let old = RunState::open(&dir).unwrap();
+        assert!(old.is_done("classify", "k"));
+        assert_eq!(old.peak_memory_mib(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
