@@ -72,7 +72,7 @@ pub struct TuningArgs {
     /// Classifier-free guidance scale.
     #[arg(long)]
     pub cfg: Option<f32>,
-    /// euler or stochastic.
+    /// euler (default) or stochastic.
     #[arg(long)]
     pub sampler: Option<String>,
     /// Generate with the temporal adapter alone (default: temporal and spatial adapters, which

@@ -57,7 +57,10 @@ impl Default for GenerateOptions {
             steps: 30,
             cfg: 3.0,
             shift: 4.0,
-            sampler: Sampler::Stochastic { eta: 1.0 },
+            // Euler: on the built-in model the tuned adapters turn the stochastic sampler's fresh
+            // noise into speckle and smear (MotionBench-synth track correlation 0.43 vs 0.39, the
+            // bundled example 0.89 vs 0.72 over 12 seeds; README).
+            sampler: Sampler::Euler,
             seed: 0,
         }
     }
