@@ -245,6 +245,29 @@ fn interrupted_run_resumes_to_the_same_result() {
         c.metrics["prompt"],
         "a green star circles on a plain background"
     );
+
+    // The spatial adapter's strength at generation: 0 is the temporal adapter alone, bit for
+    // bit; 0.5 is something between (same tuned adapters, regenerated).
+    let regenerate = |change: &dyn Fn(&mut TransferConfig)| {
+        let mut config = config.clone();
+        change(&mut config);
+        let mut model = Model::tiny_random(11).unwrap();
+        run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run)
+            .unwrap()
+            .result
+            .data
+    };
+    let scaled_to_zero = regenerate(&|c| c.spatial_scale = 0.0);
+    let temporal_only = regenerate(&|c| c.generate_with_spatial = false);
+    let halved = regenerate(&|c| c.spatial_scale = 0.5);
+    assert_eq!(scaled_to_zero, temporal_only);
+    assert_ne!(halved, temporal_only);
+    assert_ne!(halved, a.result.data);
+    assert_eq!(
+        before,
+        std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap(),
+        "regenerating must not retrain"
+    );
     let _ = std::fs::remove_dir_all(&straight);
 }
 
@@ -467,6 +490,10 @@ fn bad_inputs_give_clear_errors() {
         "training shift must be a positive number",
     );
     run(&["--motion-weight=-1"], "motion weight must be ≥ 0");
+    run(
+        &["--spatial-scale=-0.5"],
+        "spatial adapter scale must be ≥ 0",
+    );
     expect_failure(
         &["transfer", "--model", "/no/such/model", "--out", out_s],
         "/no/such/model",

@@ -79,6 +79,10 @@ pub struct TuningArgs {
     /// followed the reference better on the built-in model; see the README).
     #[arg(long)]
     pub temporal_only: bool,
+    /// Strength of the spatial adapter at generation (1: as trained; lower carries less of the
+    /// reference's look along).
+    #[arg(long)]
+    pub spatial_scale: Option<f32>,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -128,6 +132,9 @@ impl TuningArgs {
                 .with_context(|| format!("--sampler {s:?}: choose euler or stochastic"))?;
         }
         c.generate_with_spatial = !self.temporal_only;
+        if let Some(v) = self.spatial_scale {
+            c.spatial_scale = v;
+        }
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {
             c.lr = v;

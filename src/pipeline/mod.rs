@@ -168,6 +168,9 @@ pub struct TransferConfig {
     /// Keep the spatial adapter at generation (else the temporal adapter alone); for the
     /// head-split methods only (naive two-stage always drops its appearance adapter).
     pub generate_with_spatial: bool,
+    /// Strength of the spatial adapter at generation (1: as trained); below 1 it carries less of
+    /// the reference's look into the result.
+    pub spatial_scale: f32,
     /// Seed of the adapters' init and of every training step.
     pub seed: u64,
     pub checkpoint_every: usize,
@@ -194,6 +197,7 @@ impl Default for TransferConfig {
             classify: ClassifyOptions::default(),
             generate: GenerateOptions::default(),
             generate_with_spatial: true,
+            spatial_scale: 1.0,
             seed: 0,
             checkpoint_every: 25,
         }
@@ -222,6 +226,12 @@ impl TransferConfig {
         }
         if !(self.motion_weight.is_finite() && self.motion_weight >= 0.0) {
             anyhow::bail!("motion weight must be ≥ 0, got {}", self.motion_weight);
+        }
+        if !(self.spatial_scale.is_finite() && self.spatial_scale >= 0.0) {
+            anyhow::bail!(
+                "spatial adapter scale must be ≥ 0, got {}",
+                self.spatial_scale
+            );
         }
         if let Sampler::Stochastic { eta } = self.generate.sampler {
             if !(0.0..=1.0).contains(&eta) {
@@ -598,7 +608,14 @@ pub fn generate_outputs(
     model.wan.adapters.list.clear();
     // MotionDirector-style naive two-stage generates with its motion adapter only.
     if config.generate_with_spatial && method.splits_heads() {
-        model.wan.adapters.list.extend(tuned.spatial.clone());
+        model
+            .wan
+            .adapters
+            .list
+            .extend(tuned.spatial.clone().map(|mut spatial| {
+                spatial.alpha *= config.spatial_scale;
+                spatial
+            }));
     }
     model.wan.adapters.list.extend(tuned.temporal.clone());
     if !quiet {
@@ -700,6 +717,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "sample_shift": c.generate.shift,
         "sampler": c.generate.sampler.name(),
         "generate_with_spatial": c.generate_with_spatial,
+        "spatial_scale": c.spatial_scale,
     })
 }
 
