@@ -58,18 +58,12 @@ pub fn evaluate(
             let hint = BackgroundHint::Border;
             let reference_appearance = measure_appearance(reference, &hint);
             let generated_appearance = measure_appearance(generated, &hint);
-            let first_color = |text: Option<&str>| {
-                text.and_then(|t| parse_prompt(t).color)
-                    .and_then(Color::from_name)
-                    .map(Color::rgb)
+            let rgb = |attributes: &PromptAttributes| {
+                attributes.color.and_then(Color::from_name).map(Color::rgb)
             };
-            let a = object_track(reference, &hint, first_color(reference_caption)).centers;
-            let b = object_track(
-                generated,
-                &hint,
-                prompt.color.and_then(Color::from_name).map(Color::rgb),
-            )
-            .centers;
+            let reference_color = reference_caption.map(parse_prompt).as_ref().and_then(rgb);
+            let a = object_track(reference, &hint, reference_color).centers;
+            let b = object_track(generated, &hint, rgb(&prompt)).centers;
             SyntheticScores {
                 alignment: text_alignment(&generated_appearance, &prompt),
                 leakage: leakage(&reference_appearance, &generated_appearance, &prompt),

@@ -216,23 +216,6 @@ fn label_components(mask: &Mask) -> (Vec<u32>, Vec<usize>) {
     (label, sizes)
 }
 
-/// The largest 8-connected component of a mask (the first in scan order among equals; empty
-/// mask when nothing is set).
-pub fn largest_component(mask: &Mask) -> Mask {
-    let (label, sizes) = label_components(mask);
-    let mut best = (0u32, 0usize);
-    for (i, &size) in sizes.iter().enumerate() {
-        if size > best.1 {
-            best = (i as u32 + 1, size);
-        }
-    }
-    Mask {
-        width: mask.width,
-        height: mask.height,
-        data: label.iter().map(|&l| l != 0 && l == best.0).collect(),
-    }
-}
-
 /// One connected foreground component of a frame: where it is, how big, what colour.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Component {
@@ -243,10 +226,10 @@ pub struct Component {
     pub mean_color: [f32; 3],
 }
 
-/// Every foreground component of frame `f`, in scan order.
-pub fn frame_components(video: &Video, f: usize, background: &Background) -> Vec<Component> {
-    let fg = foreground_mask(video, f, background);
-    let (label, sizes) = label_components(&fg);
+/// The components of a foreground mask of frame `f` (in scan order) and each pixel's label
+/// (0: background; k: `components[k − 1]`).
+fn measure_components(video: &Video, f: usize, fg: &Mask) -> (Vec<u32>, Vec<Component>) {
+    let (label, sizes) = label_components(fg);
     let mut sums = vec![[0.0f64; 5]; sizes.len()];
     for (i, &l) in label.iter().enumerate() {
         if l == 0 {
@@ -261,7 +244,8 @@ pub fn frame_components(video: &Video, f: usize, background: &Background) -> Vec
             s[2 + c] += p[c] as f64;
         }
     }
-    sums.iter()
+    let components = sums
+        .iter()
         .zip(&sizes)
         .map(|(s, &area)| {
             let n = area as f64;
@@ -271,7 +255,13 @@ pub fn frame_components(video: &Video, f: usize, background: &Background) -> Vec
                 mean_color: [(s[2] / n) as f32, (s[3] / n) as f32, (s[4] / n) as f32],
             }
         })
-        .collect()
+        .collect();
+    (label, components)
+}
+
+/// Every foreground component of frame `f`, in scan order.
+pub fn frame_components(video: &Video, f: usize, background: &Background) -> Vec<Component> {
+    measure_components(video, f, &foreground_mask(video, f, background)).1
 }
 
 /// Radius of the colour clusters that tell objects apart across frames. The world's palette
@@ -381,34 +371,31 @@ pub struct ObjectObservation {
 
 /// The largest foreground component of frame `f`, or `None` when the frame has no foreground.
 pub fn main_object(video: &Video, f: usize, background: &Background) -> Option<ObjectObservation> {
-    let fg = foreground_mask(video, f, background);
-    let total = fg.count();
-    if total == 0 {
-        return None;
-    }
-    let mask = largest_component(&fg);
-    let area = mask.count();
-    let (mut sx, mut sy) = (0.0f64, 0.0f64);
-    let mut color = [0.0f64; 3];
-    for (y, x) in mask.pixels() {
-        sx += x as f64;
-        sy += y as f64;
-        let p = video.pixel(f, y, x);
-        for c in 0..3 {
-            color[c] += p[c] as f64;
-        }
-    }
-    let n = area as f64;
+    let (label, components) = measure_components(video, f, &foreground_mask(video, f, background));
+    let total: usize = components.iter().map(|c| c.area).sum();
+    // The largest; the first in scan order among equals.
+    let (index, main) =
+        components
+            .iter()
+            .enumerate()
+            .fold(
+                None,
+                |best: Option<(usize, &Component)>, (i, c)| match best {
+                    Some((_, b)) if b.area >= c.area => best,
+                    _ => Some((i, c)),
+                },
+            )?;
+    let own = index as u32 + 1;
     Some(ObjectObservation {
-        center: [(sx / n) as f32, (sy / n) as f32],
-        area,
-        mean_color: [
-            (color[0] / n) as f32,
-            (color[1] / n) as f32,
-            (color[2] / n) as f32,
-        ],
-        component_fraction: area as f32 / total as f32,
-        mask,
+        center: main.center,
+        area: main.area,
+        mean_color: main.mean_color,
+        component_fraction: main.area as f32 / total as f32,
+        mask: Mask {
+            width: video.width,
+            height: video.height,
+            data: label.iter().map(|&l| l == own).collect(),
+        },
     })
 }
 
