@@ -373,18 +373,11 @@ pub struct ObjectObservation {
 pub fn main_object(video: &Video, f: usize, background: &Background) -> Option<ObjectObservation> {
     let (label, components) = measure_components(video, f, &foreground_mask(video, f, background));
     let total: usize = components.iter().map(|c| c.area).sum();
-    // The largest; the first in scan order among equals.
-    let (index, main) =
-        components
-            .iter()
-            .enumerate()
-            .fold(
-                None,
-                |best: Option<(usize, &Component)>, (i, c)| match best {
-                    Some((_, b)) if b.area >= c.area => best,
-                    _ => Some((i, c)),
-                },
-            )?;
+    // The largest; the first in scan order among equals (`min_by_key` keeps the first).
+    let (index, main) = components
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, c)| std::cmp::Reverse(c.area))?;
     let own = index as u32 + 1;
     Some(ObjectObservation {
         center: main.center,
@@ -439,10 +432,7 @@ pub fn object_track(video: &Video, hint: &BackgroundHint, named: Option<[f32; 3]
             frame
                 .iter()
                 .filter(|c| is_object(c))
-                .fold(None, |best: Option<&Component>, c| match best {
-                    Some(b) if b.area >= c.area => Some(b),
-                    _ => Some(c),
-                })
+                .min_by_key(|c| std::cmp::Reverse(c.area))
                 .map(|c| c.center)
         })
         .collect();
