@@ -16,7 +16,7 @@
 //! `Sᵀ = K·Qᵀ`, `dV += Pᵀ·dO`, `dPᵀ = V·dOᵀ`, `dK += dSᵀ·Q`, `dQᵀ += Kᵀ·dSᵀ`.
 
 use super::plan::{carve, gather_rows, gather_transposed, with_scratch, Plan, TILE_K, TILE_Q};
-use super::simd::{gemm_then, round_up, Epilogue, Isa, Portable, Simd, LANES};
+use super::simd::{copy_scaled_row, gemm_then, round_up, Epilogue, Isa, Portable, Simd, LANES};
 use crate::cpu::pool::SharedMut;
 use std::f32::consts::LOG2_E;
 
@@ -159,8 +159,8 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
     let c = bw.scale * LOG2_E;
     let [qr, dor, qt, dot, dqt, lse2, dd, kr, kt, vr, dk, dv, pt, dst] =
         carve(buf, scratch_sizes(plan));
-    gather_rows(plan, bw.q, Plan::q_offset, b, h, g, 0, nq, 1.0, qr);
-    gather_rows(plan, bw.d_out, Plan::q_offset, b, h, g, 0, nq, 1.0, dor);
+    gather_rows::<S>(plan, bw.q, Plan::q_offset, b, h, g, 0, nq, 1.0, qr);
+    gather_rows::<S>(plan, bw.d_out, Plan::q_offset, b, h, g, 0, nq, 1.0, dor);
     transpose_blocked(qr, nq, dp, tq, c, qt);
     transpose_blocked(dor, nq, dp, tq, 1.0, dot);
     lse2.fill(f32::INFINITY);
@@ -173,9 +173,9 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
     for tile in t0..t1 {
         let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
-        gather_rows(plan, bw.k, Plan::kv_offset, b, h, g, j0, nk, 1.0, kr);
+        gather_rows::<S>(plan, bw.k, Plan::kv_offset, b, h, g, j0, nk, 1.0, kr);
         gather_transposed(plan, bw.k, b, h, g, j0, nk, tk, kt);
-        gather_rows(plan, bw.v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vr);
+        gather_rows::<S>(plan, bw.v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vr);
         // The first product into an accumulator overwrites it, so no accumulator is zeroed first.
         let first_key_tile = tile == t0;
         for i0 in (0..nq).step_by(TILE_Q) {
@@ -257,10 +257,14 @@ unsafe fn task_body<S: Simd>(bw: &Backward, task: usize, buf: &mut [f32]) {
             let off = plan.kv_offset(b, h, g, j0 + j);
             // SAFETY: key j0+j of this (b, h, g) lies in this task's key-tile range only.
             let (dk_row, dv_row) = (bw.dk.slice(off, d), bw.dv.slice(off, d));
-            for (x, &y) in dk_row.iter_mut().zip(&dk[j * dp..][..d]) {
-                *x = y * bw.scale;
-            }
-            dv_row.copy_from_slice(&dv[j * dp..][..d]);
+            copy_scaled_row::<S>(
+                dk[j * dp..][..d].as_ptr(),
+                dk_row.as_mut_ptr(),
+                d,
+                d,
+                bw.scale,
+            );
+            copy_scaled_row::<S>(dv[j * dp..][..d].as_ptr(), dv_row.as_mut_ptr(), d, d, 1.0);
         }
     }
     let dq_rows = |i: usize| {

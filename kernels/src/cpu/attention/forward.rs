@@ -7,7 +7,7 @@
 use super::pack::KeyTiles;
 use super::plan::{carve, gather_rows, with_scratch, Plan, TILE_K, TILE_Q};
 use super::simd::{
-    exp2_shifted_sum, fits_one_block, online_softmax_step, round_up, row_max,
+    copy_scaled_row, exp2_shifted_sum, fits_one_block, online_softmax_step, round_up, row_max,
     scores_online_softmax, Isa, Portable, Simd, SoftmaxRows,
 };
 use crate::cpu::pool::SharedMut;
@@ -72,7 +72,7 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
     let [qs, s, o, m, l, kv_buf] = carve(buf, scratch_sizes(plan));
     let problem = task / q_tiles;
     let with_values = f.out.is_some();
-    gather_rows(
+    gather_rows::<S>(
         plan,
         f.q,
         Plan::q_offset,
@@ -91,7 +91,7 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
         let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
         let nkp = round_up(nk);
-        let (kt, vt) = f.keys.tile(problem, tile, kv_buf);
+        let (kt, vt) = f.keys.tile::<S>(problem, tile, kv_buf);
         if fits_one_block::<S>(nk, nkp) {
             let o_ptr = if with_values {
                 o.as_mut_ptr()
@@ -160,10 +160,7 @@ unsafe fn task_body<S: Simd>(f: &Forward, task: usize, buf: &mut [f32]) {
             .as_mut_ptr() = (m[i] + l[i].log2()) * LN_2;
         if let Some(out) = f.out {
             let row = out.slice(plan.q_offset(b, h, g, i0 + i), d);
-            let inv = 1.0 / l[i];
-            for (r, &x) in row.iter_mut().zip(&o[i * dp..]) {
-                *r = x * inv;
-            }
+            copy_scaled_row::<S>(o[i * dp..].as_ptr(), row.as_mut_ptr(), d, d, 1.0 / l[i]);
         }
     }
 }

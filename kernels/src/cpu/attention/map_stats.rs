@@ -74,7 +74,7 @@ unsafe fn task_body<S: Simd>(ms: &MapStats, task: usize, buf: &mut [f32]) -> Sum
     let c = ms.scale * LOG2_E;
     let [qs, s, lse2, kv_buf] = carve(buf, scratch_sizes(plan));
     let problem = task / q_tiles;
-    gather_rows(plan, ms.q, Plan::q_offset, b, h, g, i0, nq, c, qs);
+    gather_rows::<S>(plan, ms.q, Plan::q_offset, b, h, g, i0, nq, c, qs);
     for (i, l) in lse2[..nq].iter_mut().enumerate() {
         *l = ms.lse[plan.lse_offset(b, h, g, i0 + i)] * LOG2_E;
     }
@@ -83,7 +83,7 @@ unsafe fn task_body<S: Simd>(ms: &MapStats, task: usize, buf: &mut [f32]) -> Sum
         let j0 = tile * TILE_K;
         let nk = (plan.len_kv - j0).min(TILE_K);
         let nkp = round_up(nk);
-        let (kt, _) = ms.keys.tile(problem, tile, kv_buf);
+        let (kt, _) = ms.keys.tile::<S>(problem, tile, kv_buf);
         S::gemm(
             nq,
             nkp,

@@ -5,6 +5,7 @@
 //! task gathers its tiles into its own scratch instead.
 
 use super::plan::{gather_rows, gather_transposed, Plan, TILE_K, TILE_Q};
+use super::simd::{Portable, Simd};
 use crate::cpu::pool::{parallel_for, SharedMut};
 
 pub(super) struct KeyTiles<'a> {
@@ -39,7 +40,10 @@ impl<'a> KeyTiles<'a> {
                 let (kt, vt) = dst.split_at_mut(block);
                 gather_transposed(plan, k, b, h, g, j0, nk, plan.tile_k, kt);
                 if let Some(v) = v {
-                    gather_rows(plan, v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vt);
+                    // SAFETY: the portable instruction set runs on any CPU.
+                    unsafe {
+                        gather_rows::<Portable>(plan, v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vt)
+                    };
                 }
             });
         }
@@ -61,8 +65,11 @@ impl<'a> KeyTiles<'a> {
     /// Key tile `tile` of problem `problem`: `Kᵀ` (`dim_padded × tile_k`, keys along the row) and
     /// value rows (`tile_k × dim_padded`; empty without values). `scratch` (of
     /// [`Self::scratch_len`] floats) holds them when they are not packed.
+    ///
+    /// # Safety
+    /// `S` must be supported by the CPU.
     #[inline(always)]
-    pub(super) fn tile<'s>(
+    pub(super) unsafe fn tile<'s, S: Simd>(
         &'s self,
         problem: usize,
         tile: usize,
@@ -81,7 +88,7 @@ impl<'a> KeyTiles<'a> {
         gather_transposed(plan, self.k, b, h, g, j0, nk, plan.tile_k, kt);
         match self.v {
             Some(v) => {
-                gather_rows(plan, v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vt);
+                gather_rows::<S>(plan, v, Plan::kv_offset, b, h, g, j0, nk, 1.0, vt);
                 (kt, vt)
             }
             None => (kt, &[]),

@@ -5,6 +5,7 @@
 //! frame (contiguous tokens); `Temporal` is one group per spatial position (the frame-many tokens at
 //! stride `tokens_per_frame`). Masked-out pairs are therefore never visited at all.
 
+use super::simd::{copy_scaled_row, Simd};
 use super::{AttnDims, MaskMode};
 use std::cell::RefCell;
 
@@ -181,9 +182,12 @@ unsafe fn gather_transposed_avx512(
 
 /// Copies `n` rows (tokens `i0..i0+n` of group `g`) into `dst` with row length `dim_padded`,
 /// multiplied by `factor`, zero-padded. `offset` maps (b, h, g, i) to the row's offset in `src`.
+///
+/// # Safety
+/// `S` must be supported by the CPU.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gather_rows(
+pub(super) unsafe fn gather_rows<S: Simd>(
     plan: &Plan,
     src: &[f32],
     offset: impl Fn(&Plan, usize, usize, usize, usize) -> usize,
@@ -199,10 +203,7 @@ pub(super) fn gather_rows(
     for i in 0..n {
         let row = &src[offset(plan, b, h, g, i0 + i)..][..d];
         let out = &mut dst[i * dp..(i + 1) * dp];
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o = x * factor;
-        }
-        out[d..].fill(0.0);
+        copy_scaled_row::<S>(row.as_ptr(), out.as_mut_ptr(), d, dp, factor);
     }
 }
 

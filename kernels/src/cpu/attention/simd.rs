@@ -39,6 +39,8 @@ pub(super) trait Simd {
     /// `p + n` is read). Used for ragged tile edges instead of padding memory, which would make
     /// the next full-vector load stall on store forwarding.
     unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Self::V;
+    /// Stores the first `n` (< [`LANES`]) lanes of `v` to `p`.
+    unsafe fn store_partial(p: *mut f32, n: usize, v: Self::V);
     /// `a·b + c`.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -63,6 +65,39 @@ pub(super) trait Simd {
         ldc: usize,
         accumulate: bool,
     );
+}
+
+/// `dst[e] = src[e] · factor` for `e < n`, in whole vectors and one masked tail; then zeros up to
+/// `padded` (≥ `n`; past `n` only whole vectors are written). The row copies of the small-group
+/// modes (gathers into tiles, write-backs of results) ran as 8-wide loops with scalar tails;
+/// this made a 32-frame `Temporal` fwd + bwd 10–16 % faster (one thread, 1 and 4 heads).
+#[inline(always)]
+pub(super) unsafe fn copy_scaled_row<S: Simd>(
+    src: *const f32,
+    dst: *mut f32,
+    n: usize,
+    padded: usize,
+    factor: f32,
+) {
+    let f = S::splat(factor);
+    let mut e = 0;
+    while e + LANES <= n {
+        S::store(dst.add(e), S::mul(S::load(src.add(e)), f));
+        e += LANES;
+    }
+    if e < n {
+        let v = S::mul(S::load_partial(src.add(e), n - e, 0.0), f);
+        if e + LANES <= padded {
+            S::store(dst.add(e), v);
+        } else {
+            S::store_partial(dst.add(e), n - e, v);
+        }
+        e += LANES;
+    }
+    while e + LANES <= padded {
+        S::store(dst.add(e), S::zero());
+        e += LANES;
+    }
 }
 
 /// Cephes' minimax polynomial: `2^f ≈ 1 + f·P(f)` on `[-0.5, 0.5]`.
@@ -388,6 +423,11 @@ impl Simd for Avx512 {
         _mm512_mask_loadu_ps(_mm512_set1_ps(fill), ((1u32 << n) - 1) as __mmask16, p)
     }
     #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, n: usize, v: Self::V) {
+        use std::arch::x86_64::*;
+        _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v)
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
         std::arch::x86_64::_mm512_fmadd_ps(a, b, c)
     }
@@ -518,6 +558,10 @@ macro_rules! lanes_simd {
             #[inline(always)]
             unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Lanes {
                 std::array::from_fn(|i| if i < n { *p.add(i) } else { fill })
+            }
+            #[inline(always)]
+            unsafe fn store_partial(p: *mut f32, n: usize, v: Lanes) {
+                std::ptr::copy_nonoverlapping(v.as_ptr(), p, n)
             }
             #[inline(always)]
             unsafe fn fmadd(a: Lanes, b: Lanes, c: Lanes) -> Lanes {
