@@ -10,6 +10,9 @@ use fym_kernels::cpu::attention::{
 use fym_kernels::cpu::{gemm, peak, pool};
 use serde_json::json;
 
+/// Tokens per frame of the attention benchmarks (an 8 × 8 latent grid).
+pub const BENCH_TOKENS_PER_FRAME: usize = 64;
+
 /// One measured case.
 #[derive(Clone, Debug)]
 pub struct BenchResult {
@@ -50,6 +53,37 @@ impl BenchResult {
             100.0 * self.peak_frac
         )
     }
+}
+
+/// How much cheaper each masked attention is than `Full` at the same shape, next to what the
+/// skipped tiles imply: one line per (op, shape, mask) with both times measured, e.g.
+/// `attention_fwd_bwd 1×4×2048×32: temporal 21.4× cheaper than full (skipped tiles imply 64×)`.
+/// The bench's clips have 64 tokens per frame, so `Spatial` skips all but 1 of `frames` frames
+/// and `Temporal` all but 1 of 64 positions.
+pub fn mask_speedups(results: &[BenchResult], tokens_per_frame: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for full in results.iter().filter(|r| r.mode == Some("full")) {
+        let seq = full.shape[2];
+        for masked in results.iter().filter(|r| {
+            r.op == full.op
+                && r.shape == full.shape
+                && matches!(r.mode, Some("spatial" | "temporal"))
+        }) {
+            let ideal = match masked.mode {
+                Some("spatial") => seq / tokens_per_frame,
+                _ => tokens_per_frame,
+            };
+            let shape: Vec<String> = full.shape.iter().map(|s| s.to_string()).collect();
+            lines.push(format!(
+                "{} {}: {} {:.1}× cheaper than full (skipped tiles imply {ideal}×)",
+                full.op,
+                shape.join("×"),
+                masked.mode.unwrap_or("-"),
+                full.ms / masked.ms
+            ));
+        }
+    }
+    lines
 }
 
 /// Median wall time in milliseconds of `f` over `reps` runs after one warm-up; stops early once
@@ -190,7 +224,7 @@ pub fn run_cpu(plan: &BenchPlan, mut emit: impl FnMut(&BenchResult)) -> Vec<Benc
             seq_q: seq,
             seq_kv: seq,
             head_dim: 32,
-            tokens_per_frame: 64,
+            tokens_per_frame: BENCH_TOKENS_PER_FRAME,
         };
         let n = dims.batch * dims.seq_q * dims.heads * dims.head_dim;
         let (q, k, v, d_out) = (
@@ -348,4 +382,40 @@ pub fn wan_step_times(quick: bool) -> anyhow::Result<StepTimes> {
         step_ms,
         step_cpu_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(op: &'static str, seq: usize, mode: &'static str, ms: f64) -> BenchResult {
+        BenchResult {
+            op,
+            shape: vec![1, 4, seq, 32],
+            mode: Some(mode),
+            device: "cpu",
+            threads: 2,
+            ms,
+            gflops: 0.0,
+            peak_frac: 0.0,
+        }
+    }
+
+    #[test]
+    fn mask_speedups_divide_full_by_each_mask_at_the_same_shape() {
+        let results = [
+            row("attention_fwd_bwd", 2048, "full", 30.0),
+            row("attention_fwd_bwd", 2048, "spatial", 1.5),
+            row("attention_fwd_bwd", 2048, "temporal", 1.2),
+            row("attention_fwd", 2048, "temporal", 0.1),
+            row("attention_fwd_bwd", 512, "temporal", 9.0),
+        ];
+        assert_eq!(
+            mask_speedups(&results, 64),
+            [
+                "attention_fwd_bwd 1×4×2048×32: spatial 20.0× cheaper than full (skipped tiles imply 32×)",
+                "attention_fwd_bwd 1×4×2048×32: temporal 25.0× cheaper than full (skipped tiles imply 64×)",
+            ]
+        );
+    }
 }

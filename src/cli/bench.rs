@@ -1,6 +1,6 @@
 //! `fym bench`: kernel benchmarks with the machine's measured peak.
 
-use crate::perf::{run_cpu, BenchPlan, BenchResult};
+use crate::perf::{mask_speedups, run_cpu, BenchPlan, BenchResult, BENCH_TOKENS_PER_FRAME};
 use crate::perf_cuda::{device_summary, run_cuda_on};
 
 #[derive(clap::Args, Debug)]
@@ -42,13 +42,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         );
     }
-    run_cpu(&plan, |r| {
+    let results = run_cpu(&plan, |r| {
         if args.json {
             println!("{}", r.to_json());
         } else {
             println!("{}", r.to_row());
         }
     });
+    if !args.json {
+        for line in mask_speedups(&results, BENCH_TOKENS_PER_FRAME) {
+            println!("{line}");
+        }
+    }
     Ok(())
 }
 
