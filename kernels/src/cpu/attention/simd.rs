@@ -70,7 +70,8 @@ pub(super) trait Simd {
 /// `dst[e] = src[e] · factor` for `e < n`, in whole vectors and one masked tail; then zeros up to
 /// `padded` (≥ `n`; past `n` only whole vectors are written). The row copies of the small-group
 /// modes (gathers into tiles, write-backs of results) ran as 8-wide loops with scalar tails;
-/// this made a 32-frame `Temporal` fwd + bwd 10–16 % faster (one thread, 1 and 4 heads).
+/// this made a 32-frame `Temporal` fwd + bwd 5–10 % faster on one thread (16 % with one head,
+/// whose tensors fit in L2; on two threads memory traffic bounds it and nothing changed).
 #[inline(always)]
 pub(super) unsafe fn copy_scaled_row<S: Simd>(
     src: *const f32,
