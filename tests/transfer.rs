@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fym::pipeline::batch::noisy_batch;
+use fym::pipeline::generate::generate;
+use fym::pipeline::lora::load_adapter;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
 use fym::pipeline::train::Interrupted;
 use fym::pipeline::{
@@ -246,23 +248,35 @@ fn interrupted_run_resumes_to_the_same_result() {
         "a green star circles on a plain background"
     );
 
-    // The spatial adapter's strength at generation: 0 is the temporal adapter alone, bit for
-    // bit; 0.5 is something between (same tuned adapters, regenerated).
+    // The adapters' strength at generation: the default (spatial 0) is the temporal adapter
+    // alone, bit for bit; 0.5 is something between (same tuned adapters, regenerated). The
+    // reproduction check always uses both adapters as trained.
     let regenerate = |change: &dyn Fn(&mut TransferConfig)| {
         let mut config = config.clone();
         change(&mut config);
         let mut model = Model::tiny_random(11).unwrap();
-        run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run)
-            .unwrap()
-            .result
-            .data
+        let outcome = run_transfer(&mut model, &reference, CAPTION, PROMPT, &config, &run).unwrap();
+        let reproduction = outcome.metrics["reproduction"].clone();
+        (outcome.result.data, reproduction)
     };
-    let scaled_to_zero = regenerate(&|c| c.spatial_scale = 0.0);
-    let temporal_only = regenerate(&|c| c.generate_with_spatial = false);
-    let halved = regenerate(&|c| c.spatial_scale = 0.5);
-    assert_eq!(scaled_to_zero, temporal_only);
+    let mut model = Model::tiny_random(11).unwrap();
+    let temporal = load_adapter(&straight.join(TEMPORAL_LORA_FILE), &model).unwrap();
+    model.wan.adapters.list = vec![temporal];
+    let temporal_only = generate(&model, PROMPT, &config.generate).unwrap().data;
+    let (default, default_check) = regenerate(&|_| {});
+    let (halved, halved_check) = regenerate(&|c| c.spatial_scale = 0.5);
+    let (both, both_check) = regenerate(&|c| c.spatial_scale = 1.0);
+    let (weaker, _) = regenerate(&|c| c.temporal_scale = 0.5);
+    assert_eq!(default, temporal_only);
     assert_ne!(halved, temporal_only);
-    assert_ne!(halved, a.result.data);
+    assert_ne!(halved, both);
+    assert_ne!(weaker, temporal_only);
+    assert_eq!(default_check, both_check);
+    assert_eq!(halved_check, both_check);
+    assert_eq!(
+        default_check["adapters"],
+        serde_json::json!(["spatial", "temporal"])
+    );
     assert_eq!(
         before,
         std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap(),

@@ -75,14 +75,13 @@ pub struct TuningArgs {
     /// euler (default) or stochastic.
     #[arg(long)]
     pub sampler: Option<String>,
-    /// Generate with the temporal adapter alone (default: temporal and spatial adapters, which
-    /// followed the reference better on the built-in model; see the README).
-    #[arg(long)]
-    pub temporal_only: bool,
-    /// Strength of the spatial adapter at generation (1: as trained; lower carries less of the
-    /// reference's look along).
+    /// Strength of the spatial (appearance) adapter at generation (default 0: the temporal
+    /// adapter alone, which followed the reference better on the whole benchmark; 1: as trained).
     #[arg(long)]
     pub spatial_scale: Option<f32>,
+    /// Strength of the temporal (motion) adapter at generation (default 1: as trained).
+    #[arg(long)]
+    pub temporal_scale: Option<f32>,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -131,9 +130,11 @@ impl TuningArgs {
             c.generate.sampler = Sampler::parse(s)
                 .with_context(|| format!("--sampler {s:?}: choose euler or stochastic"))?;
         }
-        c.generate_with_spatial = !self.temporal_only;
         if let Some(v) = self.spatial_scale {
             c.spatial_scale = v;
+        }
+        if let Some(v) = self.temporal_scale {
+            c.temporal_scale = v;
         }
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {
