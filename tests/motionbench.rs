@@ -317,6 +317,100 @@ fn cli_lists_cases_as_json_and_rejects_bad_flags() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--size"));
 }
 
+/// `fym motionbench run` end to end on a tiny untrained model (a smoke test of the mechanics,
+/// not of quality): every (case, method, prompt) row with metrics in range, the paired table in
+/// report.md, a side-by-side GIF per case; then `fym motionbench summary` pools two runs.
+#[test]
+fn cli_runs_a_small_benchmark_and_summarises_runs() {
+    let fym = env!("CARGO_BIN_EXE_fym");
+    let dir = std::env::temp_dir().join(format!("fym-mb-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(fym)
+        .args([
+            "motionbench",
+            "run",
+            "--model",
+            "random:1",
+            "--methods",
+            "fym,no-tuning",
+        ])
+        .args([
+            "--category",
+            "camera,single",
+            "--cases",
+            "1",
+            "--prompts",
+            "1",
+        ])
+        .args([
+            "--spatial-steps",
+            "2",
+            "--temporal-steps",
+            "2",
+            "--sample-steps",
+            "2",
+        ])
+        .args(["--quiet", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 cases × 2 methods × 1 prompt");
+    for row in rows {
+        for key in [
+            "motion_fidelity",
+            "text_alignment",
+            "temporal_consistency",
+            "coherent",
+        ] {
+            let x = row[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{key} = {x} in {row}");
+        }
+        let track = row["trajectory_correlation"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&track), "{row}");
+    }
+    assert_eq!(report["paired"]["fym"]["all"]["pairs"], 2);
+    assert_eq!(report["config"]["fym"]["spatial_scale"], 0.0);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("paired with `no-tuning`"), "{md}");
+    for case in ["camera-01", "single-01"] {
+        assert!(dir.join(case).join("side_by_side.gif").is_file());
+    }
+
+    let summary = Command::new(fym)
+        .args(["motionbench", "summary", "--json"])
+        .args([&dir, &dir])
+        .output()
+        .unwrap();
+    assert!(summary.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(summary["runs"], 2);
+    assert_eq!(summary["paired"]["fym"]["all"]["pairs"], 4);
+    assert_eq!(summary["means"]["no-tuning"]["all"]["samples"], 4);
+
+    let missing = Command::new(fym)
+        .args(["motionbench", "summary"])
+        .arg(dir.join("no-such-run"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("report.json"));
+    let bad_baseline = Command::new(fym)
+        .args(["motionbench", "summary", "--baseline", "nothing"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(bad_baseline.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The ideal transfer — each target scene rendered, which moves exactly as its reference — must
 /// score high track correlation, as the benchmark scores it (the path of the object each text
 /// names first), at the clip size the built-in model generates (8 × 24 × 24), or the benchmark's

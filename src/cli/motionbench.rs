@@ -1,5 +1,5 @@
-//! `fym motionbench`: list the MotionBench-synth cases or export their reference clips, ground truth
-//! and prompts.
+//! `fym motionbench`: list the MotionBench-synth cases, export their reference clips, ground truth
+//! and prompts, run methods on them, and summarise runs.
 
 use std::path::PathBuf;
 
@@ -25,6 +25,22 @@ pub enum MotionbenchCommand {
     /// Tune and generate every case with each method; write DIR/report.md, DIR/report.json and a
     /// side-by-side GIF per case.
     Run(Box<RunArgs>),
+    /// Pool the reports of several runs (e.g. one per seed): means per method and category, and
+    /// each method's track correlation paired with a baseline's, with a 95 % bootstrap interval.
+    Summary(SummaryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    /// Folders written by `fym motionbench run` (each holds a report.json).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The method every other one is paired with.
+    #[arg(long, default_value = "no-tuning")]
+    pub baseline: String,
+    /// Print JSON instead of markdown tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +108,25 @@ pub fn run(args: MotionbenchArgs) -> Result<()> {
         MotionbenchCommand::List(list) => run_list(&list),
         MotionbenchCommand::Export(export) => run_export(&export),
         MotionbenchCommand::Run(run) => run_bench(&run),
+        MotionbenchCommand::Summary(summary) => run_summary(&summary),
     }
+}
+
+fn run_summary(args: &SummaryArgs) -> Result<()> {
+    use crate::pipeline::summary::{read_rows, summary_json, summary_markdown};
+    let runs = args
+        .runs
+        .iter()
+        .map(|dir| read_rows(dir))
+        .collect::<Result<Vec<_>>>()?;
+    let baseline = crate::pipeline::Method::parse(&args.baseline)?.name();
+    let summary = summary_json(&runs, baseline);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary_markdown(&summary));
+    }
+    Ok(())
 }
 
 fn run_list(args: &ListArgs) -> Result<()> {

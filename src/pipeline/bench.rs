@@ -142,6 +142,7 @@ pub fn run_motionbench(
         write_side_by_side_gif(case_dir.join("side_by_side.gif"), &columns, &labels, 8.0, 4)?;
     }
     let summary = summarise(&rows, &options.methods);
+    let paired = super::summary::summary_json(std::slice::from_ref(&rows), Method::NoTuning.name());
     let report = json!({
         "format": "fym-motionbench-report",
         "model": model.source,
@@ -150,6 +151,7 @@ pub fn run_motionbench(
         "cases": selected.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         "config": options.methods.iter().map(|&m| Ok((m.name().to_string(), super::config_json(&config_for(m)?, 0)))).collect::<Result<serde_json::Map<String, Value>>>()?,
         "summary": summary,
+        "paired": paired["paired"],
         "rows": rows,
         "seconds": start.elapsed().as_secs_f64(),
     });
@@ -238,6 +240,10 @@ fn markdown(report: &Value, methods: &[Method]) -> String {
             }
         }
     }
+    s.push_str(&super::summary::paired_markdown(&json!({
+        "baseline": Method::NoTuning.name(),
+        "paired": report["paired"],
+    })));
     s
 }
 

@@ -16,6 +16,7 @@ pub mod model;
 pub mod progress;
 pub mod spatial;
 pub mod state;
+pub mod summary;
 pub mod temporal;
 pub mod train;
 
@@ -728,6 +729,7 @@ pub fn generate_outputs(
 /// The settings of a run as JSON (for metrics.json and reports).
 pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
     json!({
+        "seed": c.seed,
         "rank": c.lora.rank,
         "alpha": c.lora.alpha,
         "include_out": c.lora.include_out,
