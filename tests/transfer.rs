@@ -508,6 +508,10 @@ fn bad_inputs_give_clear_errors() {
         &["--spatial-scale=-0.5"],
         "spatial adapter scale must be ≥ 0",
     );
+    run(
+        &["--temporal-scale=NaN"],
+        "temporal adapter scale must be ≥ 0",
+    );
     expect_failure(
         &["transfer", "--model", "/no/such/model", "--out", out_s],
         "/no/such/model",
