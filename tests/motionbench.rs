@@ -402,6 +402,28 @@ fn cli_runs_a_small_benchmark_and_summarises_runs() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("report.json"));
+    let against = Command::new(fym)
+        .args(["motionbench", "summary", "--json"])
+        .arg(&dir)
+        .arg("--against")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(against.status.success());
+    let against: serde_json::Value = serde_json::from_slice(&against.stdout).unwrap();
+    assert_eq!(
+        against["against"]["fym"]["all"]["mean"], 0.0,
+        "a run against itself"
+    );
+    let uneven = Command::new(fym)
+        .args(["motionbench", "summary"])
+        .arg(&dir)
+        .arg("--against")
+        .args([&dir, &dir])
+        .output()
+        .unwrap();
+    assert_eq!(uneven.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&uneven.stderr).contains("as many folders"));
     let bad_baseline = Command::new(fym)
         .args(["motionbench", "summary", "--baseline", "nothing"])
         .arg(&dir)

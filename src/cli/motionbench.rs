@@ -38,6 +38,10 @@ pub struct SummaryArgs {
     /// The method every other one is paired with.
     #[arg(long, default_value = "no-tuning")]
     pub baseline: String,
+    /// Runs to pair each method with itself in (as many as RUNS, same order: e.g. the same seeds
+    /// generated with other settings).
+    #[arg(long, num_args = 1..)]
+    pub against: Vec<PathBuf>,
     /// Print JSON instead of markdown tables.
     #[arg(long)]
     pub json: bool,
@@ -113,18 +117,41 @@ pub fn run(args: MotionbenchArgs) -> Result<()> {
 }
 
 fn run_summary(args: &SummaryArgs) -> Result<()> {
-    use crate::pipeline::summary::{read_rows, summary_json, summary_markdown};
+    use crate::pipeline::summary::{
+        against_json, paired_markdown, read_rows, summary_json, summary_markdown,
+    };
     let runs = args
         .runs
         .iter()
         .map(|dir| read_rows(dir))
         .collect::<Result<Vec<_>>>()?;
     let baseline = crate::pipeline::Method::parse(&args.baseline)?.name();
-    let summary = summary_json(&runs, baseline);
+    let mut summary = summary_json(&runs, baseline);
+    let mut text = summary_markdown(&summary);
+    if !args.against.is_empty() {
+        if args.against.len() != args.runs.len() {
+            anyhow::bail!(
+                "--against needs as many folders as runs ({}), got {}",
+                args.runs.len(),
+                args.against.len()
+            );
+        }
+        let against = args
+            .against
+            .iter()
+            .map(|dir| read_rows(dir))
+            .collect::<Result<Vec<_>>>()?;
+        let paired = against_json(&runs, &against);
+        text.push_str(&paired_markdown(&serde_json::json!({
+            "baseline": "the same method in the --against runs",
+            "paired": paired,
+        })));
+        summary["against"] = paired;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print!("{}", summary_markdown(&summary));
+        print!("{text}");
     }
     Ok(())
 }

@@ -212,6 +212,39 @@ pub fn summary_json(runs: &[Vec<Value>], baseline: &str) -> Value {
     json!({"runs": runs.len(), "baseline": baseline, "means": means, "paired": paired})
 }
 
+/// Each method of `runs` paired with the same method in `against` (run `i` with run `i`, e.g.
+/// the same seeds generated with other settings): what the change did, pair by pair. In the
+/// shape of [`summary_json`]'s `paired`.
+pub fn against_json(runs: &[Vec<Value>], against: &[Vec<Value>]) -> Value {
+    let renamed = |m: &str| format!("{m} (against)");
+    let merged: Vec<Vec<Value>> = runs
+        .iter()
+        .zip(against)
+        .map(|(rows, other)| {
+            let mut all = rows.clone();
+            all.extend(other.iter().map(|r| {
+                let mut r = r.clone();
+                r["method"] = json!(renamed(r["method"].as_str().unwrap_or("?")));
+                r
+            }));
+            all
+        })
+        .collect();
+    let theirs = methods(against);
+    let mut paired = serde_json::Map::new();
+    for m in methods(runs).iter().filter(|m| theirs.contains(m)) {
+        let per_cat: serde_json::Map<String, Value> = categories(runs)
+            .iter()
+            .filter_map(|c| {
+                let d = paired_difference(&track_differences(&merged, m, &renamed(m), c))?;
+                Some((c.clone(), d.to_json()))
+            })
+            .collect();
+        paired.insert(m.clone(), Value::Object(per_cat));
+    }
+    Value::Object(paired)
+}
+
 fn number(v: &Value, digits: usize) -> String {
     v.as_f64()
         .map_or("n/a".to_string(), |x| format!("{x:.digits$}"))
@@ -348,6 +381,22 @@ mod tests {
         assert_eq!(summary["means"]["fym"]["camera"]["samples"], 2);
         let per_run = &summary["means"]["fym"]["camera"]["track_per_run"];
         assert!((per_run[1].as_f64().unwrap() - 0.7).abs() < 1e-12);
+        let shifted: Vec<Vec<Value>> = runs
+            .iter()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r["trajectory_correlation"] =
+                            json!(r["trajectory_correlation"].as_f64().unwrap() - 0.5);
+                        r
+                    })
+                    .collect()
+            })
+            .collect();
+        let against = against_json(&runs, &shifted);
+        assert_eq!(against["fym"]["all"]["pairs"], 4);
+        assert!((against["no-tuning"]["camera"]["mean"].as_f64().unwrap() - 0.5).abs() < 1e-12);
         let md = summary_markdown(&summary);
         assert!(md.contains("| fym | camera | 2 |"), "{md}");
         assert!(md.contains("| fym | all | 3 | +0.167 |"), "{md}");
