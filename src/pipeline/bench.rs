@@ -141,8 +141,9 @@ pub fn run_motionbench(
         }
         write_side_by_side_gif(case_dir.join("side_by_side.gif"), &columns, &labels, 8.0, 4)?;
     }
-    let summary = summarise(&rows, &options.methods);
-    let paired = super::summary::summary_json(std::slice::from_ref(&rows), Method::NoTuning.name());
+    let run = std::slice::from_ref(&rows);
+    let summary = summarise(run, &options.methods);
+    let paired = super::summary::summary_json(run, Method::NoTuning.name());
     let report = json!({
         "format": "fym-motionbench-report",
         "model": model.source,
@@ -166,39 +167,19 @@ pub fn run_motionbench(
     Ok(report)
 }
 
-/// Mean of every summary metric per method and category (and over all categories), skipping
-/// rows where a metric is null (e.g. leakage when a prompt changes nothing measurable).
-fn summarise(rows: &[Value], methods: &[Method]) -> Value {
-    let mut out = serde_json::Map::new();
-    for method in methods {
-        let mine: Vec<&Value> = rows
-            .iter()
-            .filter(|r| r["method"] == method.name())
-            .collect();
-        let mut per_cat = serde_json::Map::new();
-        let mut cats: Vec<String> = mine
-            .iter()
-            .filter_map(|r| r["category"].as_str().map(str::to_string))
-            .collect();
-        cats.dedup();
-        cats.push("all".into());
-        for cat in cats {
-            let sel: Vec<&&Value> = mine
-                .iter()
-                .filter(|r| cat == "all" || r["category"] == cat.as_str())
-                .collect();
-            let mut entry = serde_json::Map::new();
-            for key in SUMMARY_KEYS {
-                let vals: Vec<f64> = sel.iter().filter_map(|r| r[key].as_f64()).collect();
-                let mean = (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
-                entry.insert(key.into(), json!(mean));
-            }
-            entry.insert("samples".into(), json!(sel.len()));
-            per_cat.insert(cat, Value::Object(entry));
-        }
-        out.insert(method.name().into(), Value::Object(per_cat));
-    }
-    Value::Object(out)
+/// Mean of every summary metric per method and category (and over all categories) of one run
+/// (`runs` holds its rows), skipping rows where a metric is null (e.g. leakage when a prompt
+/// changes nothing measurable).
+fn summarise(runs: &[Vec<Value>], methods: &[Method]) -> Value {
+    let categories = super::summary::categories(runs);
+    let per_method = methods.iter().map(|method| {
+        let per_cat = categories.iter().map(|cat| {
+            let means = super::summary::method_means(runs, method.name(), cat, &SUMMARY_KEYS);
+            (cat.clone(), means)
+        });
+        (method.name().to_string(), Value::Object(per_cat.collect()))
+    });
+    Value::Object(per_method.collect())
 }
 
 fn markdown(report: &Value, methods: &[Method]) -> String {

@@ -61,7 +61,7 @@ fn methods(runs: &[Vec<Value>]) -> Vec<String> {
 }
 
 /// "all", then the categories in order of first appearance.
-fn categories(runs: &[Vec<Value>]) -> Vec<String> {
+pub(super) fn categories(runs: &[Vec<Value>]) -> Vec<String> {
     let mut seen = vec!["all".to_string()];
     for row in runs.iter().flatten() {
         if let Some(c) = row["category"].as_str() {
@@ -81,9 +81,14 @@ fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-/// Means of one method in one category: pooled over every run's rows, and track correlation per
-/// run.
-fn method_means(runs: &[Vec<Value>], method: &str, category: &str) -> Value {
+/// Means of `keys` for one method in one category, pooled over every run's rows (rows where a
+/// key is null are left out of that key's mean), and the track correlation per run.
+pub(super) fn method_means(
+    runs: &[Vec<Value>],
+    method: &str,
+    category: &str,
+    keys: &[&str],
+) -> Value {
     let rows: Vec<&Value> = runs
         .iter()
         .flatten()
@@ -91,7 +96,7 @@ fn method_means(runs: &[Vec<Value>], method: &str, category: &str) -> Value {
         .collect();
     let mut entry = serde_json::Map::new();
     entry.insert("samples".into(), json!(rows.len()));
-    for (key, _, _) in COLUMNS {
+    for &key in keys {
         let values: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
         entry.insert(key.into(), json!(mean(&values)));
     }
@@ -195,7 +200,12 @@ pub fn summary_json(runs: &[Vec<Value>], baseline: &str) -> Value {
     for m in &methods {
         let per_cat: serde_json::Map<String, Value> = categories
             .iter()
-            .map(|c| (c.clone(), method_means(runs, m, c)))
+            .map(|c| {
+                (
+                    c.clone(),
+                    method_means(runs, m, c, &COLUMNS.map(|col| col.0)),
+                )
+            })
             .collect();
         means.insert(m.clone(), Value::Object(per_cat));
         if m != baseline && methods.iter().any(|b| b == baseline) {
