@@ -166,6 +166,12 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     in_range(&["metrics", "temporal_consistency"], 0.0, 1.0);
     in_range(&["metrics", "trajectory_correlation"], -1.0, 1.0);
     in_range(&["reproduction", "trajectory_correlation"], -1.0, 1.0);
+    let reproduction = &m["reproduction"];
+    assert_eq!(
+        reproduction["passed"],
+        number(&m, &["reproduction", "trajectory_correlation"]) as f32 >= 0.9,
+        "{reproduction}"
+    );
     in_range(&["reproduction", "motion_fidelity"], 0.0, 1.0);
     in_range(&["coherent_fraction"], 0.0, 1.0);
     in_range(&["seconds", "tuning"], 0.0, 600.0);

@@ -277,6 +277,14 @@ pub fn run(args: TransferArgs) -> Result<()> {
             number(&outcome.metrics["reproduction"]["trajectory_correlation"]),
             args.out.display()
         );
+        if outcome.metrics["reproduction"]["passed"] != true {
+            eprintln!(
+                "warning: the reproduction check failed (track correlation below {}): the tuned \
+                 adapters do not give back the reference's motion even with its own caption, so \
+                 the result's motion is not the reference's either",
+                crate::pipeline::REPRODUCTION_THRESHOLD
+            );
+        }
     }
     Ok(())
 }

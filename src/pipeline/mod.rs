@@ -44,6 +44,10 @@ use train::TrainPlan;
 /// largest connected foreground component holds at least this fraction of the foreground.
 pub const COHERENT_THRESHOLD: f32 = 0.9;
 
+/// The reproduction check passes when the tuned adapters, given the reference's own caption,
+/// give back its path with at least this track correlation.
+pub const REPRODUCTION_THRESHOLD: f32 = 0.9;
+
 /// Output file names.
 pub const HEADS_FILE: &str = "heads.json";
 pub const SPATIAL_LORA_FILE: &str = "spatial_lora.safetensors";
@@ -676,6 +680,10 @@ pub fn generate_outputs(
         .map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
     let reproduction = evaluate(reference, &reproduced, Some(caption), Some(caption))
         .map_err(|e| anyhow::anyhow!("metrics of the reproduction: {e}"))?;
+    let reproduction_track = reproduction
+        .synthetic
+        .as_ref()
+        .map(|s| s.trajectory_correlation);
     let coherent_fraction = largest_component_fraction(&result, &BackgroundHint::Border);
     let [classify_secs, spatial_secs, temporal_secs] = tuned.seconds;
     let head_counts = tuned.labels.as_ref().map(|l| {
@@ -697,7 +705,8 @@ pub fn generate_outputs(
         "metrics": report.to_json(),
         "reproduction": {
             "adapters": check_kinds,
-            "trajectory_correlation": reproduction.synthetic.as_ref().map(|s| s.trajectory_correlation),
+            "passed": reproduction_track.is_some_and(|t| t >= REPRODUCTION_THRESHOLD),
+            "trajectory_correlation": reproduction_track,
             "motion_fidelity": reproduction.motion_fidelity,
         },
         "coherent_fraction": coherent_fraction,
