@@ -143,7 +143,7 @@ pub fn run_motionbench(
     }
     let run = std::slice::from_ref(&rows);
     let summary = summarise(run, &options.methods);
-    let paired = super::summary::summary_json(run, Method::NoTuning.name());
+    let paired = super::summary::paired_json(run, Method::NoTuning.name());
     let report = json!({
         "format": "fym-motionbench-report",
         "model": model.source,
@@ -152,7 +152,7 @@ pub fn run_motionbench(
         "cases": selected.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
         "config": options.methods.iter().map(|&m| Ok((m.name().to_string(), super::config_json(&config_for(m)?, 0)))).collect::<Result<serde_json::Map<String, Value>>>()?,
         "summary": summary,
-        "paired": paired["paired"],
+        "paired": paired,
         "rows": rows,
         "seconds": start.elapsed().as_secs_f64(),
     });

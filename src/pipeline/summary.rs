@@ -47,30 +47,27 @@ pub fn read_rows(dir: &Path) -> Result<Vec<Value>> {
         .with_context(|| format!("{} has no \"rows\" list", file.display()))
 }
 
-/// Methods in order of first appearance over the runs.
-fn methods(runs: &[Vec<Value>]) -> Vec<String> {
+/// The distinct values of `field` over every run's rows, in order of first appearance.
+fn distinct(runs: &[Vec<Value>], field: &str) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
-    for row in runs.iter().flatten() {
-        if let Some(m) = row["method"].as_str() {
-            if !seen.iter().any(|s| s == m) {
-                seen.push(m.to_string());
-            }
+    for value in runs.iter().flatten().filter_map(|r| r[field].as_str()) {
+        if !seen.iter().any(|s| s == value) {
+            seen.push(value.to_string());
         }
     }
     seen
 }
 
+/// Methods in order of first appearance over the runs.
+fn methods(runs: &[Vec<Value>]) -> Vec<String> {
+    distinct(runs, "method")
+}
+
 /// "all", then the categories in order of first appearance.
 pub(super) fn categories(runs: &[Vec<Value>]) -> Vec<String> {
-    let mut seen = vec!["all".to_string()];
-    for row in runs.iter().flatten() {
-        if let Some(c) = row["category"].as_str() {
-            if !seen.iter().any(|s| s == c) {
-                seen.push(c.to_string());
-            }
-        }
-    }
-    seen
+    let mut all = vec!["all".to_string()];
+    all.extend(distinct(runs, "category"));
+    all
 }
 
 fn in_category(row: &Value, category: &str) -> bool {
@@ -161,15 +158,17 @@ pub fn paired_difference(diffs: &[f64]) -> Option<PairedDifference> {
     })
 }
 
-/// Track-correlation differences `method − baseline` over the (run, case, prompt) both have,
-/// in `category`.
+/// Track-correlation differences `method` (in `ours`) − `baseline` (in `theirs`) over the
+/// (run, case, prompt) both have, in `category`; run `i` of `ours` pairs with run `i` of
+/// `theirs` (the same runs for two methods of one run, or the same seeds under other settings).
 pub fn track_differences(
-    runs: &[Vec<Value>],
+    ours: &[Vec<Value>],
     method: &str,
+    theirs: &[Vec<Value>],
     baseline: &str,
     category: &str,
 ) -> Vec<f64> {
-    let track_of = |name: &str| -> BTreeMap<(usize, String, String), f64> {
+    let track_of = |runs: &[Vec<Value>], name: &str| -> BTreeMap<(usize, String, String), f64> {
         runs.iter()
             .enumerate()
             .flat_map(|(run, rows)| rows.iter().map(move |r| (run, r)))
@@ -184,75 +183,74 @@ pub fn track_differences(
             })
             .collect()
     };
-    let base = track_of(baseline);
-    track_of(method)
+    let base = track_of(theirs, baseline);
+    track_of(ours, method)
         .into_iter()
         .filter_map(|(key, x)| Some(x - base.get(&key)?))
         .collect()
 }
 
+/// `method` in `ours` paired with `baseline` in `theirs`, per category of `ours`.
+fn paired_by_category(
+    ours: &[Vec<Value>],
+    method: &str,
+    theirs: &[Vec<Value>],
+    baseline: &str,
+) -> Value {
+    let per_cat = categories(ours).into_iter().filter_map(|c| {
+        let d = paired_difference(&track_differences(ours, method, theirs, baseline, &c))?;
+        Some((c, d.to_json()))
+    });
+    Value::Object(per_cat.collect())
+}
+
+/// Every method of `runs` but `baseline` paired with `baseline` (empty when the runs do not
+/// have it): `[method][category]`.
+pub fn paired_json(runs: &[Vec<Value>], baseline: &str) -> Value {
+    let methods = methods(runs);
+    if !methods.iter().any(|m| m == baseline) {
+        return json!({});
+    }
+    let paired = methods
+        .iter()
+        .filter(|m| *m != baseline)
+        .map(|m| (m.clone(), paired_by_category(runs, m, runs, baseline)));
+    Value::Object(paired.collect())
+}
+
 /// The summary as JSON: `means[method][category]` and `paired[method][category]` against
 /// `baseline` (for every other method, when the baseline is present).
 pub fn summary_json(runs: &[Vec<Value>], baseline: &str) -> Value {
-    let (methods, categories) = (methods(runs), categories(runs));
-    let mut means = serde_json::Map::new();
-    let mut paired = serde_json::Map::new();
-    for m in &methods {
-        let per_cat: serde_json::Map<String, Value> = categories
-            .iter()
-            .map(|c| {
-                (
-                    c.clone(),
-                    method_means(runs, m, c, &COLUMNS.map(|col| col.0)),
-                )
-            })
-            .collect();
-        means.insert(m.clone(), Value::Object(per_cat));
-        if m != baseline && methods.iter().any(|b| b == baseline) {
-            let per_cat: serde_json::Map<String, Value> = categories
-                .iter()
-                .filter_map(|c| {
-                    let d = paired_difference(&track_differences(runs, m, baseline, c))?;
-                    Some((c.clone(), d.to_json()))
-                })
-                .collect();
-            paired.insert(m.clone(), Value::Object(per_cat));
-        }
-    }
-    json!({"runs": runs.len(), "baseline": baseline, "means": means, "paired": paired})
+    let categories = categories(runs);
+    let means = methods(runs).into_iter().map(|m| {
+        let per_cat = categories.iter().map(|c| {
+            let entry = method_means(runs, &m, c, &COLUMNS.map(|col| col.0));
+            (c.clone(), entry)
+        });
+        let per_cat = Value::Object(per_cat.collect());
+        (m, per_cat)
+    });
+    json!({
+        "runs": runs.len(),
+        "baseline": baseline,
+        "means": Value::Object(means.collect()),
+        "paired": paired_json(runs, baseline),
+    })
 }
 
 /// Each method of `runs` paired with the same method in `against` (run `i` with run `i`, e.g.
 /// the same seeds generated with other settings): what the change did, pair by pair. In the
-/// shape of [`summary_json`]'s `paired`.
+/// shape of [`paired_json`].
 pub fn against_json(runs: &[Vec<Value>], against: &[Vec<Value>]) -> Value {
-    let renamed = |m: &str| format!("{m} (against)");
-    let merged: Vec<Vec<Value>> = runs
-        .iter()
-        .zip(against)
-        .map(|(rows, other)| {
-            let mut all = rows.clone();
-            all.extend(other.iter().map(|r| {
-                let mut r = r.clone();
-                r["method"] = json!(renamed(r["method"].as_str().unwrap_or("?")));
-                r
-            }));
-            all
-        })
-        .collect();
     let theirs = methods(against);
-    let mut paired = serde_json::Map::new();
-    for m in methods(runs).iter().filter(|m| theirs.contains(m)) {
-        let per_cat: serde_json::Map<String, Value> = categories(runs)
-            .iter()
-            .filter_map(|c| {
-                let d = paired_difference(&track_differences(&merged, m, &renamed(m), c))?;
-                Some((c.clone(), d.to_json()))
-            })
-            .collect();
-        paired.insert(m.clone(), Value::Object(per_cat));
-    }
-    Value::Object(paired)
+    let paired = methods(runs)
+        .into_iter()
+        .filter(|m| theirs.contains(m))
+        .map(|m| {
+            let per_cat = paired_by_category(runs, &m, against, &m);
+            (m, per_cat)
+        });
+    Value::Object(paired.collect())
 }
 
 fn number(v: &Value, digits: usize) -> String {
@@ -375,7 +373,7 @@ mod tests {
                 row("no-tuning", "camera", "c1", "p", 0.6),
             ],
         ];
-        let mut all = track_differences(&runs, "fym", "no-tuning", "all");
+        let mut all = track_differences(&runs, "fym", &runs, "no-tuning", "all");
         all.sort_by(f64::total_cmp);
         let expected = [-0.4, 0.1, 0.8];
         assert_eq!(all.len(), 3);
@@ -383,7 +381,7 @@ mod tests {
             assert!((a - b).abs() < 1e-12, "{all:?}");
         }
         assert_eq!(
-            track_differences(&runs, "fym", "no-tuning", "single").len(),
+            track_differences(&runs, "fym", &runs, "no-tuning", "single").len(),
             1
         );
         let summary = summary_json(&runs, "no-tuning");
