@@ -383,6 +383,42 @@ fn cli_runs_a_small_benchmark_and_summarises_runs() {
     for case in ["camera-01", "single-01"] {
         assert!(dir.join(case).join("side_by_side.gif").is_file());
     }
+    // Every row can be checked from the files: the stored reference and result give the row's
+    // numbers exactly.
+    for row in rows {
+        let case = dir.join(row["case"].as_str().unwrap());
+        let caption = std::fs::read_to_string(
+            case.join(row["method"].as_str().unwrap())
+                .join("prompt-0")
+                .join("metrics.json"),
+        )
+        .unwrap();
+        let caption: serde_json::Value = serde_json::from_str(&caption).unwrap();
+        let scored = Command::new(fym)
+            .arg("metrics")
+            .arg("--reference")
+            .arg(case.join("reference.y4m"))
+            .arg("--generated")
+            .arg(
+                case.join(row["method"].as_str().unwrap())
+                    .join("prompt-0")
+                    .join("result.y4m"),
+            )
+            .args(["--prompt", row["prompt"].as_str().unwrap()])
+            .args(["--reference-caption", caption["caption"].as_str().unwrap()])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(scored.status.success());
+        let scored: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+        for key in [
+            "trajectory_correlation",
+            "motion_fidelity",
+            "text_alignment",
+        ] {
+            assert_eq!(scored[key], row[key], "{key} of {row}");
+        }
+    }
 
     let summary = Command::new(fym)
         .args(["motionbench", "summary", "--json"])

@@ -15,7 +15,7 @@ use fym::pipeline::{
     run_transfer, Method, Model, RunOptions, Stage, TransferConfig, SPATIAL_LORA_FILE,
     TEMPORAL_LORA_FILE,
 };
-use fym::video::{read_gif, write_gif, Video};
+use fym::video::{read_gif, read_video, write_gif, Video};
 use fym_model::adaptive_rope::TemporalPositions;
 use fym_model::flow::{SigmaDistribution, TrainSigmaSampler};
 use fym_model::heads::{HeadKind, HeadLabels};
@@ -183,6 +183,40 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
     assert_eq!(number(&m, &["config", "motion_weight"]), 0.5);
     assert_eq!(number(&m, &["config", "rank"]), 4.0);
     assert!(number(&m, &["final_loss", "temporal"]) > 0.0);
+
+    // The scored frames are stored: `fym metrics` on result.y4m and reproduction.y4m gives
+    // exactly the numbers of metrics.json.
+    for (file, key, prompt) in [
+        ("result.y4m", "metrics", m["prompt"].as_str().unwrap()),
+        (
+            "reproduction.y4m",
+            "reproduction",
+            m["caption"].as_str().unwrap(),
+        ),
+    ] {
+        let stored = read_video(out.join(file)).unwrap();
+        assert_eq!((stored.frames, stored.height, stored.width), (8, 16, 16));
+        let scored = fym_bin()
+            .arg("metrics")
+            .arg("--reference")
+            .arg(out.join("reference.gif"))
+            .arg("--generated")
+            .arg(out.join(file))
+            .args(["--prompt", prompt])
+            .args(["--reference-caption", m["caption"].as_str().unwrap()])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            scored.status.success(),
+            "{}",
+            String::from_utf8_lossy(&scored.stderr)
+        );
+        let scored: Value = serde_json::from_slice(&scored.stdout).unwrap();
+        for metric in ["trajectory_correlation", "motion_fidelity"] {
+            assert_eq!(scored[metric], m[key][metric], "{file}: {metric}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 

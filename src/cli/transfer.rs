@@ -100,6 +100,12 @@ pub struct TuningArgs {
     /// Weight of the motion loss in the temporal stage (0: flow-matching loss alone).
     #[arg(long)]
     pub motion_weight: Option<f32>,
+    /// AdamW weight decay of the spatial (appearance) adapter.
+    #[arg(long)]
+    pub spatial_weight_decay: Option<f32>,
+    /// AdamW weight decay of the temporal (motion) adapter.
+    #[arg(long)]
+    pub temporal_weight_decay: Option<f32>,
     /// Seed of the generation noise (default: --seed).
     #[arg(long)]
     pub sample_seed: Option<u64>,
@@ -152,6 +158,12 @@ impl TuningArgs {
         }
         if let Some(v) = self.motion_weight {
             c.motion_weight = v;
+        }
+        if let Some(v) = self.spatial_weight_decay {
+            c.spatial_weight_decay = v;
+        }
+        if let Some(v) = self.temporal_weight_decay {
+            c.temporal_weight_decay = v;
         }
         c.validate()?;
         Ok(c)

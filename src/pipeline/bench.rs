@@ -3,7 +3,8 @@
 //!
 //! Layout: `DIR/<case>/<method>/` holds the tuning artefacts (and resume state) of that pair,
 //! `DIR/<case>/<method>/prompt-<k>/` the result and metrics of prompt k, and
-//! `DIR/<case>/side_by_side.gif` the reference next to every method's result for the first prompt.
+//! `DIR/<case>/side_by_side.gif` the reference next to every method's result for the first prompt,
+//! `DIR/<case>/reference.y4m` the reference as tuned on and scored against.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ use super::{generate_outputs, reset_peak_memory, tune, Method, Model, RunOptions
 use crate::motionbench::{cases, Case, Category};
 use crate::video::write_side_by_side_gif;
 use crate::world::render;
+
+/// Each case's reference at the model's clip size, as tuned on and scored against.
+pub const REFERENCE_FILE: &str = "reference.y4m";
 
 /// What to run.
 pub struct BenchOptions {
@@ -71,8 +75,14 @@ pub fn run_motionbench(
     let mut rows = Vec::new();
     let start = Instant::now();
     for (ci, case) in selected.iter().enumerate() {
-        let (reference, _) = render(&case.scene, clip.frames, clip.height, clip.width);
         let case_dir = options.out.join(&case.id);
+        std::fs::create_dir_all(&case_dir)
+            .with_context(|| format!("cannot create {}", case_dir.display()))?;
+        // Tune on and score against the reference as stored, so that every row can be checked
+        // from the files: `fym metrics --reference <case>/reference.y4m --generated
+        // <case>/<method>/prompt-<k>/result.y4m`.
+        let (rendered, _) = render(&case.scene, clip.frames, clip.height, clip.width);
+        let reference = super::store_frames(&case_dir.join(REFERENCE_FILE), &rendered)?;
         let mut firsts = Vec::new();
         for &method in &options.methods {
             if !options.quiet {

@@ -31,7 +31,7 @@ use fym_model::lora::{Adapter, AdapterKind};
 use serde_json::{json, Value};
 
 use crate::metrics::{evaluate, largest_component_fraction, BackgroundHint};
-use crate::video::{write_gif, write_side_by_side_gif, Video};
+use crate::video::{read_y4m, write_gif, write_side_by_side_gif, write_y4m, Chroma, Video};
 use classify::ClassifyOptions;
 pub use generate::{GenerateOptions, Sampler};
 use lora::LoraShape;
@@ -53,6 +53,13 @@ pub const HEADS_FILE: &str = "heads.json";
 pub const SPATIAL_LORA_FILE: &str = "spatial_lora.safetensors";
 pub const TEMPORAL_LORA_FILE: &str = "temporal_lora.safetensors";
 pub const RESULT_FILE: &str = "result.gif";
+/// The result as stored for scoring: 8-bit 4:4:4 Y4M, which (unlike the GIF's palette of at
+/// most 256 colours) keeps every pixel; metrics.json scores exactly these frames, so
+/// `fym metrics --generated result.y4m` gives the same numbers.
+pub const RESULT_Y4M_FILE: &str = "result.y4m";
+/// What the reproduction check generated (the tuned adapters, the reference's caption), stored
+/// and scored the same way.
+pub const REPRODUCTION_FILE: &str = "reproduction.y4m";
 pub const SIDE_BY_SIDE_FILE: &str = "side_by_side.gif";
 pub const METRICS_FILE: &str = "metrics.json";
 
@@ -231,6 +238,14 @@ impl TransferConfig {
         }
         if self.lora.rank == 0 || self.batch == 0 || self.generate.steps == 0 {
             anyhow::bail!("LoRA rank, batch and sampling steps must be at least 1");
+        }
+        for (name, wd) in [
+            ("spatial", self.spatial_weight_decay),
+            ("temporal", self.temporal_weight_decay),
+        ] {
+            if !(wd.is_finite() && wd >= 0.0) {
+                anyhow::bail!("{name} weight decay must be ≥ 0, got {wd}");
+            }
         }
         if !(self.motion_weight.is_finite() && self.motion_weight >= 0.0) {
             anyhow::bail!("motion weight must be ≥ 0, got {}", self.motion_weight);
@@ -595,8 +610,8 @@ pub fn tune(
     })
 }
 
-/// Generates `prompt` with the tuned adapters and writes result.gif, side_by_side.gif and
-/// metrics.json into `out`. `wall` is when the caller started (for the reported wall time).
+/// Generates `prompt` with the tuned adapters and writes result.gif, result.y4m,
+/// reproduction.y4m, side_by_side.gif and metrics.json into `out`. `wall` is when the caller started (for the reported wall time).
 #[allow(clippy::too_many_arguments)]
 pub fn generate_outputs(
     model: &mut Model,
@@ -667,6 +682,9 @@ pub fn generate_outputs(
     });
     model.wan.adapters.list.clear();
     let (result, generate_secs, reproduced) = generated?;
+    // Score the frames as stored, so that anyone can check metrics.json from the files.
+    let result = store_frames(&path(RESULT_Y4M_FILE), &result)?;
+    let reproduced = store_frames(&path(REPRODUCTION_FILE), &reproduced)?;
     write_gif(path(RESULT_FILE), &result, 8.0)?;
     write_side_by_side_gif(
         path(SIDE_BY_SIDE_FILE),
@@ -735,6 +753,13 @@ pub fn generate_outputs(
     })
 }
 
+/// Writes `video` as an 8-bit 4:4:4 Y4M at `file` and returns the frames as read back from it.
+pub(crate) fn store_frames(file: &Path, video: &Video) -> Result<Video> {
+    write_y4m(file, video, Chroma::C444, 8.0)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    read_y4m(file).with_context(|| format!("cannot read back {}", file.display()))
+}
+
 /// The settings of a run as JSON (for metrics.json and reports).
 pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
     json!({
@@ -748,6 +773,8 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "temporal_steps": c.temporal_steps,
         "sparse_frames": sparse,
         "motion_weight": c.motion_weight,
+        "spatial_weight_decay": c.spatial_weight_decay,
+        "temporal_weight_decay": c.temporal_weight_decay,
         "train_shift": c.train_shift,
         "classify_sigma": c.classify.sigma,
         "sample_steps": c.generate.steps,
