@@ -13,7 +13,8 @@ use clap::Args;
 use fym_autograd::Device;
 
 use crate::pipeline::{
-    progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, TransferConfig,
+    progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, Targets,
+    TransferConfig,
 };
 use crate::video::{fit, read_video, Video};
 
@@ -100,6 +101,13 @@ pub struct TuningArgs {
     /// Weight of the motion loss in the temporal stage (0: flow-matching loss alone).
     #[arg(long)]
     pub motion_weight: Option<f32>,
+    /// Projections the temporal (motion) adapter adapts: a comma-separated list of q, k, v, out
+    /// (default all four).
+    #[arg(long)]
+    pub temporal_targets: Option<String>,
+    /// Projections the spatial (appearance) adapter adapts (default q,k,v,out).
+    #[arg(long)]
+    pub spatial_targets: Option<String>,
     /// AdamW weight decay of the spatial (appearance) adapter.
     #[arg(long)]
     pub spatial_weight_decay: Option<f32>,
@@ -158,6 +166,12 @@ impl TuningArgs {
         }
         if let Some(v) = self.motion_weight {
             c.motion_weight = v;
+        }
+        if let Some(v) = &self.temporal_targets {
+            c.lora.temporal_targets = Targets::parse(v).context("--temporal-targets")?;
+        }
+        if let Some(v) = &self.spatial_targets {
+            c.lora.spatial_targets = Targets::parse(v).context("--spatial-targets")?;
         }
         if let Some(v) = self.spatial_weight_decay {
             c.spatial_weight_decay = v;

@@ -15,25 +15,77 @@ use super::model::Model;
 pub struct LoraShape {
     pub rank: usize,
     pub alpha: f32,
-    /// Adapt `to_out.0` too (the paper's text names q/k/v/o; the released code q/k/v).
-    pub include_out: bool,
+    /// Projections the appearance adapter (and naive two-stage's, and single LoRA's) adapts.
+    pub spatial_targets: Targets,
+    /// Projections the motion adapter adapts.
+    pub temporal_targets: Targets,
 }
 
-/// A new trainable adapter (`B` = 0, so the model starts exactly at the base model). `heads`
-/// restricts it to those heads of each layer (ST-LoRA); `None` adapts all heads.
+/// A set of self-attention projections (q, k, v, out) an adapter adapts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Targets([bool; 4]);
+
+impl Targets {
+    /// q, k, v and out (the paper's text names q/k/v/o; the released code q/k/v).
+    pub const ALL: Targets = Targets([true; 4]);
+
+    /// Parses a comma-separated list of `q`, `k`, `v`, `out` (at least one, each at most once).
+    pub fn parse(list: &str) -> Result<Targets> {
+        let mut set = [false; 4];
+        for name in list.split(',').map(str::trim) {
+            let i = ["q", "k", "v", "out"]
+                .iter()
+                .position(|&n| n == name)
+                .with_context(|| {
+                    format!("LoRA target {name:?} in {list:?}: choose from q, k, v, out")
+                })?;
+            anyhow::ensure!(!set[i], "LoRA target {name:?} given twice in {list:?}");
+            set[i] = true;
+        }
+        Ok(Targets(set))
+    }
+
+    /// The adapted projections, in the order q, k, v, out.
+    pub fn list(&self) -> Vec<LoraTarget> {
+        LoraTarget::ALL
+            .iter()
+            .zip(self.0)
+            .filter_map(|(&t, on)| on.then_some(t))
+            .collect()
+    }
+}
+
+/// `q,k,v,out`-style, as [`Targets::parse`] reads it.
+impl std::fmt::Display for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = ["q", "k", "v", "out"]
+            .iter()
+            .zip(self.0)
+            .filter_map(|(&n, on)| on.then_some(n))
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+impl std::fmt::Debug for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A new trainable adapter (`B` = 0, so the model starts exactly at the base model) on the
+/// `targets` projections. `heads` restricts it to those heads of each layer (ST-LoRA); `None`
+/// adapts all heads.
 pub fn new_adapter(
     model: &Model,
     kind: AdapterKind,
     heads: Option<HeadAssignment>,
     shape: &LoraShape,
+    targets: Targets,
     seed: u64,
 ) -> Result<Adapter> {
     let c = &model.wan.config;
-    let targets: &[LoraTarget] = if shape.include_out {
-        &LoraTarget::ALL
-    } else {
-        &LoraTarget::ALL[..3]
-    };
+    let targets = targets.list();
     let d = c.dim();
     let sites: Vec<(LoraSite, usize, usize)> = (0..c.num_layers)
         .flat_map(|block| {
@@ -77,4 +129,25 @@ pub fn load_adapter(path: &Path, model: &Model) -> Result<Adapter> {
     let mut adapter = Adapter::from_io(&io, model.wan.config.attention_head_dim, false)?;
     adapter.to_device(model.device())?;
     Ok(adapter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_print_and_list_in_projection_order() {
+        let t = Targets::parse("k, q").unwrap();
+        assert_eq!(t.to_string(), "q,k");
+        assert_eq!(t.list(), vec![LoraTarget::ToQ, LoraTarget::ToK]);
+        assert_eq!(Targets::parse("q,k,v,out").unwrap(), Targets::ALL);
+        assert_eq!(Targets::ALL.list(), LoraTarget::ALL.to_vec());
+        for bad in ["", "q,x", "q,q", "q,,k"] {
+            let e = Targets::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("q, k, v, out") || e.contains("twice"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
 }

@@ -34,7 +34,7 @@ use crate::metrics::{evaluate, largest_component_fraction, BackgroundHint};
 use crate::video::{read_y4m, write_gif, write_side_by_side_gif, write_y4m, Chroma, Video};
 use classify::ClassifyOptions;
 pub use generate::{GenerateOptions, Sampler};
-use lora::LoraShape;
+pub use lora::{LoraShape, Targets};
 pub use model::{ClipShape, Model};
 use state::{RunState, StableHash};
 use temporal::FrameSampling;
@@ -198,7 +198,8 @@ impl Default for TransferConfig {
             lora: LoraShape {
                 rank: 16,
                 alpha: 16.0,
-                include_out: true,
+                spatial_targets: Targets::ALL,
+                temporal_targets: Targets::ALL,
             },
             lr: 5e-3,
             batch: 4,
@@ -498,7 +499,14 @@ pub fn tune(
                 ),
                 None => (AdapterKind::Plain, None),
             };
-            let adapter = lora::new_adapter(model, kind, heads, &config.lora, config.seed ^ 0x5)?;
+            let adapter = lora::new_adapter(
+                model,
+                kind,
+                heads,
+                &config.lora,
+                config.lora.spatial_targets,
+                config.seed ^ 0x5,
+            )?;
             let params = adapter.params();
             model.wan.adapters.list = vec![adapter];
             let plan = TrainPlan {
@@ -554,7 +562,14 @@ pub fn tune(
                 ),
                 None => (AdapterKind::Plain, None),
             };
-            let adapter = lora::new_adapter(model, kind, heads, &config.lora, config.seed ^ 0x7)?;
+            let adapter = lora::new_adapter(
+                model,
+                kind,
+                heads,
+                &config.lora,
+                config.lora.temporal_targets,
+                config.seed ^ 0x7,
+            )?;
             let params = adapter.params();
             model.wan.adapters.list = spatial_adapter.iter().cloned().collect();
             model.wan.adapters.list.push(adapter);
@@ -766,7 +781,8 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "seed": c.seed,
         "rank": c.lora.rank,
         "alpha": c.lora.alpha,
-        "include_out": c.lora.include_out,
+        "spatial_targets": c.lora.spatial_targets.to_string(),
+        "temporal_targets": c.lora.temporal_targets.to_string(),
         "lr": c.lr,
         "batch": c.batch,
         "spatial_steps": c.spatial_steps,
