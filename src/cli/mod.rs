@@ -34,7 +34,7 @@ pub enum Command {
     /// Score a generated video against a reference (motion fidelity, consistency, alignment, leakage).
     Metrics(metrics::MetricsArgs),
     /// Motion transfer: tune on a reference video, generate a new prompt with its motion.
-    Transfer(transfer::TransferArgs),
+    Transfer(Box<transfer::TransferArgs>),
     /// Label every attention head spatial or temporal from a reference video (stage 1 alone).
     Classify(classify::ClassifyArgs),
     /// Run the model on tensors from a safetensors file; write the output (and gradients).
@@ -52,7 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Motionbench(args) => motionbench::run(args),
         Command::Metrics(args) => metrics::run(args),
-        Command::Transfer(args) => transfer::run(args),
+        Command::Transfer(args) => transfer::run(*args),
         Command::Classify(args) => classify::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Pretrain(args) => pretrain::run(args),
