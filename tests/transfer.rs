@@ -12,8 +12,8 @@ use fym::pipeline::lora::load_adapter;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
 use fym::pipeline::train::Interrupted;
 use fym::pipeline::{
-    run_transfer, Method, Model, RunOptions, Stage, TransferConfig, SPATIAL_LORA_FILE,
-    TEMPORAL_LORA_FILE,
+    run_transfer, store_frames, Method, Model, RunOptions, Stage, TransferConfig,
+    SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE,
 };
 use fym::video::{read_gif, read_video, write_gif, Video};
 use fym_model::adaptive_rope::TemporalPositions;
@@ -302,7 +302,13 @@ fn interrupted_run_resumes_to_the_same_result() {
     let mut model = Model::tiny_random(11).unwrap();
     let temporal = load_adapter(&straight.join(TEMPORAL_LORA_FILE), &model).unwrap();
     model.wan.adapters.list = vec![temporal];
-    let temporal_only = generate(&model, PROMPT, &config.generate).unwrap().data;
+    // The run scores and returns its frames as stored (8-bit Y4M); compare likewise.
+    let stored = |video: &Video| {
+        store_frames(&straight.join("compare.y4m"), video)
+            .unwrap()
+            .data
+    };
+    let temporal_only = stored(&generate(&model, PROMPT, &config.generate).unwrap());
     let (default, default_check) = regenerate(&|_| {});
     let (halved, halved_check) = regenerate(&|c| c.spatial_scale = 0.5);
     let (both, both_check) = regenerate(&|c| c.spatial_scale = 1.0);
@@ -317,6 +323,22 @@ fn interrupted_run_resumes_to_the_same_result() {
         default_check["adapters"],
         serde_json::json!(["spatial", "temporal"])
     );
+
+    // Adapters only at σ ≥ a cutoff: at the smallest σ the sampler evaluates every step still
+    // has them (the default, bit for bit); just above it the last step is the base model's, which
+    // is neither; the reproduction check keeps them at every step.
+    let sigmas = fym_model::flow::inference_schedule(config.generate.steps, config.generate.shift)
+        .unwrap()
+        .sigmas;
+    let last = sigmas[config.generate.steps - 1];
+    let (at_last, _) = regenerate(&|c| c.generate.adapter_min_sigma = last);
+    let (above_last, above_check) = regenerate(&|c| c.generate.adapter_min_sigma = last + 1e-3);
+    let base_only =
+        stored(&generate(&Model::tiny_random(11).unwrap(), PROMPT, &config.generate).unwrap());
+    assert_eq!(at_last, default);
+    assert_ne!(above_last, default);
+    assert_ne!(above_last, base_only);
+    assert_eq!(above_check, default_check);
     assert_eq!(
         before,
         std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap(),

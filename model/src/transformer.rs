@@ -2,7 +2,7 @@
 //! the same code serves inference (inside `no_grad`), LoRA tuning and full training.
 //! Every formula follows WAN_ARCH.md; section numbers refer to it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -38,6 +38,9 @@ pub struct WanModel {
     pub config: WanConfig,
     params: BTreeMap<String, Tensor>,
     pub adapters: Adapters,
+    /// Whether `adapters` take part in the forward (a sampler can leave them out at some noise
+    /// levels without detaching them).
+    adapters_enabled: Cell<bool>,
     capture: RefCell<Option<Vec<CapturedAttention>>>,
 }
 
@@ -80,6 +83,7 @@ impl WanModel {
             config,
             params,
             adapters: Adapters::default(),
+            adapters_enabled: Cell::new(true),
             capture: RefCell::new(None),
         })
     }
@@ -226,9 +230,15 @@ impl WanModel {
             Some(self.p(&format!("{prefix}.bias"))?),
         )?;
         match target {
-            Some(t) => self.adapters.apply(t, x, base),
-            None => Ok(base),
+            Some(t) if self.adapters_enabled.get() => self.adapters.apply(t, x, base),
+            _ => Ok(base),
         }
+    }
+
+    /// Lets the attached adapters take part in the forward (`true`, the default) or computes the
+    /// base model alone (`false`), without detaching them.
+    pub fn set_adapters_enabled(&self, enabled: bool) {
+        self.adapters_enabled.set(enabled);
     }
 
     /// The full forward pass (§8): `hidden_states [B, Cin, F, H, W]`, `timestep [B]`,

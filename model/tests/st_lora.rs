@@ -471,6 +471,15 @@ fn spatial_and_temporal_adapters_are_independent() {
             "the {name} adapter has no effect"
         );
     }
+    // Disabled, attached adapters leave the base model exactly; enabled again, they are back.
+    model.set_adapters_enabled(false);
+    assert_eq!(
+        forward(&model, &x).to_vec(),
+        base,
+        "disabled adapters changed the output"
+    );
+    model.set_adapters_enabled(true);
+    assert_eq!(forward(&model, &x).to_vec(), spatial_only);
 
     // Stage 3: spatial loaded and frozen, temporal trainable.
     spatial.set_trainable(false).unwrap();

@@ -83,6 +83,10 @@ pub struct TuningArgs {
     /// Strength of the temporal (motion) adapter at generation (default 1: as trained).
     #[arg(long)]
     pub temporal_scale: Option<f32>,
+    /// The adapters take part only in sampling steps at noise levels σ ≥ this (default 0: every
+    /// step); below it the base model alone finishes the clip.
+    #[arg(long)]
+    pub adapter_min_sigma: Option<f32>,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -149,6 +153,9 @@ impl TuningArgs {
         }
         if let Some(v) = self.temporal_scale {
             c.temporal_scale = v;
+        }
+        if let Some(v) = self.adapter_min_sigma {
+            c.generate.adapter_min_sigma = v;
         }
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {

@@ -259,6 +259,10 @@ impl TransferConfig {
                 anyhow::bail!("{name} adapter scale must be ≥ 0, got {scale}");
             }
         }
+        let cutoff = self.generate.adapter_min_sigma;
+        if !(0.0..=1.0).contains(&cutoff) {
+            anyhow::bail!("adapter minimum sigma must be in [0, 1], got {cutoff}");
+        }
         if let Sampler::Stochastic { eta } = self.generate.sampler {
             if !(0.0..=1.0).contains(&eta) {
                 anyhow::bail!("sampler eta must be in [0, 1], got {eta}");
@@ -692,7 +696,11 @@ pub fn generate_outputs(
     let generated = generate::generate(model, prompt, &config.generate).and_then(|result| {
         let secs = t.elapsed().as_secs_f64();
         model.wan.adapters.list = check_adapters;
-        let reproduced = generate::generate(model, caption, &config.generate)?;
+        let as_trained = GenerateOptions {
+            adapter_min_sigma: 0.0,
+            ..config.generate
+        };
+        let reproduced = generate::generate(model, caption, &as_trained)?;
         Ok((result, secs, reproduced))
     });
     model.wan.adapters.list.clear();
@@ -769,7 +777,7 @@ pub fn generate_outputs(
 }
 
 /// Writes `video` as an 8-bit 4:4:4 Y4M at `file` and returns the frames as read back from it.
-pub(crate) fn store_frames(file: &Path, video: &Video) -> Result<Video> {
+pub fn store_frames(file: &Path, video: &Video) -> Result<Video> {
     write_y4m(file, video, Chroma::C444, 8.0)
         .with_context(|| format!("cannot write {}", file.display()))?;
     read_y4m(file).with_context(|| format!("cannot read back {}", file.display()))
@@ -799,6 +807,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "sampler": c.generate.sampler.name(),
         "spatial_scale": c.spatial_scale,
         "temporal_scale": c.temporal_scale,
+        "adapter_min_sigma": c.generate.adapter_min_sigma,
     })
 }
 
