@@ -83,8 +83,9 @@ pub struct TuningArgs {
     /// Strength of the temporal (motion) adapter at generation (default 1: as trained).
     #[arg(long)]
     pub temporal_scale: Option<f32>,
-    /// The adapters take part only in sampling steps at noise levels σ ≥ this (default 0: every
-    /// step); below it the base model alone finishes the clip.
+    /// The adapters take part only in sampling steps at noise levels σ ≥ this (default 0.3; 0:
+    /// every step); below it the base model alone finishes the clip, which keeps the subject
+    /// from fraying.
     #[arg(long)]
     pub adapter_min_sigma: Option<f32>,
     /// Latent frames per sparse training clip.

@@ -65,7 +65,12 @@ impl Default for GenerateOptions {
             // bundled example 0.89 vs 0.72 over 12 seeds; README).
             sampler: Sampler::Euler,
             seed: 0,
-            adapter_min_sigma: 0.0,
+            // The last steps (σ < 0.3, 3 of 30) by the base model alone: the path is decided by
+            // then, and the base model draws a clean object where the adapters leave it frayed.
+            // Same tuned adapters, MotionBench-synth (96 pairs): track correlation +0.03
+            // [−0.01, +0.08], coherent subjects 65 % against 53 %, leakage 0.19 against 0.27;
+            // the bundled example (12 seeds): coherent 11 against 6, path 0.82 against 0.84.
+            adapter_min_sigma: 0.3,
         }
     }
 }
