@@ -25,6 +25,9 @@ pub struct LoraShape {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Targets([bool; 4]);
 
+/// The names [`Targets::parse`] reads, in the order of [`LoraTarget::ALL`].
+const TARGET_NAMES: [&str; 4] = ["q", "k", "v", "out"];
+
 impl Targets {
     /// q, k, v and out (the paper's text names q/k/v/o; the released code q/k/v).
     pub const ALL: Targets = Targets([true; 4]);
@@ -33,7 +36,7 @@ impl Targets {
     pub fn parse(list: &str) -> Result<Targets> {
         let mut set = [false; 4];
         for name in list.split(',').map(str::trim) {
-            let i = ["q", "k", "v", "out"]
+            let i = TARGET_NAMES
                 .iter()
                 .position(|&n| n == name)
                 .with_context(|| {
@@ -58,7 +61,7 @@ impl Targets {
 /// `q,k,v,out`-style, as [`Targets::parse`] reads it.
 impl std::fmt::Display for Targets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = ["q", "k", "v", "out"]
+        let names: Vec<&str> = TARGET_NAMES
             .iter()
             .zip(self.0)
             .filter_map(|(&n, on)| on.then_some(n))
