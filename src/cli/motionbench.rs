@@ -120,11 +120,12 @@ fn run_summary(args: &SummaryArgs) -> Result<()> {
     use crate::pipeline::summary::{
         against_json, paired_markdown, read_rows, summary_json, summary_markdown,
     };
-    let runs = args
-        .runs
-        .iter()
-        .map(|dir| read_rows(dir))
-        .collect::<Result<Vec<_>>>()?;
+    let read_runs = |dirs: &[PathBuf]| {
+        dirs.iter()
+            .map(|d| read_rows(d))
+            .collect::<Result<Vec<_>>>()
+    };
+    let runs = read_runs(&args.runs)?;
     let baseline = crate::pipeline::Method::parse(&args.baseline)?.name();
     let mut summary = summary_json(&runs, baseline);
     let mut text = summary_markdown(&summary);
@@ -136,11 +137,7 @@ fn run_summary(args: &SummaryArgs) -> Result<()> {
                 args.against.len()
             );
         }
-        let against = args
-            .against
-            .iter()
-            .map(|dir| read_rows(dir))
-            .collect::<Result<Vec<_>>>()?;
+        let against = read_runs(&args.against)?;
         let paired = against_json(&runs, &against);
         text.push_str(&paired_markdown(&serde_json::json!({
             "baseline": "the same method in the --against runs",

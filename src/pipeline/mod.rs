@@ -630,7 +630,8 @@ pub fn tune(
 }
 
 /// Generates `prompt` with the tuned adapters and writes result.gif, result.y4m,
-/// reproduction.y4m, side_by_side.gif and metrics.json into `out`. `wall` is when the caller started (for the reported wall time).
+/// reproduction.y4m, side_by_side.gif and metrics.json into `out`. `wall` is when the caller
+/// started (for the reported wall time).
 #[allow(clippy::too_many_arguments)]
 pub fn generate_outputs(
     model: &mut Model,
