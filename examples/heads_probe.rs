@@ -2,10 +2,11 @@
 //! σ = 0.5 and the transfer's classification at σ = 0.9; this shows whether any level has clearly
 //! spatial or temporal heads. Eight rendered clips of the gate's held-out captions, one thread;
 //! on their black background (the gate's clips) or, with a second argument, the same scenes on a
-//! static textured (`textured`) or pixel-fine noise (`fine-noise`) background, captioned so.
+//! static textured (`textured`), pixel-fine noise (`fine-noise`) or faint pixel-noise
+//! (`faint-noise`) background, captioned so.
 //!
-//! usage: cargo run --release --example heads_probe -- MODEL_DIR [black|textured|fine-noise]
-use fym::base::data::{fine_noise_background, textured_background, World};
+//! usage: cargo run --release --example heads_probe -- MODEL_DIR [black|textured|fine-noise|faint-noise]
+use fym::base::data::{faint_noise_background, fine_noise_background, textured_background, World};
 use fym::base::eval::{gate_captions, head_stats};
 use fym::base::BaseModel;
 use fym::world::{caption, render};
@@ -16,8 +17,8 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: heads_probe MODEL_DIR"))?;
     let background = std::env::args().nth(2).unwrap_or_else(|| "black".into());
-    if !["black", "textured", "fine-noise"].contains(&background.as_str()) {
-        anyhow::bail!("background {background:?}: one of black, textured, fine-noise");
+    if !["black", "textured", "fine-noise", "faint-noise"].contains(&background.as_str()) {
+        anyhow::bail!("background {background:?}: one of black, textured, fine-noise, faint-noise");
     }
     fym_kernels::cpu::set_num_threads(1);
     let model = BaseModel::load(std::path::Path::new(&dir))?;
@@ -32,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             match background.as_str() {
                 "textured" => textured_background(&mut scene, &mut rng),
                 "fine-noise" => fine_noise_background(&mut scene, &mut rng),
+                "faint-noise" => faint_noise_background(&mut scene, &mut rng),
                 _ => {}
             }
             let clip = render(&scene, s.frames, s.height, s.width).0;

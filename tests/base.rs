@@ -347,6 +347,60 @@ fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
     assert!((0.38..=0.62).contains(&share), "noisy share {share}");
 }
 
+/// `faint_noise_fraction` puts that share of the clips on a static pixel-noise background of black
+/// and a dark grey at most 0.1 above it (−0.8 on the model's [−1, 1] scale), named "noisy".
+#[test]
+fn faint_noise_fraction_puts_clips_on_faint_static_pixel_noise() {
+    let config = TrainConfig {
+        height: 16,
+        width: 16,
+        batch: 8,
+        caption_dropout: 0.0,
+        still_fraction: 0.0,
+        faint_noise_fraction: 0.5,
+        ..tiny_config()
+    };
+    let trainer = Trainer::new(config.clone()).unwrap();
+    let spec = config.spec();
+    let (n, plane) = (spec.numel(), spec.height * spec.width);
+    let (mut noisy, mut black) = (0, 0);
+    for step in 1..=30 {
+        let (x0, captions, _, _) = trainer.batch(step);
+        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
+            if c.ends_with("on a plain background") {
+                black += 1;
+                continue;
+            }
+            assert!(c.ends_with("on a noisy background"), "{c}");
+            noisy += 1;
+            // Static pixels (the same in every frame) that are dark are the background, never more
+            // than 0.1 above black, and not all one value. (An object's edge can also stay put when
+            // it moves along that edge, so a few static dark pixels are partly covered.)
+            let frames = spec.frames;
+            let (mut dark, mut faint) = (0, 0);
+            let (mut lowest, mut highest) = (f32::MAX, f32::MIN);
+            for p in 0..plane {
+                let v0 = clip[p];
+                let still = (1..frames).all(|f| clip[f * plane + p] == v0);
+                if still && v0 < -0.5 {
+                    assert!(v0 >= -1.0 - 1e-6, "{c}: {v0}");
+                    dark += 1;
+                    if v0 <= -0.79 {
+                        faint += 1;
+                        lowest = lowest.min(v0);
+                        highest = highest.max(v0);
+                    }
+                }
+            }
+            assert!(faint > plane / 4, "{c}: a faint static background");
+            assert!(faint * 10 >= dark * 9, "{c}: {faint} of {dark} faint");
+            assert!(highest - lowest > 0.03, "{c}: detail {lowest}..{highest}");
+        }
+    }
+    let share = noisy as f32 / (noisy + black) as f32;
+    assert!((0.38..=0.62).contains(&share), "noisy share {share}");
+}
+
 /// `rich_fraction` draws that share of the clips from the whole world (several objects, figures,
 /// camera motion, textured or grey backgrounds), never a benchmark or gate caption; the rest stay
 /// one object on black.

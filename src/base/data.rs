@@ -225,6 +225,19 @@ pub fn fine_noise_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
     replace_background_unless_benchmark(scene, background);
 }
 
+/// Puts `scene` on a static noise background of pixel-sized cells (as
+/// [`fine_noise_background`]) in black and a dark grey only 0.03–0.10 above it, named "noisy".
+/// At the noise levels where averaging a pixel over the frames would recover that detail, a token's
+/// content says too little to find its own position in the other frames; RoPE still does. Never
+/// makes a benchmark scene (the background stays black then).
+pub fn faint_noise_background<R: Rng + ?Sized>(scene: &mut Scene, rng: &mut R) {
+    let grey = rng.gen_range(0.03..0.10);
+    let mut background = Background::new(Texture::Noise, [[0.0; 3], [grey; 3]], 0.2);
+    background.period = rng.gen_range(0.04..0.08);
+    background.seed = rng.gen();
+    replace_background_unless_benchmark(scene, background);
+}
+
 /// A rendered training clip and its caption.
 pub struct CaptionedClip {
     pub caption: String,

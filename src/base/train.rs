@@ -21,7 +21,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use serde_json::{json, Value};
 
-use super::data::{fine_noise_background, textured_background, Attributes, World};
+use super::data::{
+    faint_noise_background, fine_noise_background, textured_background, Attributes, World,
+};
 use super::ema::Ema;
 use super::{write_clip, BaseModel, ClipSpec};
 use crate::world::{caption, render, vocabulary, Scene, Trajectory};
@@ -62,6 +64,12 @@ pub struct TrainConfig {
     /// background of pixel-sized cells (`fine_noise_background`): content only the same position
     /// in the other frames predicts.
     pub fine_noise_fraction: f32,
+    /// Fraction of the clips left on black after the two above that go on a *faint* static
+    /// pixel-noise background instead (`faint_noise_background`: black and a dark grey a few
+    /// percent above it). Its detail is too faint for attention to find by content at the noise
+    /// levels where averaging the same position over frames pays, so it rewards heads that find
+    /// that position by RoPE alone — which then look there on black clips too.
+    pub faint_noise_fraction: f32,
     /// Fraction of clips drawn from the whole synthetic world (`World::rich_scene`: textured
     /// backgrounds, camera motion, several objects, figures — the MotionBench categories, never
     /// a benchmark scene) instead of one object on black.
@@ -110,6 +118,7 @@ impl Default for TrainConfig {
             textured_fraction: 0.0,
             rich_fraction: 0.0,
             fine_noise_fraction: 0.0,
+            faint_noise_fraction: 0.0,
             motion_loss_weight: 0.0,
             edge_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
@@ -145,6 +154,7 @@ macro_rules! config_fields {
         $m!(textured_fraction, f32);
         $m!(rich_fraction, f32);
         $m!(fine_noise_fraction, f32);
+        $m!(faint_noise_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(edge_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
@@ -219,6 +229,7 @@ impl TrainConfig {
         "textured_fraction",
         "rich_fraction",
         "fine_noise_fraction",
+        "faint_noise_fraction",
         "motion_loss_weight",
         "edge_loss_weight",
         "checkpoint_minutes",
@@ -260,6 +271,7 @@ impl TrainConfig {
             ("textured_fraction", self.textured_fraction),
             ("rich_fraction", self.rich_fraction),
             ("fine_noise_fraction", self.fine_noise_fraction),
+            ("faint_noise_fraction", self.faint_noise_fraction),
             ("ema_decay", self.ema_decay),
         ] {
             if !(0.0..=1.0).contains(&v) {
@@ -665,6 +677,11 @@ impl Trainer {
                 && rng.gen::<f32>() < c.fine_noise_fraction
             {
                 fine_noise_background(&mut scene, &mut rng);
+            } else if !rich
+                && c.faint_noise_fraction > 0.0
+                && rng.gen::<f32>() < c.faint_noise_fraction
+            {
+                faint_noise_background(&mut scene, &mut rng);
             }
             captions.push(if rng.gen::<f32>() < c.caption_dropout {
                 String::new()
