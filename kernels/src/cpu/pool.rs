@@ -21,11 +21,20 @@ const SPIN_TIME: Duration = Duration::from_micros(50);
 /// Number of worker threads kernels use (default: all available cores).
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        0 => available_cores(),
         n => n,
     }
+}
+
+/// The cores this process may use, asked once: `available_parallelism` reads the CPU affinity
+/// and the cgroup quota files on every call (~28 µs on a 2-vCPU VM), and every kernel call asks.
+fn available_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 /// Sets the number of threads kernels use (0 = all cores).
