@@ -230,51 +230,6 @@ fn every_kernel_handles_all_transposes_on_ragged_and_blocked_shapes() {
     }
 }
 
-/// On two threads a GEMM split by rows packs op(B) once for both parts, each panel by whichever
-/// part needs it first: across several column blocks and k slices, with ragged edges, and with
-/// the parts running one after another (a GEMM inside a pool task, where the pool is busy).
-#[test]
-fn row_split_shares_packed_b_across_blocks_and_when_parts_run_in_turn() {
-    set_num_threads(2);
-    let mut rng = StdRng::seed_from_u64(21);
-    // 700×1100×300: two column blocks (NC = 1024) and two k slices (KC = 256), ragged last panel.
-    let shapes = [(700, 1100, 300), (513, 70, 40)];
-    for kernel in supported_kernels() {
-        for &(m, n, k) in &shapes {
-            for (trans_a, trans_b) in [(false, false), (true, true)] {
-                let case = Case {
-                    trans_a,
-                    trans_b,
-                    m,
-                    n,
-                    k,
-                    alpha: 1.25,
-                    beta: 0.5,
-                    pads: [2, 3, 1],
-                };
-                check_with_kernel(&mut rng, kernel, &case);
-            }
-        }
-    }
-    let case = Case {
-        trans_a: false,
-        trans_b: false,
-        m: 300,
-        n: 200,
-        k: 270,
-        alpha: 1.0,
-        beta: 0.0,
-        pads: [0, 0, 0],
-    };
-    let mut seeds = [StdRng::seed_from_u64(22), StdRng::seed_from_u64(23)];
-    let rngs: Vec<std::sync::Mutex<&mut StdRng>> =
-        seeds.iter_mut().map(std::sync::Mutex::new).collect();
-    parallel_for(2, |t| {
-        let mut rng = rngs[t].lock().unwrap();
-        check_with_kernel(&mut rng, GemmKernel::best(), &case);
-    });
-}
-
 #[test]
 fn narrow_and_in_place_a_paths_match_reference() {
     set_num_threads(2);

@@ -619,26 +619,6 @@ unsafe fn gemm_threaded(
     };
     let c = SharedMut(c);
     let bias = SharedConst(bias);
-    let shared_len = blocked::SharedB::len(micro, n, k);
-    if split_rows && n_tiles >= 2 && shared_len <= SHARED_B_MAX_FLOATS {
-        // Every part needs all of op(B): pack it once for all of them instead of once per part.
-        let len = shared_len;
-        SHARED_B_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => {
-                let data = blocked::aligned(&mut buffer, len).as_mut_ptr();
-                let shared = blocked::SharedB::new(micro, n, k, data);
-                rows_with_shared_b(micro, shape, alpha, a, b, beta, &c, &bias, parts, &shared);
-            }
-            // Only reachable if a GEMM ever ran inside another on the same thread.
-            Err(_) => {
-                let mut own = Vec::new();
-                let data = blocked::aligned(&mut own, len).as_mut_ptr();
-                let shared = blocked::SharedB::new(micro, n, k, data);
-                rows_with_shared_b(micro, shape, alpha, a, b, beta, &c, &bias, parts, &shared);
-            }
-        });
-        return;
-    }
     parallel_for(parts, |part| {
         let (start, len) = if split_rows {
             (part * step, m)
@@ -687,63 +667,6 @@ unsafe fn gemm_threaded(
                     },
                 );
             }
-        }
-    });
-}
-
-/// Largest op(B) (packed) shared by the parts of a split GEMM: 4 MiB. Larger ones are packed
-/// by each part one `nc`×`kc` block at a time, which needs far less memory.
-const SHARED_B_MAX_FLOATS: usize = 1 << 20;
-
-thread_local! {
-    /// op(B) packed for all parts of a split GEMM, reused across calls on the calling thread.
-    static SHARED_B_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The parts of a GEMM split by rows (`parts` even slices of m), with op(B) packed once for all.
-///
-/// # Safety
-/// As [`gemm_threaded`]; `shared` was made for `micro` and this op(B).
-#[allow(clippy::too_many_arguments)]
-unsafe fn rows_with_shared_b(
-    micro: &MicroKernel,
-    shape: &Shape,
-    alpha: f32,
-    a: Operand,
-    b: Operand,
-    beta: f32,
-    c: &SharedMut<f32>,
-    bias: &SharedConst,
-    parts: usize,
-    shared: &blocked::SharedB,
-) {
-    let Shape { m, n, k, ldc, .. } = *shape;
-    let step = m.div_ceil(parts);
-    parallel_for(parts, |part| {
-        let start = part * step;
-        if start >= m {
-            return;
-        }
-        let count = step.min(m - start);
-        // SAFETY: each part owns the rows `start..start + count` of C, disjoint from every other
-        // part's, and inside the m×n region the caller vouched for.
-        unsafe {
-            blocked::gemm_shared_b(
-                micro,
-                count,
-                n,
-                k,
-                alpha,
-                a.offset(start, 0),
-                b,
-                beta,
-                c.ptr().add(start * ldc),
-                ldc,
-                bias.get(),
-                shared,
-                part,
-                parts,
-            );
         }
     });
 }

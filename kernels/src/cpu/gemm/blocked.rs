@@ -4,7 +4,6 @@
 use super::micro::MicroKernel;
 use super::pack::{pack_panels, Operand};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Cache-line alignment for packed panels, so no kernel load splits a line.
 const ALIGN_FLOATS: usize = 16;
@@ -50,19 +49,7 @@ pub(super) unsafe fn gemm(
         let a_pack = aligned(a_buf, a_len);
         let b_pack = aligned(b_buf, b_len);
         gemm_with_buffers(
-            kernel,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            b,
-            beta,
-            c,
-            ldc,
-            bias,
-            a_pack,
-            BPanels::Local(b_pack),
+            kernel, m, n, k, alpha, a, b, beta, c, ldc, bias, a_pack, b_pack,
         );
     };
     PACK_BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
@@ -75,172 +62,8 @@ pub(super) unsafe fn gemm(
     });
 }
 
-/// [`gemm`] for one part of a GEMM split by rows whose op(B) panels come from `shared` (packed
-/// by whichever part needs each first). `part` of `parts` picks where in the row of panels this
-/// part starts, so that parts running at once pack different panels.
-///
-/// # Safety
-/// As [`gemm`]; `shared` must have been made for this kernel and the whole `n`×`k` op(B) whose
-/// view is `b`.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm_shared_b(
-    kernel: &MicroKernel,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Operand,
-    b: Operand,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-    bias: *const f32,
-    shared: &SharedB,
-    part: usize,
-    parts: usize,
-) {
-    if m == 0 || n == 0 || k == 0 || alpha == 0.0 {
-        gemm(kernel, m, n, k, alpha, a, b, beta, c, ldc, bias);
-        return;
-    }
-    let a_len = kernel.mc.min(m).div_ceil(kernel.mr) * kernel.mr * kernel.kc.min(k);
-    let run = |a_buf: &mut Vec<f32>| {
-        let a_pack = aligned(a_buf, a_len);
-        let b_panels = BPanels::Shared {
-            shared,
-            part,
-            parts,
-        };
-        gemm_with_buffers(
-            kernel, m, n, k, alpha, a, b, beta, c, ldc, bias, a_pack, b_panels,
-        );
-    };
-    PACK_BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
-        Ok(mut buffers) => run(&mut buffers.0),
-        Err(_) => run(&mut Vec::new()),
-    });
-}
-
-/// op(B) packed once for all the parts of a GEMM split by rows, instead of once per part: each
-/// panel (`nr` columns of one `kc`-deep slice of one `nc`-wide column block) is packed by
-/// whichever part needs it first. A part that needs a panel another is packing waits for it,
-/// and never for a part that has not started, so the parts may also run one after another.
-pub(super) struct SharedB {
-    data: *mut f32,
-    states: Vec<AtomicU8>,
-    n: usize,
-    k: usize,
-    nc: usize,
-    kc: usize,
-    nr: usize,
-}
-
-// SAFETY: panels are written only by the part that claimed them (one compare-exchange) and read
-// only after their state says ready (release/acquire), so sharing the pointer is sound.
-unsafe impl Sync for SharedB {}
-
-const PANEL_EMPTY: u8 = 0;
-const PANEL_PACKING: u8 = 1;
-const PANEL_READY: u8 = 2;
-const PANEL_POISONED: u8 = 3;
-
-impl SharedB {
-    /// Floats of packed B for an `n`×`k` op(B) (every column block padded to whole panels).
-    pub fn len(kernel: &MicroKernel, n: usize, k: usize) -> usize {
-        let blocks = n.div_ceil(kernel.nc);
-        let last = n - (blocks - 1) * kernel.nc;
-        ((blocks - 1) * kernel.nc + last.div_ceil(kernel.nr) * kernel.nr) * k
-    }
-
-    /// # Safety
-    /// `data` must be valid for reads and writes of [`SharedB::len`] floats for as long as the
-    /// result is used, 64-byte aligned, and used by nothing else meanwhile.
-    pub unsafe fn new(kernel: &MicroKernel, n: usize, k: usize, data: *mut f32) -> SharedB {
-        let panels = n.div_ceil(kernel.nc) * k.div_ceil(kernel.kc) * kernel.nc.div_ceil(kernel.nr);
-        SharedB {
-            data,
-            states: (0..panels).map(|_| AtomicU8::new(PANEL_EMPTY)).collect(),
-            n,
-            k,
-            nc: kernel.nc,
-            kc: kernel.kc,
-            nr: kernel.nr,
-        }
-    }
-
-    /// The packed panel of op(B) columns `jc + jr ..` in the k slice from `pc`, packed first if no
-    /// part has (or waited for, if one is packing it).
-    unsafe fn panel(
-        &self,
-        kernel: &MicroKernel,
-        b: Operand,
-        jc: usize,
-        pc: usize,
-        jr: usize,
-    ) -> *const f32 {
-        let nc = self.nc.min(self.n - jc);
-        let kc = self.kc.min(self.k - pc);
-        let width = nc.div_ceil(self.nr) * self.nr;
-        // Column blocks before this one are all `nc` wide; within a block the k slices follow
-        // each other, and within a slice the panels.
-        let offset = jc * self.k + width * pc + jr * kc;
-        let panels_per_block = self.nc.div_ceil(self.nr);
-        let index = ((jc / self.nc) * self.k.div_ceil(self.kc) + pc / self.kc) * panels_per_block
-            + jr / self.nr;
-        let state = &self.states[index];
-        let panel = self.data.add(offset);
-        loop {
-            match state.load(Ordering::Acquire) {
-                PANEL_READY => return panel,
-                PANEL_EMPTY => {
-                    if state
-                        .compare_exchange(
-                            PANEL_EMPTY,
-                            PANEL_PACKING,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        // If packing panics, parts waiting for this panel stop waiting.
-                        let poison = PoisonOnDrop(state);
-                        let cols = self.nr.min(nc - jr);
-                        let dst = std::slice::from_raw_parts_mut(panel, self.nr * kc);
-                        (kernel.pack)(b.offset(pc, jc + jr).t(), cols, kc, self.nr, dst);
-                        std::mem::forget(poison);
-                        state.store(PANEL_READY, Ordering::Release);
-                        return panel;
-                    }
-                }
-                PANEL_POISONED => panic!("sgemm: another thread failed while packing B"),
-                _ => std::hint::spin_loop(),
-            }
-        }
-    }
-}
-
-struct PoisonOnDrop<'a>(&'a AtomicU8);
-
-impl Drop for PoisonOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(PANEL_POISONED, Ordering::Release);
-    }
-}
-
-/// Where a blocked GEMM gets its packed op(B) panels.
-enum BPanels<'a> {
-    /// Packed by this call, one `nc`×`kc` block at a time, into this buffer.
-    Local(&'a mut [f32]),
-    /// Shared with the other parts of a split GEMM.
-    Shared {
-        shared: &'a SharedB,
-        part: usize,
-        parts: usize,
-    },
-}
-
 /// A 64-byte aligned slice of `len` floats inside `buf`, growing it if needed.
-pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len + ALIGN_FLOATS {
         buf.resize(len + ALIGN_FLOATS, 0.0);
     }
@@ -265,7 +88,7 @@ unsafe fn gemm_with_buffers(
     ldc: usize,
     bias: *const f32,
     a_pack: &mut [f32],
-    mut b_panels: BPanels,
+    b_pack: &mut [f32],
 ) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let direct_a = use_direct_a(kernel, a, n);
@@ -276,27 +99,15 @@ unsafe fn gemm_with_buffers(
             // Later k slices accumulate onto what the first one wrote; the last adds the bias.
             let beta = if pc == 0 { beta } else { 1.0 };
             let last_slice = pc + kc == k;
-            if let BPanels::Local(b_pack) = &mut b_panels {
-                pack_panels(b.offset(pc, jc).t(), nc, kc, nr, b_pack, kernel.pack);
-            }
-            let panels = nc.div_ceil(nr);
-            // Parts sharing B start at different panels, so they pack different ones at once.
-            let first_panel = match b_panels {
-                BPanels::Shared { part, parts, .. } => part * panels / parts,
-                BPanels::Local(_) => 0,
-            };
+            pack_panels(b.offset(pc, jc).t(), nc, kc, nr, b_pack, kernel.pack);
             for ic in (0..m).step_by(kernel.mc) {
                 let mc = kernel.mc.min(m - ic);
                 if !direct_a {
                     pack_panels(a.offset(ic, pc), mc, kc, mr, a_pack, kernel.pack);
                 }
-                for step in 0..panels {
-                    let jr = (first_panel + step) % panels * nr;
+                for jr in (0..nc).step_by(nr) {
                     let cols = nr.min(nc - jr);
-                    let b_panel = match &b_panels {
-                        BPanels::Local(b_pack) => b_pack[jr * kc..].as_ptr(),
-                        BPanels::Shared { shared, .. } => shared.panel(kernel, b, jc, pc, jr),
-                    };
+                    let b_panel = b_pack[jr * kc..].as_ptr();
                     for ir in (0..mc).step_by(mr) {
                         let rows = mr.min(mc - ir);
                         let c_tile = c.add((ic + ir) * ldc + jc + jr);
