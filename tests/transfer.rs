@@ -12,7 +12,7 @@ use fym::pipeline::lora::load_adapter;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
 use fym::pipeline::train::Interrupted;
 use fym::pipeline::{
-    run_transfer, store_frames, Method, Model, RunOptions, Stage, TransferConfig,
+    run_transfer, store_frames, GenerateOptions, Method, Model, RunOptions, Stage, TransferConfig,
     SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE,
 };
 use fym::video::{read_gif, read_video, write_gif, Video};
@@ -340,6 +340,46 @@ fn interrupted_run_resumes_to_the_same_result() {
     assert_ne!(above_last, everywhere);
     assert_ne!(above_last, base_only);
     assert_eq!(above_check, default_check);
+
+    // Guidance taken from the base model (all of it, or half) is neither the adapted guidance nor
+    // the base model alone, and the half share is neither of the other two; the reproduction
+    // check keeps the adapted guidance. With an adapter that changes nothing (LoRA B starts at
+    // zero) every share is the base model's classifier-free guidance, up to rounding.
+    let (split, split_check) = regenerate(&|c| c.generate.base_guidance = 1.0);
+    let (half, _) = regenerate(&|c| c.generate.base_guidance = 0.5);
+    assert_ne!(split, default);
+    assert_ne!(split, base_only);
+    assert_ne!(half, split);
+    assert_ne!(half, default);
+    assert_eq!(split_check, default_check);
+    let mut model = Model::tiny_random(11).unwrap();
+    let plain = fym::pipeline::lora::new_adapter(
+        &model,
+        AdapterKind::Plain,
+        None,
+        &config.lora,
+        config.lora.temporal_targets,
+        3,
+    )
+    .unwrap();
+    model.wan.adapters.list = vec![plain];
+    let options = |base_guidance| GenerateOptions {
+        adapter_min_sigma: 0.0,
+        base_guidance,
+        ..config.generate
+    };
+    let adapted = generate(&model, PROMPT, &options(0.0)).unwrap();
+    let mut worst = 0.0f32;
+    for share in [0.5, 1.0] {
+        let mixed = generate(&model, PROMPT, &options(share)).unwrap();
+        for (a, b) in adapted.data.iter().zip(&mixed.data) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "zero adapter: base and adapted guidance differ by {worst}"
+    );
     assert_eq!(
         before,
         std::fs::read(straight.join(TEMPORAL_LORA_FILE)).unwrap(),

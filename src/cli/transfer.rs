@@ -88,6 +88,12 @@ pub struct TuningArgs {
     /// from fraying.
     #[arg(long)]
     pub adapter_min_sigma: Option<f32>,
+    /// Share of the guidance direction taken from the base model instead of the adapted one
+    /// while the adapters are active (default 0.25; 0: all from the adapted model; 1: the adapted
+    /// prediction for the prompt plus the base model's guidance, which follows the prompt's motion
+    /// words).
+    #[arg(long)]
+    pub base_guidance: Option<f32>,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -157,6 +163,9 @@ impl TuningArgs {
         }
         if let Some(v) = self.adapter_min_sigma {
             c.generate.adapter_min_sigma = v;
+        }
+        if let Some(v) = self.base_guidance {
+            c.generate.base_guidance = v;
         }
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {

@@ -259,6 +259,10 @@ impl TransferConfig {
                 anyhow::bail!("{name} adapter scale must be ≥ 0, got {scale}");
             }
         }
+        let share = self.generate.base_guidance;
+        if !(0.0..=1.0).contains(&share) {
+            anyhow::bail!("base guidance must be in [0, 1], got {share}");
+        }
         let cutoff = self.generate.adapter_min_sigma;
         if !(0.0..=1.0).contains(&cutoff) {
             anyhow::bail!("adapter minimum sigma must be in [0, 1], got {cutoff}");
@@ -699,6 +703,7 @@ pub fn generate_outputs(
         model.wan.adapters.list = check_adapters;
         let as_trained = GenerateOptions {
             adapter_min_sigma: 0.0,
+            base_guidance: 0.0,
             ..config.generate
         };
         let reproduced = generate::generate(model, caption, &as_trained)?;
@@ -809,6 +814,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "spatial_scale": c.spatial_scale,
         "temporal_scale": c.temporal_scale,
         "adapter_min_sigma": c.generate.adapter_min_sigma,
+        "base_guidance": c.generate.base_guidance,
     })
 }
 
