@@ -42,14 +42,7 @@ fn main() -> anyhow::Result<()> {
             for _ in 0..draws {
                 let mut noise = vec![0.0f32; x0.len()];
                 fill_standard_normal(&mut rng, &mut noise);
-                let input = Tensor::from_vec(add_noise(&x0, &noise, sigma)?, &shape)?;
-                let t = [sigma_to_timestep(sigma)];
-                let v = fym_autograd::no_grad(|| {
-                    model
-                        .wan
-                        .forward(&input, &t, &text, &ForwardOptions::default())
-                })?
-                .to_vec();
+                let v = velocity(&model, add_noise(&x0, &noise, sigma)?, &shape, sigma, &text)?;
                 let mse: f64 = v
                     .iter()
                     .zip(noise.iter().zip(&x0))
@@ -82,14 +75,7 @@ fn main() -> anyhow::Result<()> {
     };
     for w in schedule.sigmas.windows(2) {
         let (sigma, next) = (w[0], w[1]);
-        let input = Tensor::from_vec(x.clone(), &shape)?;
-        let t = [sigma_to_timestep(sigma)];
-        let v = fym_autograd::no_grad(|| {
-            model
-                .wan
-                .forward(&input, &t, &text, &ForwardOptions::default())
-        })?
-        .to_vec();
+        let v = velocity(&model, x.clone(), &shape, sigma, &text)?;
         let x0_hat: Vec<f32> = x.iter().zip(&v).map(|(x, v)| x - sigma * v).collect();
         println!(
             "step sigma {sigma:.3}: predicted clip vs reference rms {:.4}",
@@ -101,4 +87,22 @@ fn main() -> anyhow::Result<()> {
     }
     println!("sampled clip vs reference rms {:.4}", rms(&x, &x0));
     Ok(())
+}
+
+/// The model's velocity prediction for clip `x` (of `shape`) at noise level `sigma`.
+fn velocity(
+    model: &Model,
+    x: Vec<f32>,
+    shape: &[usize],
+    sigma: f32,
+    text: &Tensor,
+) -> anyhow::Result<Vec<f32>> {
+    let input = Tensor::from_vec(x, shape)?;
+    let t = [sigma_to_timestep(sigma)];
+    let v = fym_autograd::no_grad(|| {
+        model
+            .wan
+            .forward(&input, &t, text, &ForwardOptions::default())
+    })?;
+    Ok(v.to_vec())
 }

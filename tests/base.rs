@@ -295,55 +295,67 @@ fn textured_fraction_mixes_named_textured_backgrounds_into_training() {
     assert!((0.38..=0.62).contains(&share), "textured share {share}");
 }
 
-/// `fine_noise_fraction` puts that share of the clips on a static, pixel-fine noise background
-/// named "noisy": the same in every frame, and hardly predictable from a pixel's neighbours.
-#[test]
-fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
+/// Draws 30 training batches of 16×16 clips with `config` (no caption dropout, no still clips),
+/// checks every clip on a "noisy" background with `check(caption, clip, clip size)`, and returns
+/// the share of clips on it; every other clip must be on the plain (black) background.
+fn noisy_share(config: TrainConfig, check: impl Fn(&str, &[f32], &ClipSpec)) -> f32 {
     let config = TrainConfig {
         height: 16,
         width: 16,
         batch: 8,
         caption_dropout: 0.0,
         still_fraction: 0.0,
-        fine_noise_fraction: 0.5,
-        ..tiny_config()
+        ..config
     };
     let trainer = Trainer::new(config.clone()).unwrap();
     let spec = config.spec();
-    let (n, plane) = (spec.numel(), spec.height * spec.width);
     let (mut noisy, mut black) = (0, 0);
     for step in 1..=30 {
         let (x0, captions, _, _) = trainer.batch(step);
-        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
+        for (clip, c) in x0.chunks_exact(spec.numel()).zip(&captions) {
             if c.ends_with("on a plain background") {
                 black += 1;
                 continue;
             }
             assert!(c.ends_with("on a noisy background"), "{c}");
             noisy += 1;
-            // Background pixels (dark in every frame, away from the object) hold the same value
-            // in every frame, and a pixel differs from its right-hand neighbour far more than from
-            // itself one frame later.
-            let frames = spec.frames;
-            let (mut across_space, mut across_time, mut count) = (0.0f32, 0.0f32, 0);
-            for y in 0..spec.height {
-                for x in 0..spec.width - 1 {
-                    let at = |f: usize, xx: usize| clip[f * plane + y * spec.width + xx];
-                    let still =
-                        (1..frames).all(|f| at(f, x) == at(0, x) && at(f, x + 1) == at(0, x + 1));
-                    if still {
-                        across_space += (at(0, x) - at(0, x + 1)).abs();
-                        across_time += (at(0, x) - at(1, x)).abs();
-                        count += 1;
-                    }
-                }
-            }
-            assert!(count > plane / 4, "{c}: a static background");
-            assert_eq!(across_time, 0.0);
-            assert!(across_space / count as f32 > 0.05, "{c}: neighbours differ");
+            check(c, clip, &spec);
         }
     }
-    let share = noisy as f32 / (noisy + black) as f32;
+    noisy as f32 / (noisy + black) as f32
+}
+
+/// `fine_noise_fraction` puts that share of the clips on a static, pixel-fine noise background
+/// named "noisy": the same in every frame, and hardly predictable from a pixel's neighbours.
+#[test]
+fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
+    let config = TrainConfig {
+        fine_noise_fraction: 0.5,
+        ..tiny_config()
+    };
+    let share = noisy_share(config, |c, clip, spec| {
+        let plane = spec.height * spec.width;
+        // Background pixels (dark in every frame, away from the object) hold the same value
+        // in every frame, and a pixel differs from its right-hand neighbour far more than from
+        // itself one frame later.
+        let frames = spec.frames;
+        let (mut across_space, mut across_time, mut count) = (0.0f32, 0.0f32, 0);
+        for y in 0..spec.height {
+            for x in 0..spec.width - 1 {
+                let at = |f: usize, xx: usize| clip[f * plane + y * spec.width + xx];
+                let still =
+                    (1..frames).all(|f| at(f, x) == at(0, x) && at(f, x + 1) == at(0, x + 1));
+                if still {
+                    across_space += (at(0, x) - at(0, x + 1)).abs();
+                    across_time += (at(0, x) - at(1, x)).abs();
+                    count += 1;
+                }
+            }
+        }
+        assert!(count > plane / 4, "{c}: a static background");
+        assert_eq!(across_time, 0.0);
+        assert!(across_space / count as f32 > 0.05, "{c}: neighbours differ");
+    });
     assert!((0.38..=0.62).contains(&share), "noisy share {share}");
 }
 
@@ -352,52 +364,34 @@ fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
 #[test]
 fn faint_noise_fraction_puts_clips_on_faint_static_pixel_noise() {
     let config = TrainConfig {
-        height: 16,
-        width: 16,
-        batch: 8,
-        caption_dropout: 0.0,
-        still_fraction: 0.0,
         faint_noise_fraction: 0.5,
         ..tiny_config()
     };
-    let trainer = Trainer::new(config.clone()).unwrap();
-    let spec = config.spec();
-    let (n, plane) = (spec.numel(), spec.height * spec.width);
-    let (mut noisy, mut black) = (0, 0);
-    for step in 1..=30 {
-        let (x0, captions, _, _) = trainer.batch(step);
-        for (clip, c) in x0.chunks_exact(n).zip(&captions) {
-            if c.ends_with("on a plain background") {
-                black += 1;
-                continue;
-            }
-            assert!(c.ends_with("on a noisy background"), "{c}");
-            noisy += 1;
-            // Static pixels (the same in every frame) that are dark are the background, never more
-            // than 0.1 above black, and not all one value. (An object's edge can also stay put when
-            // it moves along that edge, so a few static dark pixels are partly covered.)
-            let frames = spec.frames;
-            let (mut dark, mut faint) = (0, 0);
-            let (mut lowest, mut highest) = (f32::MAX, f32::MIN);
-            for p in 0..plane {
-                let v0 = clip[p];
-                let still = (1..frames).all(|f| clip[f * plane + p] == v0);
-                if still && v0 < -0.5 {
-                    assert!(v0 >= -1.0 - 1e-6, "{c}: {v0}");
-                    dark += 1;
-                    if v0 <= -0.79 {
-                        faint += 1;
-                        lowest = lowest.min(v0);
-                        highest = highest.max(v0);
-                    }
+    let share = noisy_share(config, |c, clip, spec| {
+        let plane = spec.height * spec.width;
+        // Static pixels (the same in every frame) that are dark are the background, never more
+        // than 0.1 above black, and not all one value. (An object's edge can also stay put when
+        // it moves along that edge, so a few static dark pixels are partly covered.)
+        let frames = spec.frames;
+        let (mut dark, mut faint) = (0, 0);
+        let (mut lowest, mut highest) = (f32::MAX, f32::MIN);
+        for p in 0..plane {
+            let v0 = clip[p];
+            let still = (1..frames).all(|f| clip[f * plane + p] == v0);
+            if still && v0 < -0.5 {
+                assert!(v0 >= -1.0 - 1e-6, "{c}: {v0}");
+                dark += 1;
+                if v0 <= -0.79 {
+                    faint += 1;
+                    lowest = lowest.min(v0);
+                    highest = highest.max(v0);
                 }
             }
-            assert!(faint > plane / 4, "{c}: a faint static background");
-            assert!(faint * 10 >= dark * 9, "{c}: {faint} of {dark} faint");
-            assert!(highest - lowest > 0.03, "{c}: detail {lowest}..{highest}");
         }
-    }
-    let share = noisy as f32 / (noisy + black) as f32;
+        assert!(faint > plane / 4, "{c}: a faint static background");
+        assert!(faint * 10 >= dark * 9, "{c}: {faint} of {dark} faint");
+        assert!(highest - lowest > 0.03, "{c}: detail {lowest}..{highest}");
+    });
     assert!((0.38..=0.62).contains(&share), "noisy share {share}");
 }
 
