@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fym::pipeline::batch::noisy_batch;
+use fym::pipeline::batch::{noisy_batch, MotionEmphasis, TrainCaptions};
 use fym::pipeline::generate::generate;
 use fym::pipeline::lora::load_adapter;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
@@ -479,6 +479,120 @@ fn noisy_batch_matches_the_flow_matching_definition() {
 }
 
 #[test]
+fn caption_dropout_gives_the_empty_caption_to_that_share_of_clips() {
+    use rand::Rng;
+    let model = Model::tiny_random(1).unwrap();
+    let caption = model.encode(&[CAPTION]).unwrap().to_vec();
+    let empty = model.encode(&[""]).unwrap().to_vec();
+    assert_ne!(caption, empty);
+    let row = caption.len();
+
+    // No dropout: the caption in every row, and the step's random stream left as it was.
+    let plain = TrainCaptions::new(&model, CAPTION, 3, 0.0).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let text = plain.draw(&model, &mut rng).unwrap();
+    assert_eq!(text.shape()[0], 3);
+    assert!(text.to_vec().chunks(row).all(|r| r == caption.as_slice()));
+    let untouched: u64 = rand::rngs::StdRng::seed_from_u64(5).gen();
+    assert_eq!(rng.gen::<u64>(), untouched);
+
+    // A quarter dropped: each row is the caption or the empty caption, about a quarter empty.
+    let dropping = TrainCaptions::new(&model, CAPTION, 4, 0.25).unwrap();
+    let (mut dropped, mut total) = (0, 0);
+    for step in 0..200 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(step);
+        for r in dropping
+            .draw(&model, &mut rng)
+            .unwrap()
+            .to_vec()
+            .chunks(row)
+        {
+            if r == empty.as_slice() {
+                dropped += 1;
+            } else {
+                assert_eq!(r, caption.as_slice());
+            }
+            total += 1;
+        }
+    }
+    let share = dropped as f64 / total as f64;
+    assert!(
+        (0.2..0.3).contains(&share),
+        "empty caption in {share} of 800 clips"
+    );
+}
+
+#[test]
+fn motion_emphasis_weighs_where_the_reference_changes() {
+    let (frames, size) = (8, 16);
+    let plane = size * size;
+    // Values in [3, F, plane], as the pipeline holds the reference: the moving square on
+    // static grey stripes.
+    let square = moving_square(frames, size);
+    let mut x0 = vec![0.0f32; 3 * frames * plane];
+    for c in 0..3 {
+        for f in 0..frames {
+            for y in 0..size {
+                for x in 0..size {
+                    let rgb = square.pixel(f, y, x);
+                    let stripe = if x % 4 < 2 { 0.2 } else { -0.4 };
+                    let v = if rgb[0] > 0.5 {
+                        rgb[c] * 2.0 - 1.0
+                    } else {
+                        stripe
+                    };
+                    x0[(c * frames + f) * plane + y * size + x] = v;
+                }
+            }
+        }
+    }
+    assert!(MotionEmphasis::new(&x0, frames, plane, 0.0).is_none());
+    let e = MotionEmphasis::new(&x0, frames, plane, 4.0).unwrap();
+    let mut sum = 0.0f64;
+    for f in 0..frames {
+        for p in 0..plane {
+            let w = e.at(f, p);
+            sum += w as f64;
+            let on_square = square.pixel(f, p / size, p % size)[0] > 0.5;
+            // 1 + 4 = 5 on the square, 1 elsewhere, then scaled to mean 1.
+            let ratio = if on_square { 5.0 } else { 1.0 };
+            assert!(
+                (w / e.at(0, plane - 1) - ratio).abs() < 1e-4,
+                "frame {f} pixel {p}: {w}"
+            );
+        }
+    }
+    assert!((sum / (frames * plane) as f64 - 1.0).abs() < 1e-5);
+    // Gathered in noisy_batch's layout: [clip, channel, clip frame, pixel].
+    let clips = vec![vec![2, 5], vec![7, 0]];
+    let g = e.gather(&clips).unwrap();
+    assert_eq!(g.shape(), &[2, 3, 2, plane]);
+    let g = g.to_vec();
+    for (ci, clip) in clips.iter().enumerate() {
+        for c in 0..3 {
+            for (fi, &f) in clip.iter().enumerate() {
+                for p in 0..plane {
+                    assert_eq!(g[((ci * 3 + c) * 2 + fi) * plane + p], e.at(f, p));
+                }
+            }
+        }
+    }
+    // When every pixel changes (the stripes shift by a pixel a frame), the weights are uniform.
+    let panning: Vec<f32> = (0..3 * frames * plane)
+        .map(|i| {
+            let (f, p) = ((i / plane) % frames, i % plane);
+            if (p % size + f) % 4 < 2 {
+                0.2
+            } else {
+                -0.4
+            }
+        })
+        .collect();
+    let e = MotionEmphasis::new(&panning, frames, plane, 4.0).unwrap();
+    assert!((0..frames * plane).all(|i| (e.at(i / plane, i % plane) - 1.0).abs() < 1e-5));
+}
+
+#[test]
 fn sparse_clips_keep_their_place_on_the_timeline() {
     let model = Model::tiny_random(1).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
@@ -607,6 +721,11 @@ fn bad_inputs_give_clear_errors() {
         "training shift must be a positive number",
     );
     run(&["--motion-weight=-1"], "motion weight must be ≥ 0");
+    run(
+        &["--caption-dropout", "1"],
+        "caption dropout must be in [0, 1)",
+    );
+    run(&["--motion-emphasis=-2"], "motion emphasis must be ≥ 0");
     run(
         &["--spatial-scale=-0.5"],
         "spatial adapter scale must be ≥ 0",

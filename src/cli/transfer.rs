@@ -112,6 +112,14 @@ pub struct TuningArgs {
     /// Weight of the motion loss in the temporal stage (0: flow-matching loss alone).
     #[arg(long)]
     pub motion_weight: Option<f32>,
+    /// Fraction of training clips given the empty caption (both adapter stages), so guidance
+    /// starts from an unconditional prediction that learnt the reference too.
+    #[arg(long)]
+    pub caption_dropout: Option<f32>,
+    /// Strength of the temporal stage's emphasis on the pixels where the reference changes
+    /// (0: every pixel alike; 4: a pixel that moves weighs 5× a still one).
+    #[arg(long)]
+    pub motion_emphasis: Option<f32>,
     /// Projections the temporal (motion) adapter adapts: a comma-separated list of q, k, v, out
     /// (default all four).
     #[arg(long)]
@@ -183,6 +191,12 @@ impl TuningArgs {
         }
         if let Some(v) = self.motion_weight {
             c.motion_weight = v;
+        }
+        if let Some(v) = self.caption_dropout {
+            c.caption_dropout = v;
+        }
+        if let Some(v) = self.motion_emphasis {
+            c.motion_emphasis = v;
         }
         if let Some(v) = &self.temporal_targets {
             c.lora.temporal_targets = Targets::parse(v).context("--temporal-targets")?;

@@ -7,6 +7,7 @@ use fym_model::flow::{fill_standard_normal, sigma_to_timestep, TrainSigmaSampler
 use fym_model::losses::{flow_matching_loss, motion_loss};
 use fym_model::ForwardOptions;
 use rand::rngs::StdRng;
+use rand::Rng;
 
 use super::model::Model;
 
@@ -64,13 +65,132 @@ pub fn noisy_batch(
     })
 }
 
-/// Loss of one batch: flow-matching MSE, plus `motion_weight` × the motion loss when the clips
-/// have at least two frames and the weight is positive.
+/// The captions of a stage's training clips: the reference's caption, each clip's replaced by the
+/// empty (unconditional) caption with probability `dropout`. Classifier-free guidance
+/// extrapolates from the adapted model's unconditional prediction; trained on the caption alone,
+/// the adapters leave that prediction wherever they happen to push it, and guidance amplifies
+/// the gap into speckle (on a textured reference, guidance 3 drew noise where guidance 1 drew the
+/// object).
+pub struct TrainCaptions {
+    /// The caption once per batch clip (used as is when nothing is dropped).
+    caption_text: Tensor,
+    caption: String,
+    dropout: f32,
+}
+
+impl TrainCaptions {
+    pub fn new(model: &Model, caption: &str, batch: usize, dropout: f32) -> Result<TrainCaptions> {
+        Ok(TrainCaptions {
+            caption_text: model.encode(&vec![caption; batch])?,
+            caption: caption.to_string(),
+            dropout,
+        })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.caption_text.dim(0)
+    }
+
+    /// This step's text embeddings; draws from `rng` only when `dropout` > 0, so that runs
+    /// without dropout keep their random stream.
+    pub fn draw(&self, model: &Model, rng: &mut StdRng) -> Result<Tensor> {
+        if self.dropout <= 0.0 {
+            return Ok(self.caption_text.clone());
+        }
+        let captions: Vec<&str> = (0..self.batch())
+            .map(|_| {
+                if rng.gen::<f32>() < self.dropout {
+                    ""
+                } else {
+                    self.caption.as_str()
+                }
+            })
+            .collect();
+        model.encode(&captions)
+    }
+}
+
+/// How far (in the model's [−1, 1] pixel values, largest over the channels) a pixel must differ
+/// from its median over the reference's frames to count as fully moving.
+pub const MOVING_DEVIATION: f32 = 0.25;
+
+/// Per-pixel weights of the flow-matching loss that favour the pixels where the reference
+/// changes. A reference's still background (most of a frame) otherwise dominates the loss, and on
+/// a background the base model never learnt to draw, the adapters spend themselves on it and lose
+/// the small moving subject. Where the whole frame moves (camera motion) the weights are about
+/// uniform.
+pub struct MotionEmphasis {
+    /// One weight per (frame, pixel) of the reference, mean 1.
+    weights: Vec<f32>,
+    plane: usize,
+}
+
+impl MotionEmphasis {
+    /// Weights `1 + strength·m`, scaled to mean 1, where `m` = the pixel's largest channel
+    /// deviation from its median over the frames, over [`MOVING_DEVIATION`], capped at 1. `x0`
+    /// is the reference as `[3, frames, plane]` values. `None` when `strength` is 0.
+    pub fn new(x0: &[f32], frames: usize, plane: usize, strength: f32) -> Option<MotionEmphasis> {
+        if strength <= 0.0 || frames == 0 {
+            return None;
+        }
+        let mut deviation = vec![0.0f32; frames * plane];
+        let mut over_time = vec![0.0f32; frames];
+        for c in 0..3 {
+            for p in 0..plane {
+                for (f, v) in over_time.iter_mut().enumerate() {
+                    *v = x0[(c * frames + f) * plane + p];
+                }
+                let mut sorted = over_time.clone();
+                sorted.sort_by(f32::total_cmp);
+                let median = if frames % 2 == 1 {
+                    sorted[frames / 2]
+                } else {
+                    0.5 * (sorted[frames / 2 - 1] + sorted[frames / 2])
+                };
+                for (f, v) in over_time.iter().enumerate() {
+                    let d = &mut deviation[f * plane + p];
+                    *d = d.max((v - median).abs());
+                }
+            }
+        }
+        let mut weights: Vec<f32> = deviation
+            .iter()
+            .map(|d| 1.0 + strength * (d / MOVING_DEVIATION).min(1.0))
+            .collect();
+        let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
+        weights.iter_mut().for_each(|w| *w /= mean as f32);
+        Some(MotionEmphasis { weights, plane })
+    }
+
+    /// The weight of pixel `p` of frame `f`.
+    pub fn at(&self, f: usize, p: usize) -> f32 {
+        self.weights[f * self.plane + p]
+    }
+
+    /// Weights for a batch of `clips` in [`noisy_batch`]'s layout `[B, 3, Fc, plane]`.
+    pub fn gather(&self, clips: &[FrameList]) -> Result<Tensor> {
+        let fc = clips.first().map_or(0, Vec::len);
+        let mut out = Vec::with_capacity(clips.len() * 3 * fc * self.plane);
+        for frames in clips {
+            for _ in 0..3 {
+                for &f in frames {
+                    out.extend_from_slice(&self.weights[f * self.plane..][..self.plane]);
+                }
+            }
+        }
+        Ok(Tensor::from_vec(out, &[clips.len(), 3, fc, self.plane])?)
+    }
+}
+
+/// Loss of one batch: flow-matching MSE (weighted per pixel by `weights`, laid out as the
+/// batch, when given), plus `motion_weight` × the motion loss when the clips have at least two
+/// frames and the weight is positive.
 pub fn batch_loss(
     model: &Model,
     batch: &NoisyBatch,
     text: &Tensor,
     positions: Option<Vec<f64>>,
+    weights: Option<&Tensor>,
     motion_weight: f32,
 ) -> Result<Tensor> {
     let s = batch.inputs.shape();
@@ -83,7 +203,13 @@ pub fn batch_loss(
         frame_positions: positions,
     };
     let pred = model.wan.forward(&inputs, &batch.timesteps, text, &opts)?;
-    let mut loss = flow_matching_loss(&pred, &targets)?;
+    let mut loss = match weights {
+        Some(w) => {
+            let w = w.to_device(device)?.reshape(&shape)?;
+            pred.sub(&targets)?.square()?.mul(&w)?.mean_all()?
+        }
+        None => flow_matching_loss(&pred, &targets)?,
+    };
     if motion_weight > 0.0 && fc >= 2 {
         loss = loss.add(&motion_loss(&pred, &targets)?.scale(motion_weight)?)?;
     }

@@ -172,6 +172,13 @@ pub struct TransferConfig {
     pub sparse_frames: Option<usize>,
     /// Weight of the motion loss next to the flow-matching loss.
     pub motion_weight: f32,
+    /// Fraction of training clips (both adapter stages) given the empty caption instead of the
+    /// reference's, so the adapted model's unconditional prediction, which guidance starts
+    /// from, learns the reference as well.
+    pub caption_dropout: f32,
+    /// Strength of the temporal stage's emphasis on the pixels where the reference changes
+    /// (`batch::MotionEmphasis`; 0: plain flow-matching loss).
+    pub motion_emphasis: f32,
     /// Training noise levels: uniform σ, then this shift (more weight at high noise, where a
     /// small clip's layout and motion are decided).
     pub train_shift: f32,
@@ -209,6 +216,8 @@ impl Default for TransferConfig {
             temporal_weight_decay: 0.01,
             sparse_frames: None,
             motion_weight: 1.0,
+            caption_dropout: 0.0,
+            motion_emphasis: 0.0,
             train_shift: 4.0,
             classify: ClassifyOptions::default(),
             generate: GenerateOptions::default(),
@@ -247,6 +256,15 @@ impl TransferConfig {
             if !(wd.is_finite() && wd >= 0.0) {
                 anyhow::bail!("{name} weight decay must be ≥ 0, got {wd}");
             }
+        }
+        if !(self.caption_dropout.is_finite() && (0.0..1.0).contains(&self.caption_dropout)) {
+            anyhow::bail!(
+                "caption dropout must be in [0, 1), got {}",
+                self.caption_dropout
+            );
+        }
+        if !(self.motion_emphasis.is_finite() && self.motion_emphasis >= 0.0) {
+            anyhow::bail!("motion emphasis must be ≥ 0, got {}", self.motion_emphasis);
         }
         if !(self.motion_weight.is_finite() && self.motion_weight >= 0.0) {
             anyhow::bail!("motion weight must be ≥ 0, got {}", self.motion_weight);
@@ -480,14 +498,20 @@ pub fn tune(
         }
     }
 
-    let text = model.encode(&vec![caption; config.batch])?;
+    let captions = batch::TrainCaptions::new(model, caption, config.batch, config.caption_dropout)?;
     let sigmas = config.sigmas();
+    // Absent at 0 so that tunings stored before the setting existed stay valid.
+    let dropout_tag = if config.caption_dropout > 0.0 {
+        format!(" caption-dropout={}", config.caption_dropout)
+    } else {
+        String::new()
+    };
 
     // Stage 2: appearance adapter on single frames.
     let spatial_key = StableHash::default()
         .str(&classify_key)
         .str(&format!(
-            "spatial steps={} wd={}",
+            "spatial steps={} wd={}{dropout_tag}",
             config.spatial_steps, config.spatial_weight_decay
         ))
         .hex();
@@ -529,7 +553,7 @@ pub fn tune(
                 stop_after: stop(Stage::Spatial),
                 quiet: run.quiet,
             };
-            let result = spatial::train_spatial(model, &x0, &text, &params, &plan, &sigmas)?;
+            let result = spatial::train_spatial(model, &x0, &captions, &params, &plan, &sigmas)?;
             let mut adapter = model.wan.adapters.list.remove(0);
             adapter.set_trainable(false)?;
             lora::save_adapter(&file, &adapter, "spatial", model)?;
@@ -547,10 +571,15 @@ pub fn tune(
     } else {
         0.0
     };
+    let emphasis_tag = if config.motion_emphasis > 0.0 {
+        format!(" emphasis={}", config.motion_emphasis)
+    } else {
+        String::new()
+    };
     let temporal_key = StableHash::default()
         .str(&spatial_key)
         .str(&format!(
-            "temporal steps={} wd={} {:?} motion={}",
+            "temporal steps={} wd={} {:?} motion={}{dropout_tag}{emphasis_tag}",
             config.temporal_steps, config.temporal_weight_decay, sampling, motion_weight
         ))
         .hex();
@@ -597,8 +626,10 @@ pub fn tune(
                 sigmas,
                 sampling,
                 motion_weight,
+                motion_emphasis: config.motion_emphasis,
             };
-            let result = temporal::train_temporal(model, &x0, &text, &params, &plan, &objective)?;
+            let result =
+                temporal::train_temporal(model, &x0, &captions, &params, &plan, &objective)?;
             let mut adapter = model
                 .wan
                 .adapters
@@ -803,6 +834,8 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "temporal_steps": c.temporal_steps,
         "sparse_frames": sparse,
         "motion_weight": c.motion_weight,
+        "caption_dropout": c.caption_dropout,
+        "motion_emphasis": c.motion_emphasis,
         "spatial_weight_decay": c.spatial_weight_decay,
         "temporal_weight_decay": c.temporal_weight_decay,
         "train_shift": c.train_shift,

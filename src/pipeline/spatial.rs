@@ -6,11 +6,11 @@
 //! like, so the motion adapter of stage 3 need not.
 
 use anyhow::Result;
-use fym_autograd::{ParamSet, Tensor};
+use fym_autograd::ParamSet;
 use fym_model::flow::TrainSigmaSampler;
 use rand::Rng;
 
-use super::batch::{batch_loss, noisy_batch, FrameList};
+use super::batch::{batch_loss, noisy_batch, FrameList, TrainCaptions};
 use super::model::Model;
 use super::train::{train, TrainPlan, TrainResult};
 
@@ -21,20 +21,21 @@ pub fn still_clip(model: &Model, rng: &mut impl Rng) -> FrameList {
 }
 
 /// Trains `params` (the adapter attached to `model` as the only trainable one) on still clips of
-/// `x0` (`[1, 3, F, H, W]` values). `text` holds the caption once per batch clip.
+/// `x0` (`[1, 3, F, H, W]` values), one clip per caption of `captions`' batch.
 pub fn train_spatial(
     model: &Model,
     x0: &[f32],
-    text: &Tensor,
+    captions: &TrainCaptions,
     params: &ParamSet,
     plan: &TrainPlan,
     sigmas: &TrainSigmaSampler,
 ) -> Result<TrainResult> {
-    let batch = text.dim(0);
+    let batch = captions.batch();
     let plane = model.clip.height * model.clip.width;
     train(plan, params, |rng, _| {
         let clips: Vec<FrameList> = (0..batch).map(|_| still_clip(model, rng)).collect();
         let b = noisy_batch(x0, model.clip.frames, plane, &clips, sigmas, rng)?;
-        batch_loss(model, &b, text, None, 0.0)
+        let text = captions.draw(model, rng)?;
+        batch_loss(model, &b, &text, None, None, 0.0)
     })
 }

@@ -7,12 +7,12 @@
 //! plus the motion loss (cosine of frame-to-frame velocity differences).
 
 use anyhow::Result;
-use fym_autograd::{ParamSet, Tensor};
+use fym_autograd::ParamSet;
 use fym_model::adaptive_rope::{sample_sparse_frames, TemporalPositions};
 use fym_model::flow::TrainSigmaSampler;
 use rand::Rng;
 
-use super::batch::{batch_loss, noisy_batch, FrameList};
+use super::batch::{batch_loss, noisy_batch, FrameList, MotionEmphasis, TrainCaptions};
 use super::model::Model;
 use super::train::{train, TrainPlan, TrainResult};
 
@@ -89,6 +89,9 @@ pub struct MotionObjective {
     pub sampling: FrameSampling,
     /// Weight of the motion loss added to the flow-matching loss (0: none).
     pub motion_weight: f32,
+    /// Strength of the flow-matching loss's emphasis on the pixels where the reference changes
+    /// ([`MotionEmphasis`]; 0: every pixel alike).
+    pub motion_emphasis: f32,
 }
 
 /// Trains `params` (the only trainable adapter attached to `model`) on clips of `x0` drawn and
@@ -96,7 +99,7 @@ pub struct MotionObjective {
 pub fn train_temporal(
     model: &Model,
     x0: &[f32],
-    text: &Tensor,
+    captions: &TrainCaptions,
     params: &ParamSet,
     plan: &TrainPlan,
     objective: &MotionObjective,
@@ -105,12 +108,16 @@ pub fn train_temporal(
         sigmas,
         sampling,
         motion_weight,
+        motion_emphasis,
     } = *objective;
-    let batch = text.dim(0);
+    let batch = captions.batch();
     let plane = model.clip.height * model.clip.width;
+    let emphasis = MotionEmphasis::new(x0, model.clip.frames, plane, motion_emphasis);
     train(plan, params, |rng, _| {
         let (clips, positions) = draw_clips(model, sampling, batch, rng)?;
         let b = noisy_batch(x0, model.clip.frames, plane, &clips, &sigmas, rng)?;
-        batch_loss(model, &b, text, positions, motion_weight)
+        let text = captions.draw(model, rng)?;
+        let weights = emphasis.as_ref().map(|e| e.gather(&clips)).transpose()?;
+        batch_loss(model, &b, &text, positions, weights.as_ref(), motion_weight)
     })
 }
