@@ -577,7 +577,8 @@ fn motion_emphasis_weighs_where_the_reference_changes() {
             }
         }
     }
-    // When every pixel changes (the stripes shift by a pixel a frame), the weights are uniform.
+    // When every pixel changes (the stripes shift by a pixel a frame: camera motion), there is
+    // no still background to weigh the subject against, and no emphasis.
     let panning: Vec<f32> = (0..3 * frames * plane)
         .map(|i| {
             let (f, p) = ((i / plane) % frames, i % plane);
@@ -588,8 +589,7 @@ fn motion_emphasis_weighs_where_the_reference_changes() {
             }
         })
         .collect();
-    let e = MotionEmphasis::new(&panning, frames, plane, 4.0).unwrap();
-    assert!((0..frames * plane).all(|i| (e.at(i / plane, i % plane) - 1.0).abs() < 1e-5));
+    assert!(MotionEmphasis::new(&panning, frames, plane, 4.0).is_none());
 }
 
 #[test]

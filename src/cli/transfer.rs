@@ -116,8 +116,9 @@ pub struct TuningArgs {
     /// starts from an unconditional prediction that learnt the reference too.
     #[arg(long)]
     pub caption_dropout: Option<f32>,
-    /// Strength of the temporal stage's emphasis on the pixels where the reference changes
-    /// (0: every pixel alike; 4: a pixel that moves weighs 5× a still one).
+    /// Strength of the temporal stage's emphasis on the pixels where the reference changes, for
+    /// references whose background holds still (default 4: a pixel that moves weighs 5× a still
+    /// one; 0: every pixel alike).
     #[arg(long)]
     pub motion_emphasis: Option<f32>,
     /// Projections the temporal (motion) adapter adapts: a comma-separated list of q, k, v, out
