@@ -576,9 +576,9 @@ pub fn tune(
     };
     // Absent where the emphasis does not apply, which trains exactly as without it.
     let plane = model.clip.height * model.clip.width;
-    let emphasised =
-        batch::MotionEmphasis::new(&x0, model.clip.frames, plane, config.motion_emphasis).is_some();
-    let emphasis_tag = if emphasised {
+    let emphasis =
+        batch::MotionEmphasis::new(&x0, model.clip.frames, plane, config.motion_emphasis);
+    let emphasis_tag = if emphasis.is_some() {
         format!(" emphasis={}", config.motion_emphasis)
     } else {
         String::new()
@@ -633,7 +633,7 @@ pub fn tune(
                 sigmas,
                 sampling,
                 motion_weight,
-                motion_emphasis: config.motion_emphasis,
+                emphasis: emphasis.as_ref(),
             };
             let result =
                 temporal::train_temporal(model, &x0, &captions, &params, &plan, &objective)?;

@@ -83,15 +83,15 @@ pub fn draw_clips(
 }
 
 /// What the motion stage trains on and with which loss.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MotionObjective {
+#[derive(Clone, Copy)]
+pub struct MotionObjective<'a> {
     pub sigmas: TrainSigmaSampler,
     pub sampling: FrameSampling,
     /// Weight of the motion loss added to the flow-matching loss (0: none).
     pub motion_weight: f32,
-    /// Strength of the flow-matching loss's emphasis on the pixels where the reference changes
-    /// ([`MotionEmphasis`]; 0: every pixel alike).
-    pub motion_emphasis: f32,
+    /// Per-pixel weights of the flow-matching loss favouring where the reference changes
+    /// (`None`: every pixel alike).
+    pub emphasis: Option<&'a MotionEmphasis>,
 }
 
 /// Trains `params` (the only trainable adapter attached to `model`) on clips of `x0` drawn and
@@ -102,22 +102,21 @@ pub fn train_temporal(
     captions: &TrainCaptions,
     params: &ParamSet,
     plan: &TrainPlan,
-    objective: &MotionObjective,
+    objective: &MotionObjective<'_>,
 ) -> Result<TrainResult> {
     let MotionObjective {
         sigmas,
         sampling,
         motion_weight,
-        motion_emphasis,
+        emphasis,
     } = *objective;
     let batch = captions.batch();
     let plane = model.clip.height * model.clip.width;
-    let emphasis = MotionEmphasis::new(x0, model.clip.frames, plane, motion_emphasis);
     train(plan, params, |rng, _| {
         let (clips, positions) = draw_clips(model, sampling, batch, rng)?;
         let b = noisy_batch(x0, model.clip.frames, plane, &clips, &sigmas, rng)?;
         let text = captions.draw(model, rng)?;
-        let weights = emphasis.as_ref().map(|e| e.gather(&clips)).transpose()?;
+        let weights = emphasis.map(|e| e.gather(&clips)).transpose()?;
         batch_loss(model, &b, &text, positions, weights.as_ref(), motion_weight)
     })
 }
