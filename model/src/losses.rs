@@ -41,3 +41,27 @@ pub fn motion_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
 pub fn flow_matching_loss(pred: &Tensor, velocity_target: &Tensor) -> Result<Tensor> {
     Ok(pred.mse_loss(velocity_target)?)
 }
+
+/// Flow-matching loss with a weight per value: `mean(weights · (pred − (noise − x0))²)`.
+/// `weights` has the prediction's shape and is a constant (no gradient flows into it).
+pub fn weighted_flow_matching_loss(
+    pred: &Tensor,
+    velocity_target: &Tensor,
+    weights: &Tensor,
+) -> Result<Tensor> {
+    if weights.shape() != pred.shape() {
+        return Err(Error::shape(
+            "weighted_flow_matching_loss",
+            format!(
+                "weights {:?} must have the prediction's shape {:?}",
+                weights.shape(),
+                pred.shape()
+            ),
+        ));
+    }
+    Ok(pred
+        .sub(velocity_target)?
+        .square()?
+        .mul(weights)?
+        .mean_all()?)
+}

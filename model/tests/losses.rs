@@ -1,9 +1,9 @@
 //! Training losses: the motion loss against a naive f64 reference, its invariances (what the
 //! absolute frame differences of the released code make it blind to), finite-difference
-//! gradients, and the flow-matching MSE.
+//! gradients, and the flow-matching MSE, plain and weighted.
 
 use fym_autograd::{gradcheck, Tensor};
-use fym_model::losses::{flow_matching_loss, motion_loss};
+use fym_model::losses::{flow_matching_loss, motion_loss, weighted_flow_matching_loss};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -163,4 +163,44 @@ fn flow_matching_loss_is_the_velocity_mse() {
         .sum::<f64>()
         / p.len() as f64;
     assert!((got - want).abs() < 1e-5 * want, "got {got}, want {want}");
+}
+
+#[test]
+fn weighted_flow_matching_loss_weighs_each_squared_error() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let pred = Tensor::randn(&SHAPE, &mut rng);
+    let target = Tensor::randn(&SHAPE, &mut rng);
+    let w: Vec<f32> = (0..pred.numel()).map(|_| rng.gen_range(0.0..3.0)).collect();
+    let weights = Tensor::from_vec(w.clone(), &SHAPE).unwrap();
+    let got = weighted_flow_matching_loss(&pred, &target, &weights)
+        .unwrap()
+        .item()
+        .unwrap() as f64;
+    let (p, t) = (pred.to_vec(), target.to_vec());
+    let want = (0..p.len())
+        .map(|i| w[i] as f64 * ((p[i] - t[i]) as f64).powi(2))
+        .sum::<f64>()
+        / p.len() as f64;
+    assert!((got - want).abs() < 1e-5 * want.max(1.0), "{got} vs {want}");
+    // All-one weights are the plain loss.
+    let ones = Tensor::from_vec(vec![1.0; pred.numel()], &SHAPE).unwrap();
+    let plain = flow_matching_loss(&pred, &target).unwrap().item().unwrap();
+    let unit = weighted_flow_matching_loss(&pred, &target, &ones)
+        .unwrap()
+        .item()
+        .unwrap();
+    assert!((plain - unit).abs() < 1e-6 * plain.max(1.0));
+    // The prediction's gradient, by finite differences (the weights are a constant).
+    let report = gradcheck(
+        |ps| {
+            weighted_flow_matching_loss(&ps[0], &ps[1], &weights)
+                .map_err(|e| fym_autograd::Error::shape("weighted loss", e.to_string()))
+        },
+        &[pred, target],
+        3e-3,
+    )
+    .unwrap();
+    assert!(report.max_rel_err < 1e-3, "{report:?}");
+    let wrong = Tensor::zeros(&[1, 2, 4, 3, 2]);
+    assert!(weighted_flow_matching_loss(&ones, &ones, &wrong).is_err());
 }

@@ -749,7 +749,7 @@ impl Trainer {
         let mut loss = if c.edge_loss_weight > 0.0 {
             let weights = outline_weights(&x0, &spec, c.batch, c.edge_loss_weight);
             let weights = Tensor::from_vec(weights, &shape)?.to_device(device)?;
-            pred.sub(&target)?.square()?.mul(&weights)?.mean_all()?
+            fym_model::losses::weighted_flow_matching_loss(&pred, &target, &weights)?
         } else {
             pred.mse_loss(&target)?
         };

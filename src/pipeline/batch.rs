@@ -4,7 +4,7 @@
 use anyhow::Result;
 use fym_autograd::Tensor;
 use fym_model::flow::{fill_standard_normal, sigma_to_timestep, TrainSigmaSampler};
-use fym_model::losses::{flow_matching_loss, motion_loss};
+use fym_model::losses::{flow_matching_loss, motion_loss, weighted_flow_matching_loss};
 use fym_model::ForwardOptions;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -219,8 +219,7 @@ pub fn batch_loss(
     let pred = model.wan.forward(&inputs, &batch.timesteps, text, &opts)?;
     let mut loss = match weights {
         Some(w) => {
-            let w = w.to_device(device)?.reshape(&shape)?;
-            pred.sub(&targets)?.square()?.mul(&w)?.mean_all()?
+            weighted_flow_matching_loss(&pred, &targets, &w.to_device(device)?.reshape(&shape)?)?
         }
         None => flow_matching_loss(&pred, &targets)?,
     };
