@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fym::pipeline::batch::{noisy_batch, MotionEmphasis, TrainCaptions};
+use fym::pipeline::batch::{noisy_batch, EmphasisMask, MotionEmphasis, TrainCaptions};
 use fym::pipeline::generate::generate;
 use fym::pipeline::lora::load_adapter;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
@@ -593,6 +593,72 @@ fn motion_emphasis_weighs_where_the_reference_changes() {
 }
 
 #[test]
+fn subject_emphasis_weighs_the_subject_on_a_panning_background() {
+    let (frames, size) = (8, 16);
+    let plane = size * size;
+    // The moving square over grey stripes that shift a pixel a frame (camera motion), as a
+    // video (for the segmenter) and as [3, F, plane] model values (for the motion mask).
+    let square = moving_square(frames, size);
+    let mut video = Video::new(frames, size, size);
+    for f in 0..frames {
+        for y in 0..size {
+            for x in 0..size {
+                let stripe = if (x + f) % 4 < 2 { 0.6 } else { 0.3 };
+                let rgb = square.pixel(f, y, x);
+                video.set_pixel(f, y, x, if rgb[0] > 0.5 { rgb } else { [stripe; 3] });
+            }
+        }
+    }
+    let mut x0 = vec![0.0f32; 3 * frames * plane];
+    for c in 0..3 {
+        for f in 0..frames {
+            for p in 0..plane {
+                x0[(c * frames + f) * plane + p] =
+                    video.pixel(f, p / size, p % size)[c] * 2.0 - 1.0;
+            }
+        }
+    }
+    assert!(MotionEmphasis::on_subject(&video, 0.0).is_none());
+    let e = MotionEmphasis::on_subject(&video, 4.0).unwrap();
+    let mut sum = 0.0f64;
+    for f in 0..frames {
+        for p in 0..plane {
+            let w = e.at(f, p);
+            sum += w as f64;
+            let on_square = square.pixel(f, p / size, p % size)[0] > 0.5;
+            let ratio = if on_square { 5.0 } else { 1.0 };
+            assert!(
+                (w / e.at(0, plane - 1) - ratio).abs() < 1e-4,
+                "frame {f} pixel {p}: {w}"
+            );
+        }
+    }
+    assert!((sum / (frames * plane) as f64 - 1.0).abs() < 1e-5);
+    // No subject on a plain panning texture.
+    let mut empty = video.clone();
+    for f in 0..frames {
+        for y in 0..size {
+            for x in 0..size {
+                empty.set_pixel(f, y, x, [if (x + f) % 4 < 2 { 0.6 } else { 0.3 }; 3]);
+            }
+        }
+    }
+    assert!(MotionEmphasis::on_subject(&empty, 4.0).is_none());
+    // The default mask has no emphasis here (the background moves); the fallback and the
+    // subject mask weigh the subject.
+    assert!(MotionEmphasis::choose(EmphasisMask::Motion, &video, &x0, 4.0).is_none());
+    for mask in [EmphasisMask::MotionElseSubject, EmphasisMask::Subject] {
+        let (chosen, kind) = MotionEmphasis::choose(mask, &video, &x0, 4.0).unwrap();
+        assert_eq!(kind, EmphasisMask::Subject);
+        assert_eq!(chosen.at(3, 0), e.at(3, 0));
+    }
+    for name in ["motion", "motion-else-subject", "subject"] {
+        assert_eq!(EmphasisMask::parse(name).unwrap().name(), name);
+    }
+    assert!(EmphasisMask::parse("everything").is_none());
+}
+
+#[test]
 fn sparse_clips_keep_their_place_on_the_timeline() {
     let model = Model::tiny_random(1).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
@@ -726,6 +792,7 @@ fn bad_inputs_give_clear_errors() {
         "caption dropout must be in [0, 1)",
     );
     run(&["--motion-emphasis=-2"], "motion emphasis must be ≥ 0");
+    run(&["--emphasis-mask", "everywhere"], "--emphasis-mask");
     run(
         &["--spatial-scale=-0.5"],
         "spatial adapter scale must be ≥ 0",

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use fym_autograd::Device;
 
+use crate::pipeline::batch::EmphasisMask;
 use crate::pipeline::{
     progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, Targets,
     TransferConfig,
@@ -121,6 +122,11 @@ pub struct TuningArgs {
     /// one; 0: every pixel alike).
     #[arg(long)]
     pub motion_emphasis: Option<f32>,
+    /// Which pixels the emphasis favours: motion (where the reference changes, only when its
+    /// background holds still; default), motion-else-subject (the subject, as the border-colour
+    /// segmentation finds it, where the background moves) or subject (always the subject).
+    #[arg(long)]
+    pub emphasis_mask: Option<String>,
     /// Projections the temporal (motion) adapter adapts: a comma-separated list of q, k, v, out
     /// (default all four).
     #[arg(long)]
@@ -198,6 +204,11 @@ impl TuningArgs {
         }
         if let Some(v) = self.motion_emphasis {
             c.motion_emphasis = v;
+        }
+        if let Some(v) = &self.emphasis_mask {
+            c.emphasis_mask = EmphasisMask::parse(v).with_context(|| {
+                format!("--emphasis-mask {v:?}: choose motion, motion-else-subject or subject")
+            })?;
         }
         if let Some(v) = &self.temporal_targets {
             c.lora.temporal_targets = Targets::parse(v).context("--temporal-targets")?;

@@ -181,7 +181,7 @@ pub fn foreground_mask(video: &Video, f: usize, background: &Background) -> Mask
 /// The 8-connected components of a mask: a label per pixel (0 where the mask is not set, else
 /// 1, 2, … in scan order of the components' first pixels) and the size of each component
 /// (`sizes[label − 1]`).
-fn label_components(mask: &Mask) -> (Vec<u32>, Vec<usize>) {
+pub fn label_components(mask: &Mask) -> (Vec<u32>, Vec<usize>) {
     let (h, w) = (mask.height, mask.width);
     let mut label = vec![0u32; w * h];
     let mut sizes = Vec::new();

@@ -10,6 +10,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::model::Model;
+use crate::metrics::segment::{foreground_mask, label_components, Background, BackgroundHint};
+use crate::video::Video;
 
 /// One clip of a batch: which pixel frames of the reference it holds, in order.
 pub type FrameList = Vec<usize>;
@@ -118,6 +120,42 @@ pub const MOVING_DEVIATION: f32 = 0.25;
 /// of [`MOVING_DEVIATION`] of their median — for [`MotionEmphasis`] to apply.
 pub const STILL_BACKGROUND_SHARE: f32 = 0.5;
 
+/// Foreground components smaller than this (pixels) are texture the border colours missed, not
+/// a subject, for [`MotionEmphasis::on_subject`].
+pub const SUBJECT_MIN_PIXELS: usize = 4;
+
+/// Which pixels the temporal stage's emphasis favours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmphasisMask {
+    /// Where the reference changes against its still background ([`MotionEmphasis::new`]);
+    /// none where the background moves.
+    Motion,
+    /// As `Motion`, and on the subject ([`MotionEmphasis::on_subject`]) where the background
+    /// moves (camera motion).
+    MotionElseSubject,
+    /// On the subject, whatever the background does.
+    Subject,
+}
+
+impl EmphasisMask {
+    pub fn parse(s: &str) -> Option<EmphasisMask> {
+        match s {
+            "motion" => Some(EmphasisMask::Motion),
+            "motion-else-subject" => Some(EmphasisMask::MotionElseSubject),
+            "subject" => Some(EmphasisMask::Subject),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            EmphasisMask::Motion => "motion",
+            EmphasisMask::MotionElseSubject => "motion-else-subject",
+            EmphasisMask::Subject => "subject",
+        }
+    }
+}
+
 /// Per-pixel weights of the flow-matching loss that favour the pixels where the reference
 /// changes. A reference's still background (most of a frame) otherwise dominates the loss, and on
 /// a background the base model never learnt to draw, the adapters spend themselves on it and lose
@@ -174,6 +212,57 @@ impl MotionEmphasis {
         let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
         weights.iter_mut().for_each(|w| *w /= mean as f32);
         Some(MotionEmphasis { weights, plane })
+    }
+
+    /// Weights `1 + strength·s`, scaled to mean 1, where `s` is 1 on the reference's subject and 0
+    /// elsewhere: the pixels farther than the segmenter's foreground distance from every colour
+    /// of the frame border (`metrics::segment`, the background model that holds under camera
+    /// motion), in components of at least [`SUBJECT_MIN_PIXELS`]. For references whose
+    /// background moves, where [`MotionEmphasis::new`] has no still background to measure
+    /// against. `None` when `strength` is 0 or no frame shows a subject.
+    pub fn on_subject(reference: &Video, strength: f32) -> Option<MotionEmphasis> {
+        if strength <= 0.0 || reference.frames == 0 {
+            return None;
+        }
+        let background = Background::estimate(reference, &BackgroundHint::Border);
+        let plane = reference.height * reference.width;
+        let mut weights = vec![1.0f32; reference.frames * plane];
+        let mut subject_pixels = 0usize;
+        for f in 0..reference.frames {
+            let (labels, sizes) = label_components(&foreground_mask(reference, f, &background));
+            for (p, &l) in labels.iter().enumerate() {
+                if l > 0 && sizes[l as usize - 1] >= SUBJECT_MIN_PIXELS {
+                    subject_pixels += 1;
+                    weights[f * plane + p] = 1.0 + strength;
+                }
+            }
+        }
+        if subject_pixels == 0 {
+            return None;
+        }
+        let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
+        weights.iter_mut().for_each(|w| *w /= mean as f32);
+        Some(MotionEmphasis { weights, plane })
+    }
+
+    /// The emphasis `mask` asks for on `reference` (`x0`: the same clip as `[3, frames, plane]`
+    /// model values), and whether it is the subject mask.
+    pub fn choose(
+        mask: EmphasisMask,
+        reference: &Video,
+        x0: &[f32],
+        strength: f32,
+    ) -> Option<(MotionEmphasis, EmphasisMask)> {
+        let plane = reference.height * reference.width;
+        let motion = || MotionEmphasis::new(x0, reference.frames, plane, strength);
+        let subject = || MotionEmphasis::on_subject(reference, strength);
+        match mask {
+            EmphasisMask::Motion => motion().map(|e| (e, EmphasisMask::Motion)),
+            EmphasisMask::MotionElseSubject => motion()
+                .map(|e| (e, EmphasisMask::Motion))
+                .or_else(|| subject().map(|e| (e, EmphasisMask::Subject))),
+            EmphasisMask::Subject => subject().map(|e| (e, EmphasisMask::Subject)),
+        }
     }
 
     /// The weight of pixel `p` of frame `f`.

@@ -182,6 +182,9 @@ pub struct TransferConfig {
     /// background (single-object 0.75 against 0.61, three seeds; README) and kept the bundled
     /// circling; 8 was worse.
     pub motion_emphasis: f32,
+    /// Which pixels the emphasis favours: where the reference moves against a still background
+    /// (the default), and optionally the subject where the background moves too.
+    pub emphasis_mask: batch::EmphasisMask,
     /// Training noise levels: uniform σ, then this shift (more weight at high noise, where a
     /// small clip's layout and motion are decided).
     pub train_shift: f32,
@@ -221,6 +224,7 @@ impl Default for TransferConfig {
             motion_weight: 1.0,
             caption_dropout: 0.0,
             motion_emphasis: 4.0,
+            emphasis_mask: batch::EmphasisMask::Motion,
             train_shift: 4.0,
             classify: ClassifyOptions::default(),
             generate: GenerateOptions::default(),
@@ -575,14 +579,14 @@ pub fn tune(
         0.0
     };
     // Absent where the emphasis does not apply, which trains exactly as without it.
-    let plane = model.clip.height * model.clip.width;
-    let emphasis =
-        batch::MotionEmphasis::new(&x0, model.clip.frames, plane, config.motion_emphasis);
-    let emphasis_tag = if emphasis.is_some() {
-        format!(" emphasis={}", config.motion_emphasis)
-    } else {
-        String::new()
+    let chosen =
+        batch::MotionEmphasis::choose(config.emphasis_mask, reference, &x0, config.motion_emphasis);
+    let emphasis_tag = match &chosen {
+        None => String::new(),
+        Some((_, batch::EmphasisMask::Motion)) => format!(" emphasis={}", config.motion_emphasis),
+        Some((_, mask)) => format!(" emphasis={} mask={}", config.motion_emphasis, mask.name()),
     };
+    let emphasis = chosen.map(|(e, _)| e);
     let temporal_key = StableHash::default()
         .str(&spatial_key)
         .str(&format!(
@@ -843,6 +847,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "motion_weight": c.motion_weight,
         "caption_dropout": c.caption_dropout,
         "motion_emphasis": c.motion_emphasis,
+        "emphasis_mask": c.emphasis_mask.name(),
         "spatial_weight_decay": c.spatial_weight_decay,
         "temporal_weight_decay": c.temporal_weight_decay,
         "train_shift": c.train_shift,
