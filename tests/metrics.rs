@@ -370,6 +370,29 @@ fn evaluate_reports_every_key() {
         .synthetic
         .as_ref()
         .is_some_and(|s| s.trajectory_error_px < 0.5));
+    // The compared paths: one centroid per frame, found in every frame, moving, the same path.
+    let paths = &json["details"]["paths"];
+    for side in ["reference", "generated"] {
+        let p = &paths[side];
+        let centers = p["centers"].as_array().unwrap();
+        assert_eq!(centers.len(), reference.frames, "{side}: {p}");
+        assert!(p["found"].as_array().unwrap().iter().all(|f| f == true));
+        assert_eq!(p["still"], false);
+        assert!(p["spread_px"].as_f64().unwrap() > 1.0, "{side}: {p}");
+    }
+    let s = report.synthetic.as_ref().unwrap();
+    let spread = fym::metrics::trajectory::path_spread(&s.reference_path.centers);
+    assert_eq!(
+        paths["reference"]["spread_px"].as_f64().unwrap() as f32,
+        spread
+    );
+    // path_spread is the RMS distance from the mean: (0,0) and (2,0) → 1.
+    assert_eq!(
+        fym::metrics::trajectory::path_spread(&[[0.0, 0.0], [2.0, 0.0]]),
+        1.0
+    );
+    assert_eq!(fym::metrics::trajectory::path_spread(&[]), 0.0);
+    assert!(report.to_text().contains("reference path        moving"));
     let plain = evaluate(&reference, &generated, Some("a cat"), None)
         .unwrap()
         .to_json();

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::appearance::{leakage, measure_appearance, text_alignment, Appearance, CategoryScores};
 use super::consistency::{flow_warp_error, temporal_consistency};
 use super::motion_fidelity::motion_fidelity;
-use super::segment::{object_track, BackgroundHint};
-use super::trajectory::{trajectory_correlation, trajectory_error};
+use super::segment::{object_track, BackgroundHint, ObjectPath};
+use super::trajectory::{path_spread, trajectory_correlation, trajectory_error, STILL_SPREAD_PX};
 use super::vocabulary::{parse_prompt, PromptAttributes};
 use super::MetricsError;
 use crate::video::Video;
@@ -24,6 +24,11 @@ pub struct SyntheticScores {
     pub trajectory_error_px: f32,
     /// Pearson correlation of the two centroid paths as 2-D point series, in [−1, 1].
     pub trajectory_correlation: f32,
+    /// The compared paths: the object the reference caption names first in the reference, and
+    /// the one the prompt names first in the generated video (each its video's main object
+    /// where its text names no colour).
+    pub reference_path: ObjectPath,
+    pub generated_path: ObjectPath,
 }
 
 /// The metrics of one generated video against its reference.
@@ -62,16 +67,19 @@ pub fn evaluate(
                 attributes.color.and_then(Color::from_name).map(Color::rgb)
             };
             let reference_color = reference_caption.map(parse_prompt).as_ref().and_then(rgb);
-            let a = object_track(reference, &hint, reference_color).centers;
-            let b = object_track(generated, &hint, rgb(&prompt)).centers;
+            let reference_path = object_track(reference, &hint, reference_color);
+            let generated_path = object_track(generated, &hint, rgb(&prompt));
+            let (a, b) = (&reference_path.centers, &generated_path.centers);
             SyntheticScores {
                 alignment: text_alignment(&generated_appearance, &prompt),
                 leakage: leakage(&reference_appearance, &generated_appearance, &prompt),
                 prompt,
                 reference: reference_appearance,
                 generated: generated_appearance,
-                trajectory_error_px: trajectory_error(&a, &b),
-                trajectory_correlation: trajectory_correlation(&a, &b),
+                trajectory_error_px: trajectory_error(a, b),
+                trajectory_correlation: trajectory_correlation(a, b),
+                reference_path,
+                generated_path,
             }
         });
     Ok(Report {
@@ -84,6 +92,36 @@ pub fn evaluate(
 
 fn appearance_json(a: &Appearance) -> Value {
     json!({ "color": a.color, "shape": a.shape.map(|s| s.name()), "background": a.background.map(|t| t.name()) })
+}
+
+/// A compared path: centroid `[x, y]` per frame (pixels; a frame where the object was not found
+/// holds the nearest frame's), which frames found it, and its spread (RMS distance from its mean;
+/// below [`STILL_SPREAD_PX`] the path counts as still).
+fn path_json(p: &ObjectPath) -> Value {
+    let spread = path_spread(&p.centers);
+    json!({
+        "centers": p.centers,
+        "found": p.found,
+        "spread_px": spread,
+        "still": spread < STILL_SPREAD_PX,
+    })
+}
+
+/// "still" or "moving" and the spread, for the text report.
+fn path_text(p: &ObjectPath) -> String {
+    let spread = path_spread(&p.centers);
+    let kind = if spread < STILL_SPREAD_PX {
+        "still"
+    } else {
+        "moving"
+    };
+    let points: Vec<String> = p
+        .centers
+        .iter()
+        .zip(&p.found)
+        .map(|(c, &found)| format!("({:.1},{:.1}){}", c[0], c[1], if found { "" } else { "?" }))
+        .collect();
+    format!("{kind}, spread {spread:.2} px: {}", points.join(" "))
 }
 
 fn categories_json(c: &CategoryScores) -> Value {
@@ -121,6 +159,10 @@ impl Report {
                     "generated": appearance_json(&s.generated),
                     "alignment": categories_json(&s.alignment),
                     "leakage": categories_json(&s.leakage),
+                    "paths": {
+                        "reference": path_json(&s.reference_path),
+                        "generated": path_json(&s.generated_path),
+                    },
                 }),
             );
         }
@@ -153,6 +195,14 @@ impl Report {
             lines.push(format!(
                 "trajectory_correlation {:.4}",
                 s.trajectory_correlation
+            ));
+            lines.push(format!(
+                "reference path        {}",
+                path_text(&s.reference_path)
+            ));
+            lines.push(format!(
+                "generated path        {}",
+                path_text(&s.generated_path)
             ));
             lines.push(format!("reference shows       {}", name(&s.reference)));
             lines.push(format!("generated shows       {}", name(&s.generated)));

@@ -42,6 +42,21 @@ pub fn trajectory_correlation(a: &[[f32; 2]], b: &[[f32; 2]]) -> f32 {
     r as f32
 }
 
+/// Spread of a path: the root-mean-square distance (pixels) of its points from their mean; 0 for
+/// an empty path. Below [`STILL_SPREAD_PX`] [`trajectory_correlation`] takes the path as still.
+pub fn path_spread(p: &[[f32; 2]]) -> f32 {
+    if p.is_empty() {
+        return 0.0;
+    }
+    let n = p.len() as f64;
+    let m = [0, 1].map(|k| p.iter().map(|q| q[k] as f64).sum::<f64>() / n);
+    let sum: f64 = p
+        .iter()
+        .map(|q| (q[0] as f64 - m[0]).powi(2) + (q[1] as f64 - m[1]).powi(2))
+        .sum();
+    (sum / n).sqrt() as f32
+}
+
 /// Mean Euclidean distance (pixels) between corresponding points of two paths, over their
 /// common length; 0 for empty paths.
 pub fn trajectory_error(a: &[[f32; 2]], b: &[[f32; 2]]) -> f32 {
