@@ -1,6 +1,7 @@
 //! MotionBench-synth: the cases, their prompts and the export.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::process::Command;
 
 use fym::motionbench::export::{export, parse_size, ExportOptions};
@@ -466,6 +467,36 @@ fn cli_runs_a_small_benchmark_and_summarises_runs() {
         .output()
         .unwrap();
     assert_eq!(bad_baseline.status.code(), Some(1));
+
+    // --case picks cases by id, whatever their category; an unknown id is an error.
+    let one = |case: &str, out: &Path| {
+        Command::new(fym)
+            .args(["motionbench", "run", "--model", "random:1", "--methods"])
+            .args(["no-tuning", "--case", case, "--prompts", "1"])
+            .args(["--sample-steps", "2", "--quiet", "--out"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let picked = dir.join("picked");
+    let out = one("single-03,human-02", &picked);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(picked.join("report.json")).unwrap()).unwrap();
+    let cases: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(cases, ["single-03", "human-02"]);
+    let bad = one("single-99", &dir.join("bad"));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("single-99"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

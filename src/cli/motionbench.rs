@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// At most this many cases per category.
     #[arg(long)]
     pub cases: Option<usize>,
+    /// Only these cases: comma-separated ids (e.g. camera-08,human-07; `fym motionbench list`).
+    #[arg(long)]
+    pub case: Option<String>,
     /// At most this many target prompts per case (1 to 3).
     #[arg(long)]
     pub prompts: Option<usize>,
@@ -233,11 +236,29 @@ fn run_bench(args: &RunArgs) -> Result<()> {
     if args.prompts == Some(0) || args.cases == Some(0) {
         anyhow::bail!("--cases and --prompts must be at least 1");
     }
+    let known = crate::motionbench::cases();
+    let case_ids: Vec<String> = match &args.case {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|id| {
+                let id = id.trim();
+                if known.iter().any(|c| c.id == id) {
+                    Ok(id.to_string())
+                } else {
+                    anyhow::bail!(
+                        "--case {id:?}: no such case (`fym motionbench list` shows the ids)"
+                    )
+                }
+            })
+            .collect::<Result<_>>()?,
+    };
     let mut model = crate::cli::transfer::load_model(&args.model, device)?;
     let options = BenchOptions {
         methods,
         categories,
         cases_per_category: args.cases,
+        case_ids,
         prompts_per_case: args.prompts,
         out: args.out.clone(),
         quiet: args.quiet,

@@ -27,6 +27,8 @@ pub struct BenchOptions {
     pub categories: Vec<Category>,
     /// At most this many cases per category (all when `None`).
     pub cases_per_category: Option<usize>,
+    /// Only the cases with these ids (all when empty).
+    pub case_ids: Vec<String>,
     /// At most this many target prompts per case (all three when `None`).
     pub prompts_per_case: Option<usize>,
     pub out: PathBuf,
@@ -51,6 +53,7 @@ pub fn select_cases(options: &BenchOptions) -> Vec<Case> {
     cases()
         .into_iter()
         .filter(|c| options.categories.contains(&c.category))
+        .filter(|c| options.case_ids.is_empty() || options.case_ids.contains(&c.id))
         .filter(|c| {
             let n = per_category.entry(c.category.name()).or_default();
             *n += 1;
