@@ -98,23 +98,24 @@ fn appearance_json(a: &Appearance) -> Value {
 /// holds the nearest frame's), which frames found it, and its spread (RMS distance from its mean;
 /// below [`STILL_SPREAD_PX`] the path counts as still).
 fn path_json(p: &ObjectPath) -> Value {
-    let spread = path_spread(&p.centers);
+    let (spread, still) = spread_and_stillness(p);
     json!({
         "centers": p.centers,
         "found": p.found,
         "spread_px": spread,
-        "still": spread < STILL_SPREAD_PX,
+        "still": still,
     })
+}
+
+fn spread_and_stillness(p: &ObjectPath) -> (f32, bool) {
+    let spread = path_spread(&p.centers);
+    (spread, spread < STILL_SPREAD_PX)
 }
 
 /// "still" or "moving" and the spread, for the text report.
 fn path_text(p: &ObjectPath) -> String {
-    let spread = path_spread(&p.centers);
-    let kind = if spread < STILL_SPREAD_PX {
-        "still"
-    } else {
-        "moving"
-    };
+    let (spread, still) = spread_and_stillness(p);
+    let kind = if still { "still" } else { "moving" };
     let points: Vec<String> = p
         .centers
         .iter()

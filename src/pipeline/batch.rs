@@ -205,13 +205,17 @@ impl MotionEmphasis {
         if (still as f32) < STILL_BACKGROUND_SHARE * deviation.len() as f32 {
             return None;
         }
-        let mut weights: Vec<f32> = deviation
+        let weights = deviation
             .iter()
             .map(|d| 1.0 + strength * (d / MOVING_DEVIATION).min(1.0))
             .collect();
+        Some(MotionEmphasis::scaled_to_mean_one(weights, plane))
+    }
+
+    fn scaled_to_mean_one(mut weights: Vec<f32>, plane: usize) -> MotionEmphasis {
         let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
         weights.iter_mut().for_each(|w| *w /= mean as f32);
-        Some(MotionEmphasis { weights, plane })
+        MotionEmphasis { weights, plane }
     }
 
     /// Weights `1 + strength·s`, scaled to mean 1, where `s` is 1 on the reference's subject and 0
@@ -237,12 +241,7 @@ impl MotionEmphasis {
                 }
             }
         }
-        if subject_pixels == 0 {
-            return None;
-        }
-        let mean = weights.iter().map(|&w| w as f64).sum::<f64>() / weights.len() as f64;
-        weights.iter_mut().for_each(|w| *w /= mean as f32);
-        Some(MotionEmphasis { weights, plane })
+        (subject_pixels > 0).then(|| MotionEmphasis::scaled_to_mean_one(weights, plane))
     }
 
     /// The emphasis `mask` asks for on `reference` (`x0`: the same clip as `[3, frames, plane]`
