@@ -359,6 +359,63 @@ fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
     assert!((0.38..=0.62).contains(&share), "noisy share {share}");
 }
 
+/// `curved_fraction` gives that share of the clips a curved path (circle, zigzag, bounces or
+/// figure-eight) on black, captioned with its motion; the rest move in straight lines.
+#[test]
+fn curved_fraction_gives_clips_curved_paths_with_their_captions() {
+    let config = TrainConfig {
+        height: 16,
+        width: 16,
+        batch: 8,
+        caption_dropout: 0.0,
+        still_fraction: 0.0,
+        curved_fraction: 0.5,
+        ..tiny_config()
+    };
+    let trainer = Trainer::new(config.clone()).unwrap();
+    let spec = config.spec();
+    let curved_words = ["circles", "zigzags", "bounces", "figure-eight"];
+    let straight_words = ["moves left", "moves right", "moves up", "moves down"];
+    let (mut curved, mut straight) = (0, 0);
+    let mut kinds = HashSet::new();
+    for step in 1..=30 {
+        let (x0, captions, _, _) = trainer.batch(step);
+        for (clip, c) in x0.chunks_exact(spec.numel()).zip(&captions) {
+            assert!(c.ends_with("on a plain background"), "{c}");
+            let plane = spec.height * spec.width;
+            // The object shows and moves: some frame differs from the first (a figure-eight
+            // ends where it starts).
+            // (Clip layout [channel, frame, pixel].)
+            let frame = |ch: usize, f: usize| &clip[(ch * spec.frames + f) * plane..][..plane];
+            let moves = (0..3).any(|ch| {
+                (1..spec.frames).any(|f| {
+                    let (a, b) = (frame(ch, 0), frame(ch, f));
+                    a.iter().zip(b).any(|(x, y)| (x - y).abs() > 0.5)
+                })
+            });
+            assert!(moves, "{c}");
+            match curved_words.iter().find(|w| c.contains(*w)) {
+                Some(w) => {
+                    curved += 1;
+                    kinds.insert(*w);
+                }
+                None => {
+                    assert!(straight_words.iter().any(|w| c.contains(w)), "{c}");
+                    straight += 1;
+                }
+            }
+        }
+    }
+    let share = curved as f32 / (curved + straight) as f32;
+    assert!((0.38..=0.62).contains(&share), "curved share {share}");
+    assert_eq!(kinds.len(), 4, "every curved path kind shows: {kinds:?}");
+    // Continued runs may switch it on.
+    let phase = TrainConfig::default()
+        .new_phase(&serde_json::json!({"curved_fraction": 0.3}), 10, "test")
+        .unwrap();
+    assert_eq!(phase.curved_fraction, 0.3);
+}
+
 /// `faint_noise_fraction` puts that share of the clips on a static pixel-noise background of black
 /// and a dark grey at most 0.1 above it (−0.8 on the model's [−1, 1] scale), named "noisy".
 #[test]

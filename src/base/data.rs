@@ -174,6 +174,35 @@ impl World {
         }
     }
 
+    /// One object of this world's colours, shapes and sizes on black, following a curved path
+    /// (`Trajectory::Circle`, `ZigZag`, `Bounce` or `FigureEight`, drawn as
+    /// [`crate::world::scene::random_trajectory`] draws them), never a benchmark scene. Its caption
+    /// ("a red star circles on a plain background") is never a held-out one: those move in a
+    /// straight line.
+    pub fn curved_scene<R: Rng + ?Sized>(&self, rng: &mut R) -> Scene {
+        loop {
+            let trajectory = crate::world::scene::random_trajectory(rng);
+            if matches!(
+                trajectory,
+                Trajectory::Still { .. } | Trajectory::Linear { .. }
+            ) {
+                continue;
+            }
+            let color = *self.colors.choose(rng).unwrap_or(&Color::Red);
+            let shape = *self.shapes.choose(rng).unwrap_or(&Shape::Circle);
+            let size = rng.gen_range(self.size.0..=self.size.1);
+            let scene = Scene {
+                background: black_background(),
+                camera: Camera::still(),
+                objects: vec![Object::new(shape, color, size, trajectory, 0.0)],
+                figure: None,
+            };
+            if !is_benchmark_scene(&scene) {
+                return scene;
+            }
+        }
+    }
+
     /// Every word a training caption uses.
     pub fn max_caption_words(&self) -> usize {
         self.combinations()

@@ -74,6 +74,10 @@ pub struct TrainConfig {
     /// backgrounds, camera motion, several objects, figures — the MotionBench categories, never
     /// a benchmark scene) instead of one object on black.
     pub rich_fraction: f32,
+    /// Fraction of the one-object clips whose object follows a curved path instead of a straight
+    /// line: a circle, a zigzag, bounces or a figure-eight (`World::curve`, captioned "circles",
+    /// "zigzags right", …), the paths MotionBench's single-object cases add to straight lines.
+    pub curved_fraction: f32,
     /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
     /// flow matching): makes errors in the motion cost more than errors in the still content.
     pub motion_loss_weight: f32,
@@ -117,6 +121,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             textured_fraction: 0.0,
             rich_fraction: 0.0,
+            curved_fraction: 0.0,
             fine_noise_fraction: 0.0,
             faint_noise_fraction: 0.0,
             motion_loss_weight: 0.0,
@@ -153,6 +158,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(textured_fraction, f32);
         $m!(rich_fraction, f32);
+        $m!(curved_fraction, f32);
         $m!(fine_noise_fraction, f32);
         $m!(faint_noise_fraction, f32);
         $m!(motion_loss_weight, f32);
@@ -228,6 +234,7 @@ impl TrainConfig {
         "still_fraction",
         "textured_fraction",
         "rich_fraction",
+        "curved_fraction",
         "fine_noise_fraction",
         "faint_noise_fraction",
         "motion_loss_weight",
@@ -270,6 +277,7 @@ impl TrainConfig {
             ("still_fraction", self.still_fraction),
             ("textured_fraction", self.textured_fraction),
             ("rich_fraction", self.rich_fraction),
+            ("curved_fraction", self.curved_fraction),
             ("fine_noise_fraction", self.fine_noise_fraction),
             ("faint_noise_fraction", self.faint_noise_fraction),
             ("ema_decay", self.ema_decay),
@@ -667,6 +675,8 @@ impl Trainer {
                     .rich_scene(&self.held_out_captions, max_words, &mut rng)
             } else if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
+            } else if c.curved_fraction > 0.0 && rng.gen::<f32>() < c.curved_fraction {
+                self.world.curved_scene(&mut rng)
             } else {
                 self.world.training_scene(&self.held_out, &mut rng)
             };
