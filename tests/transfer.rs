@@ -522,6 +522,25 @@ fn caption_dropout_gives_the_empty_caption_to_that_share_of_clips() {
     );
 }
 
+/// Emphasis 4 on `square`'s pixels: 1 + 4 = 5 there, 1 elsewhere, then scaled to mean 1.
+fn assert_weighs_the_square_5_to_1(e: &MotionEmphasis, square: &Video) {
+    let plane = square.height * square.width;
+    let mut sum = 0.0f64;
+    for f in 0..square.frames {
+        for p in 0..plane {
+            let w = e.at(f, p);
+            sum += w as f64;
+            let on_square = square.pixel(f, p / square.width, p % square.width)[0] > 0.5;
+            let ratio = if on_square { 5.0 } else { 1.0 };
+            assert!(
+                (w / e.at(0, plane - 1) - ratio).abs() < 1e-4,
+                "frame {f} pixel {p}: {w}"
+            );
+        }
+    }
+    assert!((sum / (square.frames * plane) as f64 - 1.0).abs() < 1e-5);
+}
+
 #[test]
 fn motion_emphasis_weighs_where_the_reference_changes() {
     let (frames, size) = (8, 16);
@@ -548,21 +567,7 @@ fn motion_emphasis_weighs_where_the_reference_changes() {
     }
     assert!(MotionEmphasis::new(&x0, frames, plane, 0.0).is_none());
     let e = MotionEmphasis::new(&x0, frames, plane, 4.0).unwrap();
-    let mut sum = 0.0f64;
-    for f in 0..frames {
-        for p in 0..plane {
-            let w = e.at(f, p);
-            sum += w as f64;
-            let on_square = square.pixel(f, p / size, p % size)[0] > 0.5;
-            // 1 + 4 = 5 on the square, 1 elsewhere, then scaled to mean 1.
-            let ratio = if on_square { 5.0 } else { 1.0 };
-            assert!(
-                (w / e.at(0, plane - 1) - ratio).abs() < 1e-4,
-                "frame {f} pixel {p}: {w}"
-            );
-        }
-    }
-    assert!((sum / (frames * plane) as f64 - 1.0).abs() < 1e-5);
+    assert_weighs_the_square_5_to_1(&e, &square);
     // Gathered in noisy_batch's layout: [clip, channel, clip frame, pixel].
     let clips = vec![vec![2, 5], vec![7, 0]];
     let g = e.gather(&clips).unwrap();
@@ -620,20 +625,7 @@ fn subject_emphasis_weighs_the_subject_on_a_panning_background() {
     }
     assert!(MotionEmphasis::on_subject(&video, 0.0).is_none());
     let e = MotionEmphasis::on_subject(&video, 4.0).unwrap();
-    let mut sum = 0.0f64;
-    for f in 0..frames {
-        for p in 0..plane {
-            let w = e.at(f, p);
-            sum += w as f64;
-            let on_square = square.pixel(f, p / size, p % size)[0] > 0.5;
-            let ratio = if on_square { 5.0 } else { 1.0 };
-            assert!(
-                (w / e.at(0, plane - 1) - ratio).abs() < 1e-4,
-                "frame {f} pixel {p}: {w}"
-            );
-        }
-    }
-    assert!((sum / (frames * plane) as f64 - 1.0).abs() < 1e-5);
+    assert_weighs_the_square_5_to_1(&e, &square);
     // No subject on a plain panning texture.
     let mut empty = video.clone();
     for f in 0..frames {
