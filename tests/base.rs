@@ -295,18 +295,24 @@ fn textured_fraction_mixes_named_textured_backgrounds_into_training() {
     assert!((0.38..=0.62).contains(&share), "textured share {share}");
 }
 
-/// Draws 30 training batches of 16×16 clips with `config` (no caption dropout, no still clips),
-/// checks every clip on a "noisy" background with `check(caption, clip, clip size)`, and returns
-/// the share of clips on it; every other clip must be on the plain (black) background.
-fn noisy_share(config: TrainConfig, check: impl Fn(&str, &[f32], &ClipSpec)) -> f32 {
-    let config = TrainConfig {
+/// `config` at 16×16, 8 clips a batch, with every clip captioned and moving (no caption dropout,
+/// no still clips), for the tests that read the data's clips and captions.
+fn small_captioned_moving(config: TrainConfig) -> TrainConfig {
+    TrainConfig {
         height: 16,
         width: 16,
         batch: 8,
         caption_dropout: 0.0,
         still_fraction: 0.0,
         ..config
-    };
+    }
+}
+
+/// Draws 30 training batches of 16×16 clips with `config` (no caption dropout, no still clips),
+/// checks every clip on a "noisy" background with `check(caption, clip, clip size)`, and returns
+/// the share of clips on it; every other clip must be on the plain (black) background.
+fn noisy_share(config: TrainConfig, check: impl Fn(&str, &[f32], &ClipSpec)) -> f32 {
+    let config = small_captioned_moving(config);
     let trainer = Trainer::new(config.clone()).unwrap();
     let spec = config.spec();
     let (mut noisy, mut black) = (0, 0);
@@ -363,15 +369,10 @@ fn fine_noise_fraction_puts_clips_on_static_pixel_noise() {
 /// figure-eight) on black, captioned with its motion; the rest move in straight lines.
 #[test]
 fn curved_fraction_gives_clips_curved_paths_with_their_captions() {
-    let config = TrainConfig {
-        height: 16,
-        width: 16,
-        batch: 8,
-        caption_dropout: 0.0,
-        still_fraction: 0.0,
+    let config = small_captioned_moving(TrainConfig {
         curved_fraction: 0.5,
         ..tiny_config()
-    };
+    });
     let trainer = Trainer::new(config.clone()).unwrap();
     let spec = config.spec();
     let curved_words = ["circles", "zigzags", "bounces", "figure-eight"];

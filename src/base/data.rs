@@ -129,12 +129,7 @@ impl World {
             to: point(start_along + length),
             easing: a.easing,
         };
-        Scene {
-            background: black_background(),
-            camera: Camera::still(),
-            objects: vec![Object::new(a.shape, a.color, size, trajectory, 0.0)],
-            figure: None,
-        }
+        on_black(Object::new(a.shape, a.color, size, trajectory, 0.0))
     }
 
     /// A random training scene: attributes outside the held-out set and never a benchmark scene.
@@ -191,12 +186,7 @@ impl World {
             let color = *self.colors.choose(rng).unwrap_or(&Color::Red);
             let shape = *self.shapes.choose(rng).unwrap_or(&Shape::Circle);
             let size = rng.gen_range(self.size.0..=self.size.1);
-            let scene = Scene {
-                background: black_background(),
-                camera: Camera::still(),
-                objects: vec![Object::new(shape, color, size, trajectory, 0.0)],
-                figure: None,
-            };
+            let scene = on_black(Object::new(shape, color, size, trajectory, 0.0));
             if !is_benchmark_scene(&scene) {
                 return scene;
             }
@@ -213,6 +203,17 @@ impl World {
             })
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// A scene of `object` alone on the black background, seen by a still camera: the base model's
+/// world.
+fn on_black(object: Object) -> Scene {
+    Scene {
+        background: black_background(),
+        camera: Camera::still(),
+        objects: vec![object],
+        figure: None,
     }
 }
 

@@ -75,7 +75,7 @@ pub struct TrainConfig {
     /// a benchmark scene) instead of one object on black.
     pub rich_fraction: f32,
     /// Fraction of the one-object clips whose object follows a curved path instead of a straight
-    /// line: a circle, a zigzag, bounces or a figure-eight (`World::curve`, captioned "circles",
+    /// line: a circle, a zigzag, bounces or a figure-eight (`World::curved_scene`, captioned "circles",
     /// "zigzags right", …), the paths MotionBench's single-object cases add to straight lines.
     pub curved_fraction: f32,
     /// Weight of an extra MSE on the frame-to-frame differences of the velocity (0 = plain
