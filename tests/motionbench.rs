@@ -378,7 +378,7 @@ fn cli_runs_a_small_benchmark_and_summarises_runs() {
         assert!((-1.0..=1.0).contains(&track), "{row}");
     }
     assert_eq!(report["paired"]["fym"]["all"]["pairs"], 2);
-    assert_eq!(report["config"]["fym"]["spatial_scale"], 0.0);
+    assert_eq!(report["config"]["fym"]["spatial_scale"], 1.0);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("paired with `no-tuning`"), "{md}");
     for case in ["camera-01", "single-01"] {

@@ -9,11 +9,12 @@ use std::process::Command;
 use fym::pipeline::batch::{noisy_batch, EmphasisMask, MotionEmphasis, TrainCaptions};
 use fym::pipeline::generate::generate;
 use fym::pipeline::lora::load_adapter;
+use fym::pipeline::matte::Matte;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
 use fym::pipeline::train::Interrupted;
 use fym::pipeline::{
     run_transfer, store_frames, GenerateOptions, Method, Model, RunOptions, Stage, TransferConfig,
-    SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE,
+    MATTED_REFERENCE_FILE, SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE,
 };
 use fym::video::{read_gif, read_video, write_gif, Video};
 use fym_model::adaptive_rope::TemporalPositions;
@@ -45,6 +46,21 @@ fn moving_square(frames: usize, size: usize) -> Video {
         }
     }
     v
+}
+
+/// `square` (a [`moving_square`]) over grey stripes that shift a pixel a frame (camera motion).
+fn on_panning_stripes(square: &Video) -> Video {
+    let mut video = square.clone();
+    for f in 0..video.frames {
+        for y in 0..video.height {
+            for x in 0..video.width {
+                let stripe = if (x + f) % 4 < 2 { 0.6 } else { 0.3 };
+                let rgb = square.pixel(f, y, x);
+                video.set_pixel(f, y, x, if rgb[0] > 0.5 { rgb } else { [stripe; 3] });
+            }
+        }
+    }
+    video
 }
 
 fn fym_bin() -> Command {
@@ -288,9 +304,9 @@ fn interrupted_run_resumes_to_the_same_result() {
         "a green star circles on a plain background"
     );
 
-    // The adapters' strength at generation: the default (spatial 0) is the temporal adapter
-    // alone, bit for bit; 0.5 is something between (same tuned adapters, regenerated). The
-    // reproduction check always uses both adapters as trained.
+    // The adapters' strength at generation: spatial 0 is the temporal adapter alone, bit for
+    // bit; 0.5 is something between, and the default (1) both as trained (same tuned adapters,
+    // regenerated). The reproduction check always uses both adapters as trained.
     let regenerate = |change: &dyn Fn(&mut TransferConfig)| {
         let mut config = config.clone();
         change(&mut config);
@@ -310,10 +326,15 @@ fn interrupted_run_resumes_to_the_same_result() {
     };
     let temporal_only = stored(&generate(&model, PROMPT, &config.generate).unwrap());
     let (default, default_check) = regenerate(&|_| {});
+    let (without, _) = regenerate(&|c| c.spatial_scale = 0.0);
     let (halved, halved_check) = regenerate(&|c| c.spatial_scale = 0.5);
     let (both, both_check) = regenerate(&|c| c.spatial_scale = 1.0);
-    let (weaker, _) = regenerate(&|c| c.temporal_scale = 0.5);
-    assert_eq!(default, temporal_only);
+    let (weaker, _) = regenerate(&|c| {
+        c.spatial_scale = 0.0;
+        c.temporal_scale = 0.5;
+    });
+    assert_eq!(without, temporal_only);
+    assert_eq!(default, both);
     assert_ne!(halved, temporal_only);
     assert_ne!(halved, both);
     assert_ne!(weaker, temporal_only);
@@ -601,19 +622,10 @@ fn motion_emphasis_weighs_where_the_reference_changes() {
 fn subject_emphasis_weighs_the_subject_on_a_panning_background() {
     let (frames, size) = (8, 16);
     let plane = size * size;
-    // The moving square over grey stripes that shift a pixel a frame (camera motion), as a
-    // video (for the segmenter) and as [3, F, plane] model values (for the motion mask).
+    // The moving square over panning stripes as a video (for the segmenter) and as
+    // [3, F, plane] model values (for the motion mask).
     let square = moving_square(frames, size);
-    let mut video = Video::new(frames, size, size);
-    for f in 0..frames {
-        for y in 0..size {
-            for x in 0..size {
-                let stripe = if (x + f) % 4 < 2 { 0.6 } else { 0.3 };
-                let rgb = square.pixel(f, y, x);
-                video.set_pixel(f, y, x, if rgb[0] > 0.5 { rgb } else { [stripe; 3] });
-            }
-        }
-    }
+    let video = on_panning_stripes(&square);
     let mut x0 = vec![0.0f32; 3 * frames * plane];
     for c in 0..3 {
         for f in 0..frames {
@@ -648,6 +660,57 @@ fn subject_emphasis_weighs_the_subject_on_a_panning_background() {
         assert_eq!(EmphasisMask::parse(name).unwrap().name(), name);
     }
     assert!(EmphasisMask::parse("everything").is_none());
+}
+
+#[test]
+fn matted_tuning_sees_the_subject_on_black_with_a_plain_caption() {
+    let square = moving_square(8, 16);
+    let reference = on_panning_stripes(&square);
+    let caption = "a red circle circles on a striped background";
+    for method in [Method::Fym, Method::NoTuning] {
+        let out = temp_dir(&format!("matte-{}", method.name()));
+        let mut model = Model::tiny_random(2).unwrap();
+        let config = TransferConfig {
+            matte: Matte::Subject,
+            ..small_config(method)
+        };
+        let run = RunOptions {
+            out: out.clone(),
+            quiet: true,
+            stop_after: None,
+        };
+        let o = run_transfer(&mut model, &reference, caption, PROMPT, &config, &run).unwrap();
+        assert_eq!(o.metrics["config"]["matte"], "subject");
+        assert_eq!(o.metrics["caption"], caption);
+        let matted_file = out.join(MATTED_REFERENCE_FILE);
+        if method == Method::NoTuning {
+            // Nothing is tuned, so nothing is matted.
+            assert_eq!(o.metrics["tuning_caption"], caption);
+            assert!(!matted_file.exists());
+        } else {
+            assert_eq!(
+                o.metrics["tuning_caption"],
+                "a red circle circles on a plain background"
+            );
+            // What the tuning saw: the square where it is in each frame, black elsewhere
+            // (8-bit storage: within half a level).
+            let matted = read_video(&matted_file).unwrap();
+            for f in 0..8 {
+                for y in 0..16 {
+                    for x in 0..16 {
+                        let (want, got) = (square.pixel(f, y, x), matted.pixel(f, y, x));
+                        for c in 0..3 {
+                            assert!((want[c] - got[c]).abs() < 0.01, "{f} {y} {x}: {got:?}");
+                        }
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    assert_eq!(Matte::parse("none"), Some(Matte::None));
+    assert_eq!(Matte::parse(Matte::Subject.name()), Some(Matte::Subject));
+    assert!(Matte::parse("background").is_none());
 }
 
 #[test]

@@ -13,6 +13,7 @@ use clap::Args;
 use fym_autograd::Device;
 
 use crate::pipeline::batch::EmphasisMask;
+use crate::pipeline::matte::Matte;
 use crate::pipeline::{
     progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, Targets,
     TransferConfig,
@@ -77,8 +78,9 @@ pub struct TuningArgs {
     /// euler (default) or stochastic.
     #[arg(long)]
     pub sampler: Option<String>,
-    /// Strength of the spatial (appearance) adapter at generation (default 0: the temporal
-    /// adapter alone, which followed the reference better on the whole benchmark; 1: as trained).
+    /// Strength of the spatial (appearance) adapter at generation (default 1: as trained, which
+    /// with the matted tuning followed the reference better on the whole benchmark; 0: the
+    /// temporal adapter alone).
     #[arg(long)]
     pub spatial_scale: Option<f32>,
     /// Strength of the temporal (motion) adapter at generation (default 1: as trained).
@@ -127,6 +129,11 @@ pub struct TuningArgs {
     /// segmentation finds it, where the background moves) or subject (always the subject).
     #[arg(long)]
     pub emphasis_mask: Option<String>,
+    /// What the tuning sees of the reference: subject (default: its subject, as the border-colour
+    /// segmentation finds it, on black, and the caption's background made plain; the built-in
+    /// model learnt its objects on black) or none (the reference as it is).
+    #[arg(long)]
+    pub matte: Option<String>,
     /// Projections the temporal (motion) adapter adapts: a comma-separated list of q, k, v, out
     /// (default all four).
     #[arg(long)]
@@ -209,6 +216,10 @@ impl TuningArgs {
             c.emphasis_mask = EmphasisMask::parse(v).with_context(|| {
                 format!("--emphasis-mask {v:?}: choose motion, motion-else-subject or subject")
             })?;
+        }
+        if let Some(v) = &self.matte {
+            c.matte = Matte::parse(v)
+                .with_context(|| format!("--matte {v:?}: choose none or subject"))?;
         }
         if let Some(v) = &self.temporal_targets {
             c.lora.temporal_targets = Targets::parse(v).context("--temporal-targets")?;

@@ -9,8 +9,8 @@ use fym_model::ForwardOptions;
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use super::matte::subject_mask;
 use super::model::Model;
-use crate::metrics::segment::{foreground_mask, label_components, Background, BackgroundHint};
 use crate::video::Video;
 
 /// One clip of a batch: which pixel frames of the reference it holds, in order.
@@ -120,10 +120,6 @@ pub const MOVING_DEVIATION: f32 = 0.25;
 /// of [`MOVING_DEVIATION`] of their median — for [`MotionEmphasis`] to apply.
 pub const STILL_BACKGROUND_SHARE: f32 = 0.5;
 
-/// Foreground components smaller than this (pixels) are texture the border colours missed, not
-/// a subject, for [`MotionEmphasis::on_subject`].
-pub const SUBJECT_MIN_PIXELS: usize = 4;
-
 /// Which pixels the temporal stage's emphasis favours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmphasisMask {
@@ -218,30 +214,26 @@ impl MotionEmphasis {
         MotionEmphasis { weights, plane }
     }
 
-    /// Weights `1 + strength·s`, scaled to mean 1, where `s` is 1 on the reference's subject and 0
-    /// elsewhere: the pixels farther than the segmenter's foreground distance from every colour
-    /// of the frame border (`metrics::segment`, the background model that holds under camera
-    /// motion), in components of at least [`SUBJECT_MIN_PIXELS`]. For references whose
+    /// Weights `1 + strength·s`, scaled to mean 1, where `s` is 1 on the reference's subject
+    /// ([`subject_mask`]) and 0 elsewhere. For references whose
     /// background moves, where [`MotionEmphasis::new`] has no still background to measure
     /// against. `None` when `strength` is 0 or no frame shows a subject.
     pub fn on_subject(reference: &Video, strength: f32) -> Option<MotionEmphasis> {
         if strength <= 0.0 || reference.frames == 0 {
             return None;
         }
-        let background = Background::estimate(reference, &BackgroundHint::Border);
-        let plane = reference.height * reference.width;
-        let mut weights = vec![1.0f32; reference.frames * plane];
-        let mut subject_pixels = 0usize;
-        for f in 0..reference.frames {
-            let (labels, sizes) = label_components(&foreground_mask(reference, f, &background));
-            for (p, &l) in labels.iter().enumerate() {
-                if l > 0 && sizes[l as usize - 1] >= SUBJECT_MIN_PIXELS {
-                    subject_pixels += 1;
-                    weights[f * plane + p] = 1.0 + strength;
-                }
-            }
+        let subject = subject_mask(reference);
+        if !subject.contains(&true) {
+            return None;
         }
-        (subject_pixels > 0).then(|| MotionEmphasis::scaled_to_mean_one(weights, plane))
+        let weights = subject
+            .iter()
+            .map(|&s| if s { 1.0 + strength } else { 1.0 })
+            .collect();
+        Some(MotionEmphasis::scaled_to_mean_one(
+            weights,
+            reference.height * reference.width,
+        ))
     }
 
     /// The emphasis `mask` asks for on `reference` (`x0`: the same clip as `[3, frames, plane]`
