@@ -848,6 +848,7 @@ fn bad_inputs_give_clear_errors() {
     );
     run(&["--motion-emphasis=-2"], "motion emphasis must be ≥ 0");
     run(&["--emphasis-mask", "everywhere"], "--emphasis-mask");
+    run(&["--matte", "background"], "choose none or subject");
     run(
         &["--spatial-scale=-0.5"],
         "spatial adapter scale must be ≥ 0",

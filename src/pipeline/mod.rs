@@ -473,10 +473,23 @@ pub fn tune(
             .map(|video| (video, matte::plain_background_caption(caption))),
         _ => None,
     };
-    if let Some((video, _)) = &matted {
+    if let Some((video, matted_caption)) = &matted {
         std::fs::create_dir_all(&run.out)
             .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
         store_frames(&run.out.join(MATTED_REFERENCE_FILE), video)?;
+        if !run.quiet {
+            let kept = video
+                .data
+                .chunks_exact(3)
+                .filter(|p| p.iter().any(|&v| v > 0.0))
+                .count();
+            eprintln!(
+                "[matte] tuning on the subject on black ({:.0} % of the pixels; {MATTED_REFERENCE_FILE}), caption \"{matted_caption}\"",
+                100.0 * kept as f64 / (video.data.len() / 3).max(1) as f64
+            );
+        }
+    } else if config.matte == matte::Matte::Subject && tunes && !run.quiet {
+        eprintln!("[matte] no subject stands out from the frame border's colours: tuning on the reference as it is");
     }
     let (reference, caption) = match &matted {
         Some((video, matted_caption)) => (video, matted_caption.as_str()),
