@@ -58,7 +58,7 @@ pub const RESULT_FILE: &str = "result.gif";
 /// most 256 colours) keeps every pixel; metrics.json scores exactly these frames, so
 /// `fym metrics --generated result.y4m` gives the same numbers.
 pub const RESULT_Y4M_FILE: &str = "result.y4m";
-/// What the reproduction check generated (the tuned adapters, the reference's caption), stored
+/// What the reproduction check generated (the tuned adapters, the caption they learnt), stored
 /// and scored the same way.
 pub const REPRODUCTION_FILE: &str = "reproduction.y4m";
 /// What the tuning saw when it was given the reference matted (`--matte subject`).
@@ -204,7 +204,7 @@ pub struct TransferConfig {
     /// Tuned on the reference as it is, the spatial adapter carried the reference's textured
     /// look into the result and lost the path (0.42 against 0.50 without it, three seeds);
     /// tuned on the matted reference it keeps the subject's layout on black and follows the
-    /// path better (0.71 against 0.66, four seeds; README).
+    /// path better (0.71 against 0.66, five seeds; README).
     pub spatial_scale: f32,
     /// Strength of the temporal adapter at generation (1: as trained).
     pub temporal_scale: f32,
@@ -454,6 +454,41 @@ pub fn run_transfer(
     )
 }
 
+/// The reference and caption the tuning sees when `mode` asks for the subject on black (stored
+/// as [`MATTED_REFERENCE_FILE`]); `None` for the reference as it is, also when no subject stands
+/// out from the frame border's colours.
+fn matte_for_tuning(
+    reference: &Video,
+    caption: &str,
+    mode: matte::Matte,
+    run: &RunOptions,
+) -> Result<Option<(Video, String)>> {
+    if mode == matte::Matte::None {
+        return Ok(None);
+    }
+    let Some(video) = matte::on_black(reference) else {
+        if !run.quiet {
+            eprintln!("[matte] no subject stands out from the frame border's colours: tuning on the reference as it is");
+        }
+        return Ok(None);
+    };
+    let matted_caption = matte::plain_background_caption(caption);
+    std::fs::create_dir_all(&run.out)
+        .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
+    store_frames(&run.out.join(MATTED_REFERENCE_FILE), &video)?;
+    if !run.quiet {
+        let kept = matte::subject_mask(reference)
+            .iter()
+            .filter(|&&s| s)
+            .count();
+        eprintln!(
+            "[matte] tuning on the subject on black ({:.0} % of the pixels; {MATTED_REFERENCE_FILE}), caption \"{matted_caption}\"",
+            100.0 * kept as f64 / (video.data.len() / 3).max(1) as f64
+        );
+    }
+    Ok(Some((video, matted_caption)))
+}
+
 /// Stages 1–3 (those the method has), resuming from what `run.out` already holds.
 pub fn tune(
     model: &mut Model,
@@ -468,29 +503,11 @@ pub fn tune(
     if tunes {
         model.check_prompt("reference caption", caption)?;
     }
-    let matted = match config.matte {
-        matte::Matte::Subject if tunes => matte::on_black(reference)
-            .map(|video| (video, matte::plain_background_caption(caption))),
-        _ => None,
+    let matted = if tunes {
+        matte_for_tuning(reference, caption, config.matte, run)?
+    } else {
+        None
     };
-    if let Some((video, matted_caption)) = &matted {
-        std::fs::create_dir_all(&run.out)
-            .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
-        store_frames(&run.out.join(MATTED_REFERENCE_FILE), video)?;
-        if !run.quiet {
-            let kept = video
-                .data
-                .chunks_exact(3)
-                .filter(|p| p.iter().any(|&v| v > 0.0))
-                .count();
-            eprintln!(
-                "[matte] tuning on the subject on black ({:.0} % of the pixels; {MATTED_REFERENCE_FILE}), caption \"{matted_caption}\"",
-                100.0 * kept as f64 / (video.data.len() / 3).max(1) as f64
-            );
-        }
-    } else if config.matte == matte::Matte::Subject && tunes && !run.quiet {
-        eprintln!("[matte] no subject stands out from the frame border's colours: tuning on the reference as it is");
-    }
     let (reference, caption) = match &matted {
         Some((video, matted_caption)) => (video, matted_caption.as_str()),
         None => (reference, caption),
