@@ -58,11 +58,13 @@ pub fn subject_mask(reference: &Video) -> Vec<bool> {
     subject
 }
 
-/// `reference` with every pixel outside its [`subject_mask`] black; `None` when no frame shows
-/// a subject (then there is nothing to keep, and the reference is better tuned on as it is).
-pub fn on_black(reference: &Video) -> Option<Video> {
+/// `reference` with every pixel outside its [`subject_mask`] black, and how many pixels (over
+/// all frames) it kept; `None` when no frame shows a subject (then there is nothing to keep, and
+/// the reference is better tuned on as it is).
+pub fn on_black(reference: &Video) -> Option<(Video, usize)> {
     let subject = subject_mask(reference);
-    if !subject.contains(&true) {
+    let kept = subject.iter().filter(|&&s| s).count();
+    if kept == 0 {
         return None;
     }
     let mut matted = reference.clone();
@@ -74,7 +76,7 @@ pub fn on_black(reference: &Video) -> Option<Video> {
     {
         pixel.fill(0.0);
     }
-    Some(matted)
+    Some((matted, kept))
 }
 
 /// `caption` with its background phrase ("a striped background", "a noisy background with
@@ -148,7 +150,8 @@ mod tests {
                 }
             }
         }
-        let matted = on_black(&video).expect("a subject");
+        let (matted, kept) = on_black(&video).expect("a subject");
+        assert_eq!(kept, frames * 9);
         for f in 0..frames {
             for y in 0..height {
                 for x in 0..width {

@@ -466,7 +466,7 @@ fn matte_for_tuning(
     if mode == matte::Matte::None {
         return Ok(None);
     }
-    let Some(video) = matte::on_black(reference) else {
+    let Some((video, kept)) = matte::on_black(reference) else {
         if !run.quiet {
             eprintln!("[matte] no subject stands out from the frame border's colours: tuning on the reference as it is");
         }
@@ -477,10 +477,6 @@ fn matte_for_tuning(
         .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
     store_frames(&run.out.join(MATTED_REFERENCE_FILE), &video)?;
     if !run.quiet {
-        let kept = matte::subject_mask(reference)
-            .iter()
-            .filter(|&&s| s)
-            .count();
         eprintln!(
             "[matte] tuning on the subject on black ({:.0} % of the pixels; {MATTED_REFERENCE_FILE}), caption \"{matted_caption}\"",
             100.0 * kept as f64 / (video.data.len() / 3).max(1) as f64
