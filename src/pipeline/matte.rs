@@ -79,8 +79,9 @@ pub fn on_black(reference: &Video) -> Option<(Video, usize)> {
     Some((matted, kept))
 }
 
-/// `caption` with its background phrase ("a striped background", "a noisy background with
-/// hills") made "a plain background"; a caption without one is returned as it is.
+/// `caption` with its background phrase (as `world::caption::background_phrase` writes it: "a
+/// striped background", "a noisy background with hills") made "a plain background"; a caption
+/// without one is returned as it is.
 pub fn plain_background_caption(caption: &str) -> String {
     let words: Vec<&str> = caption.split_whitespace().collect();
     let mut out: Vec<&str> = Vec::with_capacity(words.len());

@@ -456,7 +456,7 @@ pub fn run_transfer(
 
 /// The reference and caption the tuning sees when `mode` asks for the subject on black (stored
 /// as [`MATTED_REFERENCE_FILE`]); `None` for the reference as it is, also when no subject stands
-/// out from the frame border's colours.
+/// out from the frame border's colours. `run.out` must exist.
 fn matte_for_tuning(
     reference: &Video,
     caption: &str,
@@ -473,8 +473,6 @@ fn matte_for_tuning(
         return Ok(None);
     };
     let matted_caption = matte::plain_background_caption(caption);
-    std::fs::create_dir_all(&run.out)
-        .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
     store_frames(&run.out.join(MATTED_REFERENCE_FILE), &video)?;
     if !run.quiet {
         eprintln!(
@@ -499,6 +497,8 @@ pub fn tune(
     if tunes {
         model.check_prompt("reference caption", caption)?;
     }
+    std::fs::create_dir_all(&run.out)
+        .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
     let matted = if tunes {
         matte_for_tuning(reference, caption, config.matte, run)?
     } else {
@@ -511,8 +511,6 @@ pub fn tune(
     let x0_tensor = model.video_to_tensor(reference)?;
     let x0 = x0_tensor.to_vec();
     let sparse = config.sparse_count(model.latent_frames())?;
-    std::fs::create_dir_all(&run.out)
-        .with_context(|| format!("cannot create output folder {}", run.out.display()))?;
     let mut state = RunState::open(&run.out)?;
     let path = |name: &str| run.out.join(name);
     let stop = |stage: Stage| run.stop_after.filter(|(s, _)| *s == stage).map(|(_, n)| n);
