@@ -417,6 +417,69 @@ fn curved_fraction_gives_clips_curved_paths_with_their_captions() {
     assert_eq!(phase.curved_fraction, 0.3);
 }
 
+/// `subjects_on_black_fraction` draws that share of the clips from the whole world's subjects —
+/// several objects, persons, any path — on the black background with a still camera (what the
+/// transfer's matted tuning shows the model); the rest are the one-object clips as before.
+#[test]
+fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
+    let share_of_world_subjects = |fraction: f32| {
+        let config = small_captioned_moving(TrainConfig {
+            subjects_on_black_fraction: fraction,
+            ..tiny_config()
+        });
+        let trainer = Trainer::new(config.clone()).unwrap();
+        let spec = config.spec();
+        let plane = spec.height * spec.width;
+        let (mut world, mut persons, mut total) = (0, 0, 0);
+        for step in 1..=30 {
+            let (x0, captions, _, _) = trainer.batch(step);
+            for (clip, c) in x0.chunks_exact(spec.numel()).zip(&captions) {
+                assert!(c.ends_with("on a plain background"), "{c}");
+                assert!(!c.contains("camera"), "{c}");
+                // Black (−1 on the model's scale) in every channel fills most of every frame.
+                for f in 0..spec.frames {
+                    let black = (0..plane)
+                        .filter(|&p| {
+                            (0..3).all(|ch| clip[(ch * spec.frames + f) * plane + p] <= -0.99)
+                        })
+                        .count();
+                    assert!(black * 2 > plane, "{c}: frame {f} has {black} black pixels");
+                }
+                total += 1;
+                // One article per subject and one for the background ("moves in a
+                // figure-eight" has one more, after "in").
+                let words: Vec<&str> = c.split_whitespace().collect();
+                let subjects = (0..words.len())
+                    .filter(|&i| {
+                        (words[i] == "a" || words[i] == "an") && (i == 0 || words[i - 1] != "in")
+                    })
+                    .count()
+                    - 1;
+                if subjects > 1 || c.contains("person") {
+                    world += 1;
+                }
+                if c.contains("person") {
+                    persons += 1;
+                }
+            }
+        }
+        (world as f32 / total as f32, persons)
+    };
+    assert_eq!(share_of_world_subjects(0.0), (0.0, 0));
+    // Three in four world scenes have several subjects or a person (a person in one of four).
+    let (share, persons) = share_of_world_subjects(0.5);
+    assert!((0.25..=0.5).contains(&share), "share {share}");
+    assert!(persons >= 10, "{persons} persons");
+    let phase = TrainConfig::default()
+        .new_phase(
+            &serde_json::json!({"subjects_on_black_fraction": 0.5}),
+            10,
+            "test",
+        )
+        .unwrap();
+    assert_eq!(phase.subjects_on_black_fraction, 0.5);
+}
+
 /// `faint_noise_fraction` puts that share of the clips on a static pixel-noise background of black
 /// and a dark grey at most 0.1 above it (−0.8 on the model's [−1, 1] scale), named "noisy".
 #[test]

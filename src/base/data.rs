@@ -169,6 +169,34 @@ impl World {
         }
     }
 
+    /// The subjects of a scene from the whole world (up to three objects on any path, or a figure
+    /// among them) on the black background, seen by a still camera: what the transfer's matted
+    /// tuning shows the model. Never a benchmark scene, never a caption of `excluded` (the quality
+    /// gate's), none longer than `max_words` words.
+    pub fn subjects_on_black<R: Rng + ?Sized>(
+        &self,
+        excluded: &[String],
+        max_words: usize,
+        rng: &mut R,
+    ) -> Scene {
+        let options = SceneOptions {
+            camera_probability: 0.0,
+            hills_probability: 0.0,
+            ..SceneOptions::default()
+        };
+        loop {
+            let mut scene = Scene::random(rng, &options);
+            scene.background = black_background();
+            let text = caption(&scene);
+            if text.split_whitespace().count() <= max_words
+                && !is_benchmark_scene(&scene)
+                && !excluded.contains(&text)
+            {
+                return scene;
+            }
+        }
+    }
+
     /// One object of this world's colours, shapes and sizes on black, following a curved path
     /// (`Trajectory::Circle`, `ZigZag`, `Bounce` or `FigureEight`, drawn as
     /// [`crate::world::scene::random_trajectory`] draws them), never a benchmark scene. Its caption

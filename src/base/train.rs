@@ -74,6 +74,11 @@ pub struct TrainConfig {
     /// backgrounds, camera motion, several objects, figures — the MotionBench categories, never
     /// a benchmark scene) instead of one object on black.
     pub rich_fraction: f32,
+    /// Fraction of clips drawn from the whole world's subjects on the black background, seen by a
+    /// still camera (`World::subjects_on_black`: up to three small objects on any path, figures;
+    /// never a benchmark scene): what the transfer's matted tuning shows the model (the reference's
+    /// subjects kept, everything else black), which one object on black alone never taught it.
+    pub subjects_on_black_fraction: f32,
     /// Fraction of the one-object clips whose object follows a curved path instead of a straight
     /// line: a circle, a zigzag, bounces or a figure-eight (`World::curved_scene`, captioned "circles",
     /// "zigzags right", …), the paths MotionBench's single-object cases add to straight lines.
@@ -121,6 +126,7 @@ impl Default for TrainConfig {
             still_fraction: 0.1,
             textured_fraction: 0.0,
             rich_fraction: 0.0,
+            subjects_on_black_fraction: 0.0,
             curved_fraction: 0.0,
             fine_noise_fraction: 0.0,
             faint_noise_fraction: 0.0,
@@ -158,6 +164,7 @@ macro_rules! config_fields {
         $m!(still_fraction, f32);
         $m!(textured_fraction, f32);
         $m!(rich_fraction, f32);
+        $m!(subjects_on_black_fraction, f32);
         $m!(curved_fraction, f32);
         $m!(fine_noise_fraction, f32);
         $m!(faint_noise_fraction, f32);
@@ -234,6 +241,7 @@ impl TrainConfig {
         "still_fraction",
         "textured_fraction",
         "rich_fraction",
+        "subjects_on_black_fraction",
         "curved_fraction",
         "fine_noise_fraction",
         "faint_noise_fraction",
@@ -277,6 +285,10 @@ impl TrainConfig {
             ("still_fraction", self.still_fraction),
             ("textured_fraction", self.textured_fraction),
             ("rich_fraction", self.rich_fraction),
+            (
+                "subjects_on_black_fraction",
+                self.subjects_on_black_fraction,
+            ),
             ("curved_fraction", self.curved_fraction),
             ("fine_noise_fraction", self.fine_noise_fraction),
             ("faint_noise_fraction", self.faint_noise_fraction),
@@ -669,10 +681,16 @@ impl Trainer {
             // No draw at all when a fraction is 0, so runs without rich scenes or textures stay
             // bit for bit what they were.
             let rich = c.rich_fraction > 0.0 && rng.gen::<f32>() < c.rich_fraction;
+            let on_black = !rich
+                && c.subjects_on_black_fraction > 0.0
+                && rng.gen::<f32>() < c.subjects_on_black_fraction;
+            let max_words = self.model.text.max_len;
             let mut scene = if rich {
-                let max_words = self.model.text.max_len;
                 self.world
                     .rich_scene(&self.held_out_captions, max_words, &mut rng)
+            } else if on_black {
+                self.world
+                    .subjects_on_black(&self.held_out_captions, max_words, &mut rng)
             } else if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else if c.curved_fraction > 0.0 && rng.gen::<f32>() < c.curved_fraction {
@@ -680,6 +698,8 @@ impl Trainer {
             } else {
                 self.world.training_scene(&self.held_out, &mut rng)
             };
+            // A world scene keeps its own background.
+            let rich = rich || on_black;
             if !rich && c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
                 textured_background(&mut scene, &mut rng);
             } else if !rich
