@@ -420,17 +420,20 @@ fn curved_fraction_gives_clips_curved_paths_with_their_captions() {
 /// `subjects_on_black_fraction` draws that share of the clips from the whole world's subjects —
 /// several objects, persons, any path — on the black background with a still camera (what the
 /// transfer's matted tuning shows the model); the rest are the one-object clips as before.
+/// `subjects_on_black_max_objects` 1 keeps those scenes to one subject, a shape or a person.
 #[test]
 fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
-    let share_of_world_subjects = |fraction: f32| {
+    // (share of clips with several subjects or a person, persons, most subjects in a clip)
+    let world_subjects = |fraction: f32, max_objects: usize| {
         let config = small_captioned_moving(TrainConfig {
             subjects_on_black_fraction: fraction,
+            subjects_on_black_max_objects: max_objects,
             ..tiny_config()
         });
         let trainer = Trainer::new(config.clone()).unwrap();
         let spec = config.spec();
         let plane = spec.height * spec.width;
-        let (mut world, mut persons, mut total) = (0, 0, 0);
+        let (mut world, mut persons, mut total, mut most) = (0, 0, 0, 0);
         for step in 1..=30 {
             let (x0, captions, _, _) = trainer.batch(step);
             for (clip, c) in x0.chunks_exact(spec.numel()).zip(&captions) {
@@ -455,6 +458,7 @@ fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
                     })
                     .count()
                     - 1;
+                most = most.max(subjects);
                 if subjects > 1 || c.contains("person") {
                     world += 1;
                 }
@@ -463,13 +467,19 @@ fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
                 }
             }
         }
-        (world as f32 / total as f32, persons)
+        (world as f32 / total as f32, persons, most)
     };
-    assert_eq!(share_of_world_subjects(0.0), (0.0, 0));
+    assert_eq!(world_subjects(0.0, 3), (0.0, 0, 1));
     // Three in four world scenes have several subjects or a person (a person in one of four).
-    let (share, persons) = share_of_world_subjects(0.5);
+    let (share, persons, most) = world_subjects(0.5, 3);
     assert!((0.25..=0.5).contains(&share), "share {share}");
     assert!(persons >= 10, "{persons} persons");
+    assert_eq!(most, 3);
+    // One subject each: a person in one world scene of four, otherwise one shape.
+    let (share, persons, most) = world_subjects(0.5, 1);
+    assert!((0.05..=0.2).contains(&share), "share {share}");
+    assert!(persons >= 10, "{persons} persons");
+    assert_eq!(most, 1);
     let phase = TrainConfig::default()
         .new_phase(
             &serde_json::json!({"subjects_on_black_fraction": 0.5}),

@@ -79,6 +79,9 @@ pub struct TrainConfig {
     /// never a benchmark scene): what the transfer's matted tuning shows the model (the reference's
     /// subjects kept, everything else black), which one object on black alone never taught it.
     pub subjects_on_black_fraction: f32,
+    /// Most shapes in one such scene (a person takes the place of one): 1 keeps every scene to
+    /// one subject, a shape on any path or a person.
+    pub subjects_on_black_max_objects: usize,
     /// Fraction of the one-object clips whose object follows a curved path instead of a straight
     /// line: a circle, a zigzag, bounces or a figure-eight (`World::curved_scene`, captioned "circles",
     /// "zigzags right", …), the paths MotionBench's single-object cases add to straight lines.
@@ -127,6 +130,7 @@ impl Default for TrainConfig {
             textured_fraction: 0.0,
             rich_fraction: 0.0,
             subjects_on_black_fraction: 0.0,
+            subjects_on_black_max_objects: 3,
             curved_fraction: 0.0,
             fine_noise_fraction: 0.0,
             faint_noise_fraction: 0.0,
@@ -165,6 +169,7 @@ macro_rules! config_fields {
         $m!(textured_fraction, f32);
         $m!(rich_fraction, f32);
         $m!(subjects_on_black_fraction, f32);
+        $m!(subjects_on_black_max_objects, usize);
         $m!(curved_fraction, f32);
         $m!(fine_noise_fraction, f32);
         $m!(faint_noise_fraction, f32);
@@ -242,6 +247,7 @@ impl TrainConfig {
         "textured_fraction",
         "rich_fraction",
         "subjects_on_black_fraction",
+        "subjects_on_black_max_objects",
         "curved_fraction",
         "fine_noise_fraction",
         "faint_noise_fraction",
@@ -279,6 +285,9 @@ impl TrainConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.batch == 0 {
             anyhow::bail!("batch must be at least 1");
+        }
+        if self.subjects_on_black_max_objects == 0 {
+            anyhow::bail!("subjects_on_black_max_objects must be at least 1");
         }
         for (name, v) in [
             ("caption_dropout", self.caption_dropout),
@@ -689,8 +698,12 @@ impl Trainer {
                 self.world
                     .rich_scene(&self.held_out_captions, max_words, &mut rng)
             } else if on_black {
-                self.world
-                    .subjects_on_black(&self.held_out_captions, max_words, &mut rng)
+                self.world.subjects_on_black(
+                    &self.held_out_captions,
+                    max_words,
+                    c.subjects_on_black_max_objects,
+                    &mut rng,
+                )
             } else if rng.gen::<f32>() < c.still_fraction {
                 self.still_scene(&mut rng)
             } else if c.curved_fraction > 0.0 && rng.gen::<f32>() < c.curved_fraction {
