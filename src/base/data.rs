@@ -155,18 +155,9 @@ impl World {
         max_words: usize,
         rng: &mut R,
     ) -> Scene {
-        // The text encoder always takes the benchmark's captions, one to three objects long, so
-        // most draws pass.
-        loop {
-            let scene = Scene::random(rng, &SceneOptions::default());
-            let text = caption(&scene);
-            if text.split_whitespace().count() <= max_words
-                && !is_benchmark_scene(&scene)
-                && !excluded.contains(&text)
-            {
-                return scene;
-            }
-        }
+        trainable_world_scene(excluded, max_words, rng, |rng| {
+            Scene::random(rng, &SceneOptions::default())
+        })
     }
 
     /// The subjects of a scene from the whole world (1 to `max_objects` shapes on any path, a
@@ -186,17 +177,10 @@ impl World {
             hills_probability: 0.0,
             ..SceneOptions::default()
         };
-        loop {
-            let mut scene = Scene::random(rng, &options);
-            scene.background = black_background();
-            let text = caption(&scene);
-            if text.split_whitespace().count() <= max_words
-                && !is_benchmark_scene(&scene)
-                && !excluded.contains(&text)
-            {
-                return scene;
-            }
-        }
+        trainable_world_scene(excluded, max_words, rng, |rng| Scene {
+            background: black_background(),
+            ..Scene::random(rng, &options)
+        })
     }
 
     /// One object of this world's colours, shapes and sizes on black, following a curved path
@@ -233,6 +217,27 @@ impl World {
             })
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// The first scene `draw` makes that training may show: not a benchmark scene, its caption not one
+/// of `excluded` and at most `max_words` words long. The text encoder takes the benchmark's
+/// captions, one to three subjects long, so most draws pass.
+fn trainable_world_scene<R: Rng + ?Sized>(
+    excluded: &[String],
+    max_words: usize,
+    rng: &mut R,
+    mut draw: impl FnMut(&mut R) -> Scene,
+) -> Scene {
+    loop {
+        let scene = draw(rng);
+        let text = caption(&scene);
+        if text.split_whitespace().count() <= max_words
+            && !is_benchmark_scene(&scene)
+            && !excluded.contains(&text)
+        {
+            return scene;
+        }
     }
 }
 
