@@ -75,8 +75,8 @@ pub struct TrainConfig {
     /// a benchmark scene) instead of one object on black.
     pub rich_fraction: f32,
     /// Fraction of clips drawn from the whole world's subjects on the black background, seen by a
-    /// still camera (`World::subjects_on_black`: up to three small objects on any path, figures;
-    /// never a benchmark scene): what the transfer's matted tuning shows the model (the reference's
+    /// still camera (`World::subjects_on_black`: up to `subjects_on_black_max_objects` small shapes
+    /// on any path, a person in place of one; never a benchmark scene): what the transfer's matted tuning shows the model (the reference's
     /// subjects kept, everything else black), which one object on black alone never taught it.
     pub subjects_on_black_fraction: f32,
     /// Most shapes in one such scene (a person takes the place of one): 1 keeps every scene to
