@@ -712,15 +712,18 @@ impl Trainer {
                 self.world.training_scene(&self.held_out, &mut rng)
             };
             // A world scene keeps its own background.
-            let rich = rich || on_black;
-            if !rich && c.textured_fraction > 0.0 && rng.gen::<f32>() < c.textured_fraction {
+            let keeps_background = rich || on_black;
+            if !keeps_background
+                && c.textured_fraction > 0.0
+                && rng.gen::<f32>() < c.textured_fraction
+            {
                 textured_background(&mut scene, &mut rng);
-            } else if !rich
+            } else if !keeps_background
                 && c.fine_noise_fraction > 0.0
                 && rng.gen::<f32>() < c.fine_noise_fraction
             {
                 fine_noise_background(&mut scene, &mut rng);
-            } else if !rich
+            } else if !keeps_background
                 && c.faint_noise_fraction > 0.0
                 && rng.gen::<f32>() < c.faint_noise_fraction
             {
