@@ -829,6 +829,78 @@ fn a_phase_can_add_the_frame_embedding() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Switching text layers on in a continued run starts them as the identity (the model predicts
+/// exactly what it did), trains them from there, stores them in the exported model, and a
+/// checkpoint written after that resumes bit for bit; they cannot be removed or resized.
+#[test]
+fn a_phase_can_add_text_layers() {
+    let dir = temp_dir("phase-text");
+    let path = Trainer::checkpoint_path(&dir);
+    let config = TrainConfig {
+        text_dim: 16,
+        ..tiny_config()
+    };
+    let mut t = Trainer::new(config.clone()).unwrap();
+    for _ in 0..3 {
+        t.train_step().unwrap();
+    }
+    let before = t.ema_model().unwrap();
+    let spec = t.config.spec();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let x = Tensor::randn(&[1, 3, spec.frames, spec.height, spec.width], &mut rng);
+    let caption = "a red circle moves left and a blue square moves right";
+    let predict = |m: &BaseModel| {
+        fym_autograd::no_grad(|| {
+            let text = m.text.encode(&[caption])?;
+            m.wan
+                .forward(&x, &[500.0], &text, &ForwardOptions::default())
+        })
+        .unwrap()
+        .to_vec()
+    };
+    t.start_phase(&serde_json::json!({"text_layers": 2}), "phase.json")
+        .unwrap();
+    assert_eq!(t.model.text.layers.len(), 2);
+    assert_eq!(predict(&t.ema_model().unwrap()), predict(&before));
+    for change in [0, 3] {
+        let err = t
+            .start_phase(&serde_json::json!({"text_layers": change}), "p")
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("can only be switched on"),
+            "{err:#}"
+        );
+    }
+    for _ in 0..2 {
+        t.train_step().unwrap();
+    }
+    let out = t
+        .params()
+        .get("text_encoder.layers.1.attn.to_out.weight")
+        .unwrap()
+        .to_vec();
+    assert!(out.iter().any(|&v| v != 0.0), "the layers are trained");
+    t.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::resume(&path).unwrap();
+    assert_eq!(resumed.config.text_layers, 2);
+    let (a, b) = (t.train_step().unwrap(), resumed.train_step().unwrap());
+    assert_eq!(a, b);
+
+    // The exported model keeps them, and a fresh run can have them from the start.
+    let model = t.ema_model().unwrap();
+    model.save(&dir.join("model")).unwrap();
+    let back = BaseModel::load(&dir.join("model")).unwrap();
+    assert_eq!(back.text.layers.len(), 2);
+    assert_eq!(predict(&back), predict(&model));
+    let fresh = Trainer::new(TrainConfig {
+        text_layers: 1,
+        ..config
+    })
+    .unwrap();
+    assert_eq!(fresh.model.text.layers.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Saved f32 weights load back exactly (and predict the same velocity); bf16 storage rounds
 /// every value to within 2⁻⁸ relative.
 #[test]

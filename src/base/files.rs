@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
-use fym_autograd::Tensor;
 use fym_model::text::TextEncoder;
 use fym_model::weights::{write_atomic, WEIGHTS_FILE};
 use fym_model::{WanConfig, WanModel};
@@ -122,39 +121,21 @@ impl BaseModel {
         let wan = WanModel::from_tensors(config.clone(), weights, false)?;
 
         let text_name = format!("{source}/{TEXT_ENCODER_FILE}");
-        let (mut tensors, meta) = read_safetensors(files.text_encoder, &text_name)?;
+        let (tensors, meta) = read_safetensors(files.text_encoder, &text_name)?;
         let vocab: Vec<String> = serde_json::from_str(
             meta.get("vocab")
                 .with_context(|| format!("{text_name}: no `vocab` in the metadata"))?,
         )
         .with_context(|| format!("{text_name}: `vocab` is not a JSON list of words"))?;
-        let mut take = |name: &str| {
-            tensors
-                .remove(name)
-                .with_context(|| format!("{text_name}: no tensor {name}"))
-        };
-        let (tok_shape, tok) = take("text_encoder.tokens")?;
-        let (pos_shape, pos) = take("text_encoder.positions")?;
-        if tok_shape != [vocab.len(), config.text_dim] || pos_shape.len() != 2 {
+        let text =
+            TextEncoder::from_tensors(vocab, tensors, false).with_context(|| text_name.clone())?;
+        if text.text_dim() != config.text_dim {
             anyhow::bail!(
-                "{text_name}: tokens {tok_shape:?} / positions {pos_shape:?} do not fit {} words \
-                 × text_dim {}",
-                vocab.len(),
+                "{text_name}: embeddings are {} wide, the transformer's text_dim is {}",
+                text.text_dim(),
                 config.text_dim
             );
         }
-        if pos_shape[1] != config.text_dim {
-            anyhow::bail!(
-                "{text_name}: positions {pos_shape:?}, text_dim {}",
-                config.text_dim
-            );
-        }
-        let text = TextEncoder {
-            vocab,
-            max_len: pos_shape[0],
-            tokens: Tensor::from_vec(tok, &tok_shape)?,
-            positions: Tensor::from_vec(pos, &pos_shape)?,
-        };
         Ok(BaseModel {
             wan,
             text,
@@ -186,13 +167,12 @@ impl BaseModel {
             &safetensors_bytes(&weights, &meta, dtype)?,
         )?;
 
-        let mut text = BTreeMap::new();
-        for (name, t) in [
-            ("text_encoder.tokens", &self.text.tokens),
-            ("text_encoder.positions", &self.text.positions),
-        ] {
-            text.insert(name.to_string(), (t.shape().to_vec(), t.to_vec()));
-        }
+        let text: BTreeMap<String, (Vec<usize>, Vec<f32>)> = self
+            .text
+            .named_tensors()
+            .into_iter()
+            .map(|(name, t)| (name, (t.shape().to_vec(), t.to_vec())))
+            .collect();
         let meta = BTreeMap::from([
             (
                 "vocab".to_string(),
@@ -226,11 +206,7 @@ impl BaseModel {
             .map(|(n, t)| (n.clone(), (t.shape().to_vec(), t.to_vec())))
             .collect();
         let wan = WanModel::from_tensors(self.wan.config.clone(), tensors, true)?;
-        let text = TextEncoder {
-            tokens: self.text.tokens.to_param(),
-            positions: self.text.positions.to_param(),
-            ..self.text
-        };
+        let text = self.text.into_trainable();
         Ok(BaseModel {
             wan,
             text,

@@ -97,6 +97,10 @@ pub struct TrainConfig {
     /// A learned embedding per latent frame (see `WanConfig::frame_embed_len`), so the model
     /// can tell where in the clip a frame is even from pure noise.
     pub frame_embed: bool,
+    /// Transformer layers in the text encoder after its word and position embeddings (0: the
+    /// embeddings alone), so a word's encoding can take in the words around it — a shape its
+    /// colour, when a caption names several objects.
+    pub text_layers: usize,
     /// Step at which the current learning-rate schedule (warmup, then cosine decay) began: 0 for a
     /// fresh run, the resume step for a run continued with a new schedule (`--resume --config`).
     pub schedule_start: u64,
@@ -138,6 +142,7 @@ impl Default for TrainConfig {
             edge_loss_weight: 0.0,
             checkpoint_minutes: 5.0,
             frame_embed: true,
+            text_layers: 0,
             schedule_start: 0,
         }
     }
@@ -177,6 +182,7 @@ macro_rules! config_fields {
         $m!(edge_loss_weight, f32);
         $m!(checkpoint_minutes, f32);
         $m!(frame_embed, bool);
+        $m!(text_layers, usize);
         $m!(schedule_start, u64);
     };
 }
@@ -256,6 +262,8 @@ impl TrainConfig {
         "checkpoint_minutes",
         // Only off → on: the embedding starts at zero, so the model is unchanged until trained.
         "frame_embed",
+        // Only 0 → N: the layers start as the identity (see `TextEncoder::add_layers`).
+        "text_layers",
     ];
 
     /// A new training phase for a run at `step`: the keys of `v` (only [`Self::PHASE_KEYS`])
@@ -462,6 +470,12 @@ pub fn caption_capacity(world: &World) -> usize {
     world.max_caption_words().max(bench).max(1)
 }
 
+/// The RNG that initialises the text encoder's layers (a fresh run's and a run that switches
+/// them on alike).
+fn text_layer_rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed ^ 0x7e47_1a7e)
+}
+
 /// Everything pretraining updates, in checkpoint order: the transformer's parameters (by name),
 /// then the text encoder's.
 fn trained_params(model: &BaseModel) -> ParamSet {
@@ -500,7 +514,7 @@ impl Trainer {
         config.validate()?;
         let world = World::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-        let model = BaseModel::new_random(
+        let mut model = BaseModel::new_random(
             config.wan_config(),
             config.spec(),
             &vocabulary(),
@@ -508,6 +522,12 @@ impl Trainer {
             &mut rng,
             true,
         )?;
+        if config.text_layers > 0 {
+            // Drawn after everything else, so runs without layers keep their initialisation.
+            model
+                .text
+                .add_layers(config.text_layers, &mut text_layer_rng(config.seed), true)?;
+        }
         let params = trained_params(&model);
         let opt = AdamW::new(AdamWConfig {
             lr: config.lr,
@@ -543,29 +563,45 @@ impl Trainer {
     /// new settings, the learning-rate schedule restarts at the current step.
     pub fn start_phase(&mut self, v: &Value, source: &str) -> anyhow::Result<()> {
         let next = self.config.new_phase(v, self.step, source)?;
+        let mut grown = false;
         match (self.config.frame_embed, next.frame_embed) {
             (false, true) => {
                 let len = next.wan_config().frame_embed_len;
                 self.model.wan.add_frame_embedding(len, true)?;
-                // Same parameter order as a run that had the embedding from the start, so a
-                // later `--resume` continues bit for bit.
-                let params = trained_params(&self.model);
-                let mut shadow = ParamSet::new();
-                for (name, p) in params.iter() {
-                    let key = super::ema::shadow_name(name);
-                    let t = match self.ema.shadow.get(&key) {
-                        Some(t) => t.clone(),
-                        None => Tensor::param(p.to_vec(), p.shape())?,
-                    };
-                    shadow.push(key, t);
-                }
-                self.params = params;
-                self.ema.shadow = shadow;
+                grown = true;
             }
             (true, false) => anyhow::bail!(
                 "{source}: `frame_embed` cannot be turned off (the model was trained with it)"
             ),
             _ => {}
+        }
+        match (self.config.text_layers, next.text_layers) {
+            (a, b) if a == b => {}
+            (0, n) => {
+                self.model
+                    .text
+                    .add_layers(n, &mut text_layer_rng(self.config.seed), true)?;
+                grown = true;
+            }
+            (a, b) => anyhow::bail!(
+                "{source}: `text_layers` can only be switched on (0 → N); the run has {a}, asked {b}"
+            ),
+        }
+        if grown {
+            // Same parameter order as a run that had the new tensors from the start, so a later
+            // `--resume` continues bit for bit; the new tensors' averages start at their values.
+            let params = trained_params(&self.model);
+            let mut shadow = ParamSet::new();
+            for (name, p) in params.iter() {
+                let key = super::ema::shadow_name(name);
+                let t = match self.ema.shadow.get(&key) {
+                    Some(t) => t.clone(),
+                    None => Tensor::param(p.to_vec(), p.shape())?,
+                };
+                shadow.push(key, t);
+            }
+            self.params = params;
+            self.ema.shadow = shadow;
         }
         self.config = next;
         self.opt.config.weight_decay = self.config.weight_decay;
@@ -603,6 +639,8 @@ impl Trainer {
         if let Some(obj) = config_json.as_object_mut() {
             // Checkpoints from before the per-frame embedding existed were trained without it.
             obj.entry("frame_embed").or_insert(json!(false));
+            // Nor had any checkpoint text layers before the key existed.
+            obj.entry("text_layers").or_insert(json!(0));
         }
         let config = TrainConfig::from_json(
             &config_json,
@@ -829,27 +867,21 @@ impl Trainer {
     /// A frozen model with the EMA weights and a card describing the run.
     pub fn ema_model(&self) -> anyhow::Result<BaseModel> {
         let mut wan_tensors = BTreeMap::new();
-        let (mut tokens, mut positions) = (None, None);
+        let mut text_tensors = BTreeMap::new();
         for ((name, p), (_, s)) in self.params.iter().zip(self.ema.shadow.iter()) {
             let value = (p.shape().to_vec(), s.to_vec());
-            match name {
-                "text_encoder.tokens" => tokens = Some(value),
-                "text_encoder.positions" => positions = Some(value),
-                _ => {
-                    wan_tensors.insert(name.to_string(), value);
-                }
+            if name.starts_with("text_encoder.") {
+                text_tensors.insert(name.to_string(), value);
+            } else {
+                wan_tensors.insert(name.to_string(), value);
             }
         }
         let wan = fym_model::WanModel::from_tensors(self.config.wan_config(), wan_tensors, false)?;
-        let (Some(tokens), Some(positions)) = (tokens, positions) else {
-            anyhow::bail!("text encoder parameters missing from the trained set");
-        };
-        let text = fym_model::text::TextEncoder {
-            vocab: self.model.text.vocab.clone(),
-            max_len: self.model.text.max_len,
-            tokens: Tensor::from_vec(tokens.1, &tokens.0)?,
-            positions: Tensor::from_vec(positions.1, &positions.0)?,
-        };
+        let text = fym_model::text::TextEncoder::from_tensors(
+            self.model.text.vocab.clone(),
+            text_tensors,
+            false,
+        )?;
         Ok(BaseModel {
             wan,
             text,

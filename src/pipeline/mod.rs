@@ -395,9 +395,15 @@ fn model_key(model: &Model) -> StableHash {
     for (name, t) in model.wan.params() {
         h = h.str(name).f32s(&t.data());
     }
-    h.str(&model.text.vocab.join(" "))
+    h = h
+        .str(&model.text.vocab.join(" "))
         .f32s(&model.text.tokens.data())
-        .f32s(&model.text.positions.data())
+        .f32s(&model.text.positions.data());
+    // Layers only where there are some, so the keys of models without them stay what they were.
+    for (name, t) in model.text.named_tensors().into_iter().skip(2) {
+        h = h.str(&name).f32s(&t.data());
+    }
+    h
 }
 
 /// The tuned adapters of a run and what it took to make them.
