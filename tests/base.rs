@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fym::base::data::World;
 use fym::base::eval::{gate_captions, head_stats, score_clip};
@@ -816,17 +816,20 @@ fn a_phase_can_add_the_frame_embedding() {
     assert!(format!("{:#}", off.unwrap_err()).contains("cannot be turned off"));
     assert!(t.config.frame_embed);
     t.train_step().unwrap();
-    let table = t
-        .params()
-        .get("fym_frame_embedding.weight")
-        .unwrap()
-        .to_vec();
-    assert!(table.iter().any(|&v| v != 0.0), "the embedding is trained");
-    t.save_checkpoint(&path).unwrap();
-    let mut resumed = Trainer::resume(&path).unwrap();
+    assert_trained_and_resumes(&mut t, "fym_frame_embedding.weight", &path);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tensor a phase added at zero has been trained away from it, and a checkpoint written now
+/// resumes bit for bit (returns the resumed run, one step on, as `t` is).
+fn assert_trained_and_resumes(t: &mut Trainer, added: &str, path: &Path) -> Trainer {
+    let values = t.params().get(added).unwrap().to_vec();
+    assert!(values.iter().any(|&v| v != 0.0), "{added} is trained");
+    t.save_checkpoint(path).unwrap();
+    let mut resumed = Trainer::resume(path).unwrap();
     let (a, b) = (t.train_step().unwrap(), resumed.train_step().unwrap());
     assert_eq!(a, b);
-    let _ = std::fs::remove_dir_all(&dir);
+    resumed
 }
 
 /// Switching text layers on in a continued run starts them as the identity (the model predicts
@@ -874,17 +877,9 @@ fn a_phase_can_add_text_layers() {
     for _ in 0..2 {
         t.train_step().unwrap();
     }
-    let out = t
-        .params()
-        .get("text_encoder.layers.1.attn.to_out.weight")
-        .unwrap()
-        .to_vec();
-    assert!(out.iter().any(|&v| v != 0.0), "the layers are trained");
-    t.save_checkpoint(&path).unwrap();
-    let mut resumed = Trainer::resume(&path).unwrap();
+    let resumed =
+        assert_trained_and_resumes(&mut t, "text_encoder.layers.1.attn.to_out.weight", &path);
     assert_eq!(resumed.config.text_layers, 2);
-    let (a, b) = (t.train_step().unwrap(), resumed.train_step().unwrap());
-    assert_eq!(a, b);
 
     // The exported model keeps them, and a fresh run can have them from the start.
     let model = t.ema_model().unwrap();
