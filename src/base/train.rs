@@ -523,7 +523,7 @@ impl Trainer {
             true,
         )?;
         if config.text_layers > 0 {
-            // Drawn after everything else, so runs without layers keep their initialisation.
+            // From an RNG of their own: everything else starts as in a run without layers.
             model
                 .text
                 .add_layers(config.text_layers, &mut text_layer_rng(config.seed), true)?;
