@@ -22,6 +22,10 @@ const TEXT_MLP_RATIO: usize = 4;
 
 const LAYER_NORM_EPS: f32 = 1e-5;
 
+/// Stored names of the word and position embeddings.
+const TOKENS: &str = "text_encoder.tokens";
+const POSITIONS: &str = "text_encoder.positions";
+
 /// The tensors of one text layer, by their name after `text_encoder.layers.{i}.`, with their
 /// shapes for `text_dim` d.
 fn layer_tensor_shapes(d: usize) -> [(&'static str, Vec<usize>); 16] {
@@ -44,6 +48,17 @@ fn layer_tensor_shapes(d: usize) -> [(&'static str, Vec<usize>); 16] {
         ("mlp.fc2.weight", vec![d, m]),
         ("mlp.fc2.bias", vec![d]),
     ]
+}
+
+/// Layers split `text_dim` into heads of [`TEXT_HEAD_DIM`].
+fn check_layer_width(d: usize) -> Result<()> {
+    if d.is_multiple_of(TEXT_HEAD_DIM) {
+        return Ok(());
+    }
+    Err(Error::shape(
+        "text encoder",
+        format!("text_dim {d} is not a multiple of the layers' head width {TEXT_HEAD_DIM}"),
+    ))
 }
 
 fn layer_prefix(i: usize) -> String {
@@ -148,8 +163,8 @@ impl TextEncoder {
                 .remove(name)
                 .ok_or_else(|| Error::shape("text encoder", format!("no tensor {name}")))
         };
-        let (tok_shape, tok) = take(&mut tensors, "text_encoder.tokens")?;
-        let (pos_shape, pos) = take(&mut tensors, "text_encoder.positions")?;
+        let (tok_shape, tok) = take(&mut tensors, TOKENS)?;
+        let (pos_shape, pos) = take(&mut tensors, POSITIONS)?;
         if tok_shape.len() != 2 || tok_shape[0] != vocab.len() || pos_shape.len() != 2 {
             return Err(Error::shape(
                 "text encoder",
@@ -189,11 +204,8 @@ impl TextEncoder {
                 format!("unexpected tensor {name} (layers must be numbered from 0, each complete)"),
             ));
         }
-        if !layers.is_empty() && !d.is_multiple_of(TEXT_HEAD_DIM) {
-            return Err(Error::shape(
-                "text encoder",
-                format!("text_dim {d} is not a multiple of the layers' head width {TEXT_HEAD_DIM}"),
-            ));
+        if !layers.is_empty() {
+            check_layer_width(d)?;
         }
         Ok(TextEncoder {
             vocab,
@@ -215,11 +227,8 @@ impl TextEncoder {
         trainable: bool,
     ) -> Result<()> {
         let d = self.text_dim();
-        if count > 0 && !d.is_multiple_of(TEXT_HEAD_DIM) {
-            return Err(Error::shape(
-                "text encoder",
-                format!("text_dim {d} is not a multiple of the layers' head width {TEXT_HEAD_DIM}"),
-            ));
+        if count > 0 {
+            check_layer_width(d)?;
         }
         let device = self.tokens.device();
         for _ in 0..count {
@@ -309,8 +318,8 @@ impl TextEncoder {
     /// Every tensor by its stored name: the embeddings, then each layer's.
     pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
         let mut out = vec![
-            ("text_encoder.tokens".to_string(), &self.tokens),
-            ("text_encoder.positions".to_string(), &self.positions),
+            (TOKENS.to_string(), &self.tokens),
+            (POSITIONS.to_string(), &self.positions),
         ];
         for (i, layer) in self.layers.iter().enumerate() {
             let prefix = layer_prefix(i);
@@ -324,7 +333,7 @@ impl TextEncoder {
         out
     }
 
-    /// Moves the embedding tables to `device` (trainable ones stay trainable, as new tensors).
+    /// Moves the embeddings and layers to `device` (trainable ones stay trainable, as new tensors).
     pub fn to_device(&mut self, device: fym_autograd::Device) -> Result<()> {
         self.tokens = self.tokens.to_device(device)?;
         self.positions = self.positions.to_device(device)?;
