@@ -24,6 +24,10 @@ pub struct ForwardOptions {
     /// Temporal RoPE position of each latent frame (post-patch); `None` = 0, 1, 2, … (adaptive
     /// RoPE passes the stretched positions of a sparse subset of frames here).
     pub frame_positions: Option<Vec<f64>>,
+    /// Added to the cross-attention scores before the softmax, `[B, tokens, text_len]` (shared by
+    /// every head and layer): a large negative entry keeps a video token from reading that word.
+    /// `None`: every token reads every word.
+    pub cross_attention_bias: Option<Tensor>,
 }
 
 /// Post-RoPE queries and keys of one self-attention layer (`[B, S, H·D]`), captured for head
@@ -291,6 +295,22 @@ impl WanModel {
                 ));
             }
         }
+        let cross_bias = match &opts.cross_attention_bias {
+            None => None,
+            Some(bias) => {
+                let want = [b, f * h * w, es[1]];
+                if bias.shape() != want {
+                    return Err(Error::shape(
+                        "WanModel::forward",
+                        format!(
+                            "cross-attention bias has shape {:?}; expected {want:?} (batch, video tokens, text length)",
+                            bias.shape()
+                        ),
+                    ));
+                }
+                Some(bias.reshape(&[b, 1, f * h * w, es[1]])?)
+            }
+        };
         let positions = grid_positions(f, h, w, opts.frame_positions.as_deref());
         let table: Arc<RopeTable> = Arc::new(
             rope_table(&positions, c.attention_head_dim, ROPE_THETA)
@@ -335,6 +355,7 @@ impl WanModel {
                 &ctx,
                 &tproj,
                 &table,
+                cross_bias.as_ref(),
                 heads,
                 tokens_per_frame,
                 eps,
@@ -367,6 +388,7 @@ impl WanModel {
         ctx: &Tensor,
         tproj: &Tensor,
         table: &Arc<RopeTable>,
+        cross_bias: Option<&Tensor>,
         heads: usize,
         tokens_per_frame: usize,
         eps: f32,
@@ -387,6 +409,7 @@ impl WanModel {
             &n1,
             &n1,
             Some((table, tokens_per_frame)),
+            None,
             heads,
             eps,
         )?;
@@ -402,7 +425,16 @@ impl WanModel {
         } else {
             x.clone()
         };
-        let a2 = self.attention(layer, Attn::CrossAttn, &n2, ctx, None, heads, eps)?;
+        let a2 = self.attention(
+            layer,
+            Attn::CrossAttn,
+            &n2,
+            ctx,
+            None,
+            cross_bias,
+            heads,
+            eps,
+        )?;
         let x = x.add(&a2)?;
 
         // 3. feed-forward
@@ -416,7 +448,8 @@ impl WanModel {
         Ok(x.add(&ff.mul(&c_gate)?)?)
     }
 
-    /// `WanAttention` (§6). `rope` is given for self-attention (attn1) only.
+    /// `WanAttention` (§6). `rope` is given for self-attention (attn1) only; `bias` (`[B, 1,
+    /// Sq, Skv]`, added to every head's scores) for cross-attention only.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -425,6 +458,7 @@ impl WanModel {
         xq: &Tensor,
         xkv: &Tensor,
         rope: Option<(&Arc<RopeTable>, usize)>,
+        bias: Option<&Tensor>,
         heads: usize,
         eps: f32,
     ) -> Result<Tensor> {
@@ -453,9 +487,37 @@ impl WanModel {
                 });
             }
         }
-        let o = q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?;
+        let o = match bias {
+            None => q.attention(&k, &v, heads, MaskMode::Full, tokens_per_frame)?,
+            Some(bias) => biased_attention(&q, &k, &v, bias, heads)?,
+        };
         self.project(&o, &format!("{pre}.to_out.0"), target(LoraTarget::ToOut))
     }
+}
+
+/// Multi-head attention with `bias` (`[B, 1, Sq, Skv]`) added to every head's scaled scores,
+/// composed of matmuls and a softmax: `q [B, Sq, H·D]`, `k`, `v [B, Skv, H·D]` → `[B, Sq, H·D]`.
+/// Meant for cross-attention, whose few keys make the score matrix small.
+fn biased_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    heads: usize,
+) -> Result<Tensor> {
+    let (b, sq, width) = (q.dim(0), q.dim(1), q.dim(2));
+    let skv = k.dim(1);
+    let d = width / heads;
+    let by_head = |x: &Tensor, s: usize| x.reshape(&[b, s, heads, d])?.permute(&[0, 2, 1, 3]);
+    let scores = by_head(q, sq)?
+        .matmul_t(&by_head(k, skv)?, false, true)?
+        .scale(1.0 / (d as f32).sqrt())?
+        .add(bias)?
+        .softmax()?;
+    Ok(scores
+        .matmul(&by_head(v, skv)?)?
+        .permute(&[0, 2, 1, 3])?
+        .reshape(&[b, sq, width])?)
 }
 
 /// The `[frames, len]` matrix that gives each latent frame its embedding from a `len`-row table:

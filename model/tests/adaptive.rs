@@ -2,7 +2,8 @@
 //! forward, RoPE only sees position differences, and a sparse subset of frames runs at the
 //! stretched positions of the full clip.
 
-use std::collections::BTreeMap;
+mod common;
+use common::random_model;
 
 use fym_autograd::Tensor;
 use fym_model::adaptive_rope::{adaptive_temporal_positions, baseline_temporal_positions};
@@ -21,32 +22,10 @@ fn config() -> WanConfig {
     }
 }
 
-/// Every parameter random and non-zero (new_random zeroes the output projection).
-fn random_model(config: WanConfig, seed: u64) -> WanModel {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in config.expected_parameters() {
-        let n: usize = shape.iter().product();
-        let fan_in: usize = if shape.len() >= 2 {
-            shape[1..].iter().product()
-        } else {
-            1
-        };
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        tensors.insert(
-            name,
-            (
-                shape,
-                (0..n).map(|_| rng.gen_range(-bound..bound)).collect(),
-            ),
-        );
-    }
-    WanModel::from_tensors(config, tensors, false).unwrap()
-}
-
 fn run(model: &WanModel, hidden: &Tensor, text: &Tensor, positions: Option<Vec<f64>>) -> Tensor {
     let opts = ForwardOptions {
         frame_positions: positions,
+        ..Default::default()
     };
     fym_autograd::no_grad(|| model.forward(hidden, &[400.0], text, &opts)).unwrap()
 }
@@ -113,6 +92,7 @@ fn integer_positions_equal_the_default_forward() {
             &text,
             &ForwardOptions {
                 frame_positions: Some(vec![0.0, 1.0]),
+                ..Default::default()
             },
         )
         .unwrap_err();

@@ -1,12 +1,13 @@
 //! Head classification: the streaming scores against a dense attention map computed naively, heads
 //! built to be spatial or temporal get those labels, and a random model yields a full label set.
 
-use std::collections::BTreeMap;
+mod common;
+use common::random_model;
 
 use fym_autograd::Tensor;
 use fym_model::classify::{classify_heads, head_scores, score_heads};
 use fym_model::heads::{ClassificationRule, HeadKind, HeadScores};
-use fym_model::{ForwardOptions, WanConfig, WanModel};
+use fym_model::{ForwardOptions, WanConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -159,28 +160,6 @@ fn constructed_heads_get_the_known_labels() {
     assert!(score_heads(&qt, &kt, 3, 5).is_err());
     let short = Tensor::zeros(&[batch, seq - 1, 3 * d]);
     assert!(score_heads(&qt, &short, 3, tpf).is_err());
-}
-
-fn random_model(config: WanConfig, seed: u64) -> WanModel {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in config.expected_parameters() {
-        let n: usize = shape.iter().product();
-        let fan_in: usize = if shape.len() >= 2 {
-            shape[1..].iter().product()
-        } else {
-            1
-        };
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        tensors.insert(
-            name,
-            (
-                shape,
-                (0..n).map(|_| rng.gen_range(-bound..bound)).collect(),
-            ),
-        );
-    }
-    WanModel::from_tensors(config, tensors, false).unwrap()
 }
 
 #[test]

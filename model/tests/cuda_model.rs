@@ -60,8 +60,9 @@ fn model(config: &WanConfig) -> (WanModel, ParamSet) {
     (model, params)
 }
 
-/// Loss and gradients (by parameter name) of one step on `device`.
-fn step(device: Device) -> (f32, BTreeMap<String, Vec<f32>>) {
+/// Loss and gradients (by parameter name) of one step on `device`; with `biased`, a
+/// cross-attention bias keeps some video tokens from reading some words.
+fn step(device: Device, biased: bool) -> (f32, BTreeMap<String, Vec<f32>>) {
     let cfg = config();
     let (mut model, _) = model(&cfg);
     model.to_device(device).unwrap();
@@ -73,8 +74,17 @@ fn step(device: Device) -> (f32, BTreeMap<String, Vec<f32>>) {
     let hidden = on(Tensor::randn(&shape, &mut rng));
     let target = on(Tensor::randn(&shape, &mut rng));
     let text = on(Tensor::randn(&[2, 5, cfg.text_dim], &mut rng));
+    let [pt, ph, pw] = cfg.patch_size;
+    let tokens = (3 / pt) * (4 / ph) * (6 / pw);
+    let cross_attention_bias = biased.then(|| {
+        let bias: Vec<f32> = (0..2 * tokens * 5)
+            .map(|i| if i % 3 == 1 { -1e9 } else { 0.0 })
+            .collect();
+        on(Tensor::from_vec(bias, &[2, tokens, 5]).unwrap())
+    });
     let opts = ForwardOptions {
         frame_positions: Some(vec![0.0, 1.5, 3.0]),
+        cross_attention_bias,
     };
     let out = model
         .forward(&hidden, &[900.0, 150.0], &text, &opts)
@@ -96,6 +106,15 @@ fn step(device: Device) -> (f32, BTreeMap<String, Vec<f32>>) {
 
 #[test]
 fn a_training_step_on_the_gpu_matches_the_cpu() {
+    step_on_the_gpu_matches_the_cpu(false);
+}
+
+#[test]
+fn a_training_step_with_a_cross_attention_bias_on_the_gpu_matches_the_cpu() {
+    step_on_the_gpu_matches_the_cpu(true);
+}
+
+fn step_on_the_gpu_matches_the_cpu(biased: bool) {
     let device = match Device::cuda(0) {
         Ok(d) => d,
         Err(e) => {
@@ -103,8 +122,8 @@ fn a_training_step_on_the_gpu_matches_the_cpu() {
             return;
         }
     };
-    let (want_loss, want) = step(Device::Cpu);
-    let (got_loss, got) = step(device);
+    let (want_loss, want) = step(Device::Cpu, biased);
+    let (got_loss, got) = step(device, biased);
     let loss_err = ((got_loss - want_loss) / want_loss).abs() as f64;
     println!("loss: cpu {want_loss}, gpu {got_loss}, relative error {loss_err:.1e}");
     let mut worst = (loss_err, "loss".to_string());

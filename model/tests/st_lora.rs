@@ -2,7 +2,8 @@
 //! identity, head restriction of outputs and gradients, independent spatial/temporal adapters,
 //! PEFT file round trip, and a finite-difference check of the LoRA-factor gradients.
 
-use std::collections::BTreeMap;
+mod common;
+use common::random_model;
 
 use fym_autograd::{gradcheck, Tensor};
 use fym_model::lora::{Adapter, AdapterKind, Adapters, Attn, HeadAssignment, LoraSite, LoraTarget};
@@ -10,7 +11,7 @@ use fym_model::lora_io::{read_lora, write_lora};
 use fym_model::weights::load_safetensors_with_metadata;
 use fym_model::{ForwardOptions, WanConfig, WanModel};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 /// 4 heads × 8, 2 layers: odd frame count and non-square frames come from the inputs.
 fn config() -> WanConfig {
@@ -23,28 +24,6 @@ fn config() -> WanConfig {
         num_layers: 2,
         ..WanConfig::dev()
     }
-}
-
-/// A frozen model with every parameter random and non-zero (so no branch is trivially zero).
-fn random_model(config: WanConfig, seed: u64) -> WanModel {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut tensors = BTreeMap::new();
-    for (name, shape) in config.expected_parameters() {
-        let n: usize = shape.iter().product();
-        let fan_in: usize = if shape.len() >= 2 {
-            shape[1..].iter().product()
-        } else {
-            1
-        };
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        let data: Vec<f32> = if name.ends_with("norm_q.weight") || name.ends_with("norm_k.weight") {
-            (0..n).map(|_| 1.0 + rng.gen_range(-0.2..0.2)).collect()
-        } else {
-            (0..n).map(|_| rng.gen_range(-bound..bound)).collect()
-        };
-        tensors.insert(name, (shape, data));
-    }
-    WanModel::from_tensors(config, tensors, false).unwrap()
 }
 
 struct Inputs {
