@@ -714,6 +714,52 @@ fn matted_tuning_sees_the_subject_on_black_with_a_plain_caption() {
 }
 
 #[test]
+fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
+    // The moving red square, and a blue one held still in the opposite corner.
+    let mut reference = moving_square(8, 16);
+    for f in 0..8 {
+        for y in 11..15 {
+            for x in 1..5 {
+                reference.set_pixel(f, y, x, [0.1, 0.1, 0.9]);
+            }
+        }
+    }
+    let caption = "a red square moves right and a blue square on a plain background";
+    let prompt = "a green circle moves right and a yellow star on a plain background";
+    let one_subject = "a green circle moves right on a plain background";
+    let transfer = |bind_subjects: bool, prompt: &str| {
+        let out = temp_dir(&format!("bind-{bind_subjects}-{}", prompt.len()));
+        let mut model = Model::tiny_random(2).unwrap();
+        let config = TransferConfig {
+            bind_subjects,
+            ..small_config(Method::Fym)
+        };
+        let run = RunOptions {
+            out: out.clone(),
+            quiet: true,
+            stop_after: None,
+        };
+        let o = run_transfer(&mut model, &reference, caption, prompt, &config, &run).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(o.metrics["config"]["bind_subjects"], bind_subjects);
+        (o.metrics["subjects_bound"].as_bool().unwrap(), o.result)
+    };
+    let (bound, with) = transfer(true, prompt);
+    let (unbound, without) = transfer(false, prompt);
+    assert!(bound && !unbound);
+    // The same tuning and noise; only what each token reads differs.
+    let diff = with
+        .data
+        .iter()
+        .zip(&without.data)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff > 1e-3, "binding changed nothing ({diff})");
+    // A prompt with one subject is not bound, and not an error.
+    let (bound, _) = transfer(true, one_subject);
+    assert!(!bound);
+}
+
+#[test]
 fn sparse_clips_keep_their_place_on_the_timeline() {
     let model = Model::tiny_random(1).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(4);
@@ -849,6 +895,10 @@ fn bad_inputs_give_clear_errors() {
     run(&["--motion-emphasis=-2"], "motion emphasis must be ≥ 0");
     run(&["--emphasis-mask", "everywhere"], "--emphasis-mask");
     run(&["--matte", "background"], "choose none or subject");
+    run(
+        &["--bind-subjects", "yes"],
+        "--bind-subjects \"yes\": choose on or off",
+    );
     run(
         &["--spatial-scale=-0.5"],
         "spatial adapter scale must be ≥ 0",

@@ -147,6 +147,11 @@ pub struct TuningArgs {
     /// AdamW weight decay of the temporal (motion) adapter.
     #[arg(long)]
     pub temporal_weight_decay: Option<f32>,
+    /// Bind each of the prompt's subjects to where the reference's subject of the same place in
+    /// the caption is (on or off): the video tokens there read that subject's words and not the
+    /// other subjects'. Only when the caption and prompt name the same number (two or more).
+    #[arg(long)]
+    pub bind_subjects: Option<String>,
     /// Seed of the generation noise (default: --seed).
     #[arg(long)]
     pub sample_seed: Option<u64>,
@@ -182,6 +187,13 @@ impl TuningArgs {
         }
         if let Some(v) = self.temporal_scale {
             c.temporal_scale = v;
+        }
+        if let Some(v) = &self.bind_subjects {
+            c.bind_subjects = match v.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => anyhow::bail!("--bind-subjects {v:?}: choose on or off"),
+            };
         }
         if let Some(v) = self.adapter_min_sigma {
             c.generate.adapter_min_sigma = v;

@@ -295,6 +295,7 @@ pub fn batch_loss(
     let targets = batch.targets.to_device(device)?.reshape(&shape)?;
     let opts = ForwardOptions {
         frame_positions: positions,
+        ..Default::default()
     };
     let pred = model.wan.forward(&inputs, &batch.timesteps, text, &opts)?;
     let mut loss = match weights {

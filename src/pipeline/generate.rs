@@ -88,6 +88,17 @@ impl Default for GenerateOptions {
 
 /// Samples one clip for `prompt` with the adapters currently attached to `model`.
 pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<Video> {
+    generate_bound(model, prompt, opts, None)
+}
+
+/// [`generate`] with `binding` (`[video tokens, text length]`, see [`super::binding`]) added to
+/// the cross-attention scores of every prediction for the prompt (not of the unconditional one).
+pub fn generate_bound(
+    model: &Model,
+    prompt: &str,
+    opts: &GenerateOptions,
+    binding: Option<&[f32]>,
+) -> Result<Video> {
     model.check_prompt("prompt", prompt)?;
     let clip = model.clip;
     let shape = [1, 3, clip.frames, clip.height, clip.width];
@@ -99,7 +110,7 @@ pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<V
     } else {
         model.encode(&[prompt])?
     };
-    let fwd = ForwardOptions::default();
+    let text_len = model.text.max_len;
     let has_adapters = !model.wan.adapters.list.is_empty();
     let alpha = opts.base_guidance;
     let mixed = guided && has_adapters && alpha > 0.0;
@@ -121,6 +132,20 @@ pub fn generate(model: &Model, prompt: &str, opts: &GenerateOptions) -> Result<V
             bshape[0] = count;
             let input = Tensor::from_vec(input, &bshape)?.to_device(model.device())?;
             let t = vec![sigma_to_timestep(sigma); count];
+            // Row 0 is the prompt; any other row is the empty caption, which binds nothing.
+            let cross_attention_bias = match binding {
+                Some(bias) => {
+                    let mut rows = bias.to_vec();
+                    rows.resize(count * bias.len(), 0.0);
+                    let shape = [count, bias.len() / text_len, text_len];
+                    Some(Tensor::from_vec(rows, &shape)?.to_device(model.device())?)
+                }
+                None => None,
+            };
+            let fwd = ForwardOptions {
+                cross_attention_bias,
+                ..Default::default()
+            };
             model.wan.set_adapters_enabled(adapters);
             let v = fym_autograd::no_grad(|| model.wan.forward(&input, &t, captions, &fwd));
             model.wan.set_adapters_enabled(true);

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod binding;
 pub mod classify;
 pub mod generate;
 pub mod lora;
@@ -208,6 +209,9 @@ pub struct TransferConfig {
     pub spatial_scale: f32,
     /// Strength of the temporal adapter at generation (1: as trained).
     pub temporal_scale: f32,
+    /// Bind each of the prompt's subjects to where the reference's subject of the same place in
+    /// the caption is ([`binding`]), when both name the same number (two or more).
+    pub bind_subjects: bool,
     /// Seed of the adapters' init and of every training step.
     pub seed: u64,
     pub checkpoint_every: usize,
@@ -240,6 +244,7 @@ impl Default for TransferConfig {
             generate: GenerateOptions::default(),
             spatial_scale: 1.0,
             temporal_scale: 1.0,
+            bind_subjects: false,
             seed: 0,
             checkpoint_every: 25,
         }
@@ -800,19 +805,49 @@ pub fn generate_outputs(
             config.temporal_scale,
         );
     }
+    let bind = |text: &str| -> Option<Vec<f32>> {
+        if !config.bind_subjects {
+            return None;
+        }
+        let bound = binding::bind(
+            reference,
+            caption,
+            text,
+            model.wan.config.patch_size,
+            model.text.max_len,
+            binding::DILATE,
+        );
+        match bound {
+            Ok(bias) => bias,
+            Err(why) => {
+                if !quiet {
+                    eprintln!("[bind] \"{text}\" is not bound: {why}");
+                }
+                None
+            }
+        }
+    };
+    let (result_binding, check_binding) = (bind(prompt), bind(&tuned.caption));
     let t = Instant::now();
     model.wan.adapters.list = result_adapters;
-    let generated = generate::generate(model, prompt, &config.generate).and_then(|result| {
-        let secs = t.elapsed().as_secs_f64();
-        model.wan.adapters.list = check_adapters;
-        let as_trained = GenerateOptions {
-            adapter_min_sigma: 0.0,
-            base_guidance: 0.0,
-            ..config.generate
-        };
-        let reproduced = generate::generate(model, &tuned.caption, &as_trained)?;
-        Ok((result, secs, reproduced))
-    });
+    let generated =
+        generate::generate_bound(model, prompt, &config.generate, result_binding.as_deref())
+            .and_then(|result| {
+                let secs = t.elapsed().as_secs_f64();
+                model.wan.adapters.list = check_adapters;
+                let as_trained = GenerateOptions {
+                    adapter_min_sigma: 0.0,
+                    base_guidance: 0.0,
+                    ..config.generate
+                };
+                let reproduced = generate::generate_bound(
+                    model,
+                    &tuned.caption,
+                    &as_trained,
+                    check_binding.as_deref(),
+                )?;
+                Ok((result, secs, reproduced))
+            });
     model.wan.adapters.list.clear();
     let (result, generate_secs, reproduced) = generated?;
     // Score the frames as stored, so that anyone can check metrics.json from the files.
@@ -863,6 +898,7 @@ pub fn generate_outputs(
         },
         "coherent_fraction": coherent_fraction,
         "coherent": coherent_fraction >= COHERENT_THRESHOLD,
+        "subjects_bound": result_binding.is_some(),
         "heads": head_counts,
         "final_loss": {"spatial": tuned.spatial_loss, "temporal": tuned.temporal_loss},
         "seconds": {
@@ -924,6 +960,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "temporal_scale": c.temporal_scale,
         "adapter_min_sigma": c.generate.adapter_min_sigma,
         "base_guidance": c.generate.base_guidance,
+        "bind_subjects": c.bind_subjects,
     })
 }
 
