@@ -727,12 +727,16 @@ fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
     let caption = "a red square moves right and a blue square on a plain background";
     let prompt = "a green circle moves right and a yellow star on a plain background";
     let one_subject = "a green circle moves right on a plain background";
-    let transfer = |bind_subjects: bool, prompt: &str| {
-        let out = temp_dir(&format!("bind-{bind_subjects}-{}", prompt.len()));
+    let transfer_with = |method: Method, bind_subjects: bool, prompt: &str| {
+        let out = temp_dir(&format!(
+            "bind-{}-{bind_subjects}-{}",
+            method.name(),
+            prompt.len()
+        ));
         let mut model = Model::tiny_random(2).unwrap();
         let config = TransferConfig {
             bind_subjects,
-            ..small_config(Method::Fym)
+            ..small_config(method)
         };
         let run = RunOptions {
             out: out.clone(),
@@ -744,6 +748,8 @@ fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
         assert_eq!(o.metrics["config"]["bind_subjects"], bind_subjects);
         (o.metrics["subjects_bound"].as_bool().unwrap(), o.result)
     };
+    let transfer =
+        |bind_subjects: bool, prompt: &str| transfer_with(Method::Fym, bind_subjects, prompt);
     let (bound, with) = transfer(true, prompt);
     let (unbound, without) = transfer(false, prompt);
     assert!(bound && !unbound);
@@ -756,6 +762,9 @@ fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
     assert!(diff > 1e-3, "binding changed nothing ({diff})");
     // A prompt with one subject is not bound, and not an error.
     let (bound, _) = transfer(true, one_subject);
+    assert!(!bound);
+    // The untuned baseline sees nothing of the reference, its subjects' places included.
+    let (bound, _) = transfer_with(Method::NoTuning, true, prompt);
     assert!(!bound);
 }
 

@@ -148,8 +148,9 @@ pub struct TuningArgs {
     #[arg(long)]
     pub temporal_weight_decay: Option<f32>,
     /// Bind each of the prompt's subjects to where the reference's subject of the same place in
-    /// the caption is (on or off): the video tokens there read that subject's words and not the
-    /// other subjects'. Only when the caption and prompt name the same number (two or more).
+    /// the caption is (on, the default, or off): the video tokens there read that subject's words
+    /// and not the other subjects', the tokens where the reference shows no subject read no
+    /// subject's words. Only when the caption and prompt name the same number (two or more).
     #[arg(long)]
     pub bind_subjects: Option<String>,
     /// Seed of the generation noise (default: --seed).

@@ -5,9 +5,12 @@
 //! green circle moves in a figure-eight", it colours both objects magenta. A motion transfer
 //! knows more than the prompt: the result follows the reference, so each of the reference's
 //! subjects marks where the prompt's subject of the same place in the caption will be. Binding
-//! lets the video tokens there read that subject's words and not the other subjects' (a bias on
-//! the cross-attention scores, [`fym_model::ForwardOptions::cross_attention_bias`]); every other
-//! word ("and", the background, the camera) stays readable everywhere.
+//! lets the video tokens there read that subject's words and not the other subjects', and the
+//! tokens where the reference shows no subject read no subject's words (a bias on the
+//! cross-attention scores, [`fym_model::ForwardOptions::cross_attention_bias`]); the words outside
+//! every subject's phrase ("and", the background, the camera) stay readable everywhere. The
+//! reference's subjects are found by the matte's segmentation and told apart by the colours its
+//! caption names.
 
 use std::ops::Range;
 
@@ -16,9 +19,10 @@ use crate::video::Video;
 use crate::world::{Color, Shape};
 
 /// How far (in patches) a subject's region reaches beyond the patches that hold the reference's
-/// pixels of it. None: on MotionBench-synth's multi-object cases (five seeds, the same tuned
-/// adapters) track correlation 0.70 with no reach, 0.54 with one patch, 0.48 with two (unbound
-/// 0.50); a wider region lets a subject read its neighbour's words again.
+/// pixels of it. None: on MotionBench-synth's multi-object cases (seeds 0–4, the same tuned
+/// adapters; tokens outside every region reading every word) track correlation 0.70 with no
+/// reach, 0.54 with one patch, 0.48 with two (unbound 0.50): a wider region lets a subject read
+/// its neighbour's words again.
 pub const DILATE: usize = 0;
 
 /// Added to a blocked word's cross-attention score: its weight underflows to zero.
