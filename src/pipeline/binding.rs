@@ -193,6 +193,14 @@ pub fn bind(
     }
     let colors: Vec<Color> = subjects.iter().map(|p| p.color).collect();
     let pixels = subject_pixels(reference, &colors);
+    // A subject the matte never finds would leave its words unread everywhere.
+    if let Some(missing) = (0..colors.len()).find(|&k| pixels.iter().all(|&p| p & 1 << k == 0)) {
+        return Err(format!(
+            "no pixel of the reference stands out from its background in the colour of subject {} ({})",
+            missing + 1,
+            colors[missing].name()
+        ));
+    }
     let shape = [reference.frames, reference.height, reference.width];
     let tokens = token_subjects(&pixels, shape, patch, dilate);
     Ok(Some(binding_bias(&tokens, &phrases, text_len)))
@@ -307,6 +315,12 @@ mod tests {
                 }
             }
         }
+
+        // A reference where the matte finds no subject binds nothing.
+        let mut blank = video.clone();
+        blank.data.iter_mut().for_each(|v| *v = 0.0);
+        let e = bind(&blank, &reference_caption, prompt, patch, text_len, 0).unwrap_err();
+        assert!(e.contains("subject 1 (red)"), "{e}");
 
         // Nothing to bind for one subject; a prompt with another number of subjects is an error.
         let one = "a red square on a plain background";
