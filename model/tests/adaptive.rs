@@ -3,24 +3,14 @@
 //! stretched positions of the full clip.
 
 mod common;
-use common::random_model;
+use common::{max_abs_diff, random_model, two_head_config as config};
 
 use fym_autograd::Tensor;
 use fym_model::adaptive_rope::{adaptive_temporal_positions, baseline_temporal_positions};
 use fym_model::transformer::frame_embedding_weights;
-use fym_model::{ForwardOptions, WanConfig, WanModel};
+use fym_model::{ForwardOptions, WanModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn config() -> WanConfig {
-    WanConfig {
-        num_attention_heads: 2,
-        attention_head_dim: 12,
-        text_dim: 16,
-        freq_dim: 16,
-        ..WanConfig::dev()
-    }
-}
 
 fn run(model: &WanModel, hidden: &Tensor, text: &Tensor, positions: Option<Vec<f64>>) -> Tensor {
     let opts = ForwardOptions {
@@ -28,10 +18,6 @@ fn run(model: &WanModel, hidden: &Tensor, text: &Tensor, positions: Option<Vec<f
         ..Default::default()
     };
     fym_autograd::no_grad(|| model.forward(hidden, &[400.0], text, &opts)).unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]

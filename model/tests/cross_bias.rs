@@ -4,25 +4,15 @@
 //! an error.
 
 mod common;
-use common::random_model;
+use common::{max_abs_diff, random_model, two_head_config as config};
 
 use fym_autograd::Tensor;
-use fym_model::{ForwardOptions, WanConfig};
+use fym_model::ForwardOptions;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 /// Large enough that exp(score + BLOCKED) underflows to zero next to any unblocked word.
 const BLOCKED: f32 = -1e9;
-
-fn config() -> WanConfig {
-    WanConfig {
-        num_attention_heads: 2,
-        attention_head_dim: 12,
-        text_dim: 16,
-        freq_dim: 16,
-        ..WanConfig::dev()
-    }
-}
 
 fn forward(
     model: &fym_model::WanModel,
@@ -37,10 +27,6 @@ fn forward(
     let b = hidden.dim(0);
     let t = vec![400.0; b];
     Ok(fym_autograd::no_grad(|| model.forward(hidden, &t, text, &opts))?.to_vec())
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Helpers shared by the model's integration tests.
+//! Helpers shared by the model's integration tests (each test crate uses some of them).
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -28,4 +29,19 @@ pub fn random_model(config: WanConfig, seed: u64) -> WanModel {
         );
     }
     WanModel::from_tensors(config, tensors, false).unwrap()
+}
+
+/// The dev config with 2 heads of width 12 and small text and time embeddings.
+pub fn two_head_config() -> WanConfig {
+    WanConfig {
+        num_attention_heads: 2,
+        attention_head_dim: 12,
+        text_dim: 16,
+        freq_dim: 16,
+        ..WanConfig::dev()
+    }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
