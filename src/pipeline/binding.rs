@@ -20,9 +20,10 @@ use crate::world::{Color, Shape};
 
 /// How far (in patches) a subject's region reaches beyond the patches that hold the reference's
 /// pixels of it. None: on MotionBench-synth's multi-object cases (seeds 0–4, the same tuned
-/// adapters; tokens outside every region reading every word) track correlation 0.70 with no
-/// reach, 0.54 with one patch, 0.48 with two (unbound 0.50): a wider region lets a subject read
-/// its neighbour's words again.
+/// adapters; measured with tokens outside every region reading every word and a shared patch
+/// reading every subject that touches it) track correlation 0.70 with no reach, 0.54 with one
+/// patch, 0.48 with two (unbound 0.50): a wider region lets a subject read its neighbour's words
+/// again.
 pub const DILATE: usize = 0;
 
 /// Added to a blocked word's cross-attention score: its weight underflows to zero.
@@ -112,9 +113,11 @@ pub fn subject_pixels(reference: &Video, colors: &[Color]) -> Vec<u32> {
         .collect()
 }
 
-/// Per video token of the model (latent frame, then row, then column of patches), the subjects
-/// of any pixel in its patch, spread to the tokens within `dilate` patches of it in the same
-/// latent frame (the result need not put its subject on exactly the reference's pixels).
+/// Per video token of the model (latent frame, then row, then column of patches), the subject
+/// that most of its patch's subject pixels show (every one of them on a tie; none for a patch
+/// without subject pixels), spread to the tokens within `dilate` patches of it in the same latent
+/// frame. One subject per token, not every subject that touches the patch: where two subjects
+/// meet, a patch they share reads one subject's words, so neither takes the other's colour.
 pub fn token_subjects(
     pixels: &[u32],
     [frames, height, width]: [usize; 3],
@@ -122,15 +125,27 @@ pub fn token_subjects(
     dilate: usize,
 ) -> Vec<u32> {
     let (lf, lh, lw) = (frames / pt, height / ph, width / pw);
-    let mut tokens = vec![0u32; lf * lh * lw];
+    let mut counts = vec![[0u32; u32::BITS as usize]; lf * lh * lw];
     for f in 0..lf * pt {
         for y in 0..lh * ph {
             for x in 0..lw * pw {
-                tokens[((f / pt) * lh + y / ph) * lw + x / pw] |=
-                    pixels[(f * height + y) * width + x];
+                let subjects = pixels[(f * height + y) * width + x];
+                let token = &mut counts[((f / pt) * lh + y / ph) * lw + x / pw];
+                for (k, count) in token.iter_mut().enumerate() {
+                    *count += subjects >> k & 1;
+                }
             }
         }
     }
+    let tokens: Vec<u32> = counts
+        .iter()
+        .map(|count| {
+            let most = count.iter().copied().max().unwrap_or(0);
+            (0..count.len())
+                .filter(|&k| most > 0 && count[k] == most)
+                .fold(0, |bits, k| bits | 1 << k)
+        })
+        .collect();
     let mut spread = vec![0u32; tokens.len()];
     for f in 0..lf {
         for y in 0..lh {
@@ -261,6 +276,14 @@ mod tests {
         // Patch t = 2 merges both frames into one latent frame.
         let merged = token_subjects(&pixels, [2, 4, 6], [2, 2, 2], 0);
         assert_eq!(merged, [1, 0, 0, 0, 0, 2]);
+        // A patch shared by two subjects reads the one with more of its pixels, both on a tie,
+        // and a pixel showing both (two subjects of one colour) counts for each.
+        let shared = |pixels: [u32; 4]| token_subjects(&pixels, [1, 2, 2], [1, 2, 2], 0)[0];
+        assert_eq!(shared([1, 1, 2, 0]), 1);
+        assert_eq!(shared([1, 2, 2, 0]), 2);
+        assert_eq!(shared([1, 2, 0, 0]), 3);
+        assert_eq!(shared([3, 2, 0, 0]), 2);
+        assert_eq!(shared([0, 0, 0, 0]), 0);
     }
 
     #[test]

@@ -219,8 +219,8 @@ pub struct TransferConfig {
     /// the caption is ([`binding`]), when both name the same number (two or more); for the
     /// methods that tune (`no-tuning` sees nothing of the reference). On
     /// MotionBench-synth's cases with two or more subjects (the same tuned adapters, generated
-    /// with and without): multi-object track correlation 0.68 against 0.50 over seeds 0–4 (where
-    /// the binding's settings were chosen) and 0.71 against 0.59 over seeds 5–8 (README).
+    /// with and without): multi-object track correlation 0.80 against 0.50 over seeds 0–4 (where
+    /// the binding's rules were chosen) and 0.76 against 0.59 over seeds 5–8 (README).
     pub bind_subjects: bool,
     /// Seed of the adapters' init and of every training step.
     pub seed: u64,
