@@ -110,7 +110,21 @@ pub fn generate_bound(
     } else {
         model.encode(&[prompt])?
     };
+    // The bias of a batch of `count` rows: row 0 is the prompt; any other row is the empty
+    // caption, which binds nothing. Built once per batch size the sampler asks for (1 or 2).
     let text_len = model.text.max_len;
+    let bias_rows = |count: usize| -> Result<Option<Tensor>> {
+        let Some(bias) = binding else {
+            return Ok(None);
+        };
+        let mut rows = bias.to_vec();
+        rows.resize(count * bias.len(), 0.0);
+        let shape = [count, bias.len() / text_len, text_len];
+        Ok(Some(
+            Tensor::from_vec(rows, &shape)?.to_device(model.device())?,
+        ))
+    };
+    let biases = [bias_rows(1)?, bias_rows(2)?];
     let has_adapters = !model.wan.adapters.list.is_empty();
     let alpha = opts.base_guidance;
     let mixed = guided && has_adapters && alpha > 0.0;
@@ -132,18 +146,8 @@ pub fn generate_bound(
             bshape[0] = count;
             let input = Tensor::from_vec(input, &bshape)?.to_device(model.device())?;
             let t = vec![sigma_to_timestep(sigma); count];
-            // Row 0 is the prompt; any other row is the empty caption, which binds nothing.
-            let cross_attention_bias = match binding {
-                Some(bias) => {
-                    let mut rows = bias.to_vec();
-                    rows.resize(count * bias.len(), 0.0);
-                    let shape = [count, bias.len() / text_len, text_len];
-                    Some(Tensor::from_vec(rows, &shape)?.to_device(model.device())?)
-                }
-                None => None,
-            };
             let fwd = ForwardOptions {
-                cross_attention_bias,
+                cross_attention_bias: biases[count - 1].clone(),
                 ..Default::default()
             };
             model.wan.set_adapters_enabled(adapters);
