@@ -715,11 +715,17 @@ fn matted_tuning_sees_the_subject_on_black_with_a_plain_caption() {
 
 #[test]
 fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
-    // The moving red square, and a blue one held still in the opposite corner.
-    let mut reference = moving_square(8, 16);
+    // A red square moving right and a blue one held still, both clear of the frame border (the
+    // matte takes the border's colours for background).
+    let mut reference = Video::new(8, 16, 16);
     for f in 0..8 {
-        for y in 11..15 {
-            for x in 1..5 {
+        for y in 3..6 {
+            for x in 3 + f..6 + f {
+                reference.set_pixel(f, y, x, [0.9, 0.1, 0.1]);
+            }
+        }
+        for y in 10..13 {
+            for x in 3..6 {
                 reference.set_pixel(f, y, x, [0.1, 0.1, 0.9]);
             }
         }
