@@ -65,6 +65,18 @@ fn layer_prefix(i: usize) -> String {
     format!("text_encoder.layers.{i}.")
 }
 
+/// The words of `caption` as the encoder reads them, one token each: split on whitespace,
+/// punctuation trimmed (hyphens kept), lower-cased, empty ones dropped.
+pub fn caption_words(caption: &str) -> impl Iterator<Item = String> + '_ {
+    caption
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+}
+
 pub struct TextEncoder {
     pub vocab: Vec<String>,
     pub max_len: usize,
@@ -258,18 +270,11 @@ impl TextEncoder {
         self.tokens.dim(1)
     }
 
-    /// Word ids of `caption` (lower-cased, split on whitespace), padded to `max_len`. Unknown words
-    /// or a caption longer than `max_len` are errors that list the vocabulary.
+    /// Word ids of `caption` (its [`caption_words`]), padded to `max_len`. Unknown words or a
+    /// caption longer than `max_len` are errors that list the vocabulary.
     pub fn tokenize(&self, caption: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::with_capacity(self.max_len);
-        for word in caption
-            .split_whitespace()
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-'))
-        {
-            let word = word.to_lowercase();
-            if word.is_empty() {
-                continue;
-            }
+        for word in caption_words(caption) {
             match self.vocab.iter().position(|v| *v == word) {
                 Some(i) => ids.push(i as u32),
                 None => {

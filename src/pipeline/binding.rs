@@ -14,6 +14,8 @@
 
 use std::ops::Range;
 
+use fym_model::text::caption_words;
+
 use super::matte::subject_mask;
 use crate::video::Video;
 use crate::world::{Color, Shape};
@@ -29,25 +31,12 @@ pub const DILATE: usize = 0;
 /// Added to a blocked word's cross-attention score: its weight underflows to zero.
 pub const BLOCKED: f32 = -1e9;
 
-/// One subject of a caption: its words (indices into the caption's words, which the text encoder
-/// turns into tokens one to one) and its colour.
+/// One subject of a caption: its words (indices into the caption's [`caption_words`], which the
+/// text encoder turns into tokens one to one) and its colour.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubjectPhrase {
     pub words: Range<usize>,
     pub color: Color,
-}
-
-/// The caption's words as the text encoder reads them: split on whitespace, punctuation trimmed,
-/// lower-cased, empty ones dropped.
-fn caption_words(caption: &str) -> Vec<String> {
-    caption
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric() && c != '-')
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
 }
 
 /// The subjects of a caption in the world's words ("a red circle moves right and a blue square
@@ -55,7 +44,7 @@ fn caption_words(caption: &str) -> Vec<String> {
 /// "person", and runs to the "and" before the next subject, or to the "on" (background) or
 /// "while" (camera) after it. Empty for a caption in other words.
 pub fn subject_phrases(caption: &str) -> Vec<SubjectPhrase> {
-    let words = caption_words(caption);
+    let words: Vec<String> = caption_words(caption).collect();
     let starts: Vec<(usize, Color)> = (0..words.len().saturating_sub(2))
         .filter_map(|i| {
             let color = Color::from_name(&words[i + 1]).filter(|c| c.is_object_color())?;
@@ -227,7 +216,7 @@ mod tests {
     use crate::world::{caption, render, Background, Camera, Object, Scene, Texture, Trajectory};
 
     fn phrase_words(caption: &str) -> Vec<String> {
-        let words = caption_words(caption);
+        let words: Vec<String> = caption_words(caption).collect();
         subject_phrases(caption)
             .iter()
             .map(|p| words[p.words.clone()].join(" "))
