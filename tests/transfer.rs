@@ -476,7 +476,7 @@ fn noisy_batch_matches_the_flow_matching_definition() {
         shift: 3.0,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    let b = noisy_batch(&x0, 8, plane, &clips, &sigmas, &mut rng).unwrap();
+    let b = noisy_batch(&[&x0[..]; 2], 8, plane, &clips, &sigmas, &mut rng).unwrap();
     assert_eq!(b.inputs.shape(), &[2, 3, 3, plane]);
     let (xt, v) = (b.inputs.to_vec(), b.targets.to_vec());
     for (ci, frames) in clips.iter().enumerate() {
@@ -772,6 +772,74 @@ fn two_subjects_of_a_prompt_are_bound_to_the_reference_subjects() {
     // The untuned baseline sees nothing of the reference, its subjects' places included.
     let (bound, _) = transfer_with(Method::NoTuning, true, prompt);
     assert!(!bound);
+}
+
+#[test]
+fn recolouring_changes_the_motion_tuning_only_and_only_when_asked() {
+    let reference = moving_square(8, 16);
+    let caption = "a red square moves right on a plain background";
+    let tune_with = |recolour: f32, matte: Matte| {
+        let out = temp_dir(&format!("recolour-{recolour}-{}", matte.name()));
+        let mut model = Model::tiny_random(2).unwrap();
+        let config = TransferConfig {
+            recolour,
+            matte,
+            ..small_config(Method::Fym)
+        };
+        let run = RunOptions {
+            out: out.clone(),
+            quiet: true,
+            stop_after: None,
+        };
+        let o = run_transfer(&mut model, &reference, caption, PROMPT, &config, &run).unwrap();
+        assert_eq!(number(&o.metrics, &["config", "recolour"]), recolour as f64);
+        let read = |name: &str| read_lora(out.join(name)).unwrap().factors;
+        let adapters = (read(SPATIAL_LORA_FILE), read(TEMPORAL_LORA_FILE));
+        let _ = std::fs::remove_dir_all(&out);
+        adapters
+    };
+    let (spatial, temporal) = tune_with(0.0, Matte::Subject);
+    let (spatial_recoloured, temporal_recoloured) = tune_with(1.0, Matte::Subject);
+    // The appearance stage sees the reference as it is; the motion stage sees other colours.
+    assert!(spatial == spatial_recoloured, "the spatial stage changed");
+    assert!(
+        temporal != temporal_recoloured,
+        "recolouring changed nothing"
+    );
+    // Without the matte there is no black to tell the subject from: nothing is recoloured.
+    let (_, temporal_unmatted) = tune_with(0.0, Matte::None);
+    let (_, temporal_unmatted_asked) = tune_with(1.0, Matte::None);
+    assert!(
+        temporal_unmatted == temporal_unmatted_asked,
+        "recoloured without the matte"
+    );
+    let bad = TransferConfig {
+        recolour: 1.5,
+        ..small_config(Method::Fym)
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("recolour"));
+}
+
+#[test]
+fn captions_drawn_per_clip_encode_each_clip_s_text() {
+    let model = Model::tiny_random(1).unwrap();
+    let captions = TrainCaptions::new(&model, CAPTION, 2, 0.0).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let same = captions
+        .draw_each(&model, &mut rng, &[CAPTION, CAPTION])
+        .unwrap();
+    assert_eq!(
+        same.to_vec(),
+        captions.draw(&model, &mut rng).unwrap().to_vec()
+    );
+    let mixed = captions
+        .draw_each(&model, &mut rng, &[CAPTION, PROMPT])
+        .unwrap();
+    assert_eq!(
+        mixed.to_vec(),
+        model.encode(&[CAPTION, PROMPT]).unwrap().to_vec()
+    );
+    assert!(captions.draw_each(&model, &mut rng, &[CAPTION]).is_err());
 }
 
 #[test]

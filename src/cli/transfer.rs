@@ -119,6 +119,11 @@ pub struct TuningArgs {
     /// starts from an unconditional prediction that learnt the reference too.
     #[arg(long)]
     pub caption_dropout: Option<f32>,
+    /// Probability that a clip of the temporal stage shows the matted reference's subjects in
+    /// other colours, named so in its caption (0: never), so the motion adapter learns the
+    /// motion apart from the subject's colour words.
+    #[arg(long)]
+    pub recolour: Option<f32>,
     /// Strength of the temporal stage's emphasis on the pixels where the reference changes, for
     /// references whose background holds still (default 4: a pixel that moves weighs 5× a still
     /// one; 0: every pixel alike).
@@ -221,6 +226,9 @@ impl TuningArgs {
         }
         if let Some(v) = self.caption_dropout {
             c.caption_dropout = v;
+        }
+        if let Some(v) = self.recolour {
+            c.recolour = v;
         }
         if let Some(v) = self.motion_emphasis {
             c.motion_emphasis = v;

@@ -23,11 +23,11 @@ pub struct NoisyBatch {
     pub timesteps: Vec<f32>,
 }
 
-/// Gathers `clips` (all the same length) from the reference `x0` (`[1, 3, F, H, W]` values) and
-/// noises each at its own σ with its own noise. Height and width stay flattened into one axis
+/// Gathers `clips` (all the same length), clip i from `sources[i]` (the reference, or a recoloured
+/// copy, as `[1, 3, F, H, W]` values), and noises each at its own σ with its own noise. Height and width stay flattened into one axis
 /// (`plane` pixels) until [`batch_loss`] gives them the model's clip shape.
 pub fn noisy_batch(
-    x0: &[f32],
+    sources: &[&[f32]],
     clip_frames: usize,
     plane: usize,
     clips: &[FrameList],
@@ -38,12 +38,19 @@ pub fn noisy_batch(
     if fc == 0 || clips.iter().any(|c| c.len() != fc) {
         anyhow::bail!("training batch: clips must be non-empty and of equal length");
     }
+    if sources.len() != clips.len() {
+        anyhow::bail!(
+            "training batch: {} sources for {} clips",
+            sources.len(),
+            clips.len()
+        );
+    }
     let per_clip = 3 * fc * plane;
     let mut inputs = Vec::with_capacity(clips.len() * per_clip);
     let mut targets = Vec::with_capacity(clips.len() * per_clip);
     let mut timesteps = Vec::with_capacity(clips.len());
     let mut noise = vec![0.0f32; per_clip];
-    for frames in clips {
+    for (frames, x0) in clips.iter().zip(sources) {
         let sigma = sigmas.sample(rng);
         fill_standard_normal(rng, &mut noise);
         let mut k = 0;
@@ -91,6 +98,32 @@ impl TrainCaptions {
 
     pub fn batch(&self) -> usize {
         self.caption_text.dim(0)
+    }
+
+    pub fn caption(&self) -> &str {
+        &self.caption
+    }
+
+    /// As [`TrainCaptions::draw`] for clips captioned `texts` (one per clip): the cached
+    /// embeddings when every text is the caption, the same random draws for the dropout.
+    pub fn draw_each(&self, model: &Model, rng: &mut StdRng, texts: &[&str]) -> Result<Tensor> {
+        if texts.len() != self.batch() {
+            anyhow::bail!("{} captions for a batch of {}", texts.len(), self.batch());
+        }
+        if texts.iter().all(|&t| t == self.caption) {
+            return self.draw(model, rng);
+        }
+        let captions: Vec<&str> = texts
+            .iter()
+            .map(|&t| {
+                if self.dropout > 0.0 && rng.gen::<f32>() < self.dropout {
+                    ""
+                } else {
+                    t
+                }
+            })
+            .collect();
+        model.encode(&captions)
     }
 
     /// This step's text embeddings; draws from `rng` only when `dropout` > 0, so that runs

@@ -34,7 +34,14 @@ pub fn train_spatial(
     let plane = model.clip.height * model.clip.width;
     train(plan, params, |rng, _| {
         let clips: Vec<FrameList> = (0..batch).map(|_| still_clip(model, rng)).collect();
-        let b = noisy_batch(x0, model.clip.frames, plane, &clips, sigmas, rng)?;
+        let b = noisy_batch(
+            &vec![x0; batch],
+            model.clip.frames,
+            plane,
+            &clips,
+            sigmas,
+            rng,
+        )?;
         let text = captions.draw(model, rng)?;
         batch_loss(model, &b, &text, None, None, 0.0)
     })

@@ -14,6 +14,7 @@ use rand::Rng;
 
 use super::batch::{batch_loss, noisy_batch, FrameList, MotionEmphasis, TrainCaptions};
 use super::model::Model;
+use super::recolour::Recolouring;
 use super::train::{train, TrainPlan, TrainResult};
 
 /// Which frames a motion training clip holds.
@@ -92,6 +93,8 @@ pub struct MotionObjective<'a> {
     /// Per-pixel weights of the flow-matching loss favouring where the reference changes
     /// (`None`: every pixel alike).
     pub emphasis: Option<&'a MotionEmphasis>,
+    /// Shows clips with the subjects in other colours and captions naming them (`None`: never).
+    pub recolour: Option<&'a Recolouring>,
 }
 
 /// Trains `params` (the only trainable adapter attached to `model`) on clips of `x0` drawn and
@@ -109,13 +112,26 @@ pub fn train_temporal(
         sampling,
         motion_weight,
         emphasis,
+        recolour,
     } = *objective;
     let batch = captions.batch();
     let plane = model.clip.height * model.clip.width;
     train(plan, params, |rng, _| {
         let (clips, positions) = draw_clips(model, sampling, batch, rng)?;
-        let b = noisy_batch(x0, model.clip.frames, plane, &clips, &sigmas, rng)?;
-        let text = captions.draw(model, rng)?;
+        let recoloured: Vec<Option<(Vec<f32>, String)>> = match recolour {
+            Some(r) => clips.iter().map(|_| r.draw(x0, rng)).collect(),
+            None => vec![None; clips.len()],
+        };
+        let sources: Vec<&[f32]> = recoloured
+            .iter()
+            .map(|d| d.as_ref().map_or(x0, |(x, _)| x.as_slice()))
+            .collect();
+        let b = noisy_batch(&sources, model.clip.frames, plane, &clips, &sigmas, rng)?;
+        let texts: Vec<&str> = recoloured
+            .iter()
+            .map(|d| d.as_ref().map_or(captions.caption(), |(_, t)| t.as_str()))
+            .collect();
+        let text = captions.draw_each(model, rng, &texts)?;
         let weights = emphasis.map(|e| e.gather(&clips)).transpose()?;
         batch_loss(model, &b, &text, positions, weights.as_ref(), motion_weight)
     })
