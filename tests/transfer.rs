@@ -976,6 +976,11 @@ fn bad_inputs_give_clear_errors() {
         "caption dropout must be in [0, 1)",
     );
     run(&["--motion-emphasis=-2"], "motion emphasis must be ≥ 0");
+    run(&["--recolour", "1.5"], "recolour must be in [0, 1]");
+    run(
+        &["--frame-noise-share", "2"],
+        "frame noise share must be in [0, 1]",
+    );
     run(&["--emphasis-mask", "everywhere"], "--emphasis-mask");
     run(&["--matte", "background"], "choose none or subject");
     run(

@@ -97,6 +97,11 @@ pub struct TuningArgs {
     /// words).
     #[arg(long)]
     pub base_guidance: Option<f32>,
+    /// Share of the initial noise's variance common to every frame (0: each frame its own
+    /// noise; 1: one noise for all frames), so what the sampler draws from it holds from frame
+    /// to frame.
+    #[arg(long)]
+    pub frame_noise_share: Option<f32>,
     /// Latent frames per sparse training clip.
     #[arg(long)]
     pub sparse_frames: Option<usize>,
@@ -206,6 +211,9 @@ impl TuningArgs {
         }
         if let Some(v) = self.base_guidance {
             c.generate.base_guidance = v;
+        }
+        if let Some(v) = self.frame_noise_share {
+            c.generate.frame_noise_share = v;
         }
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {

@@ -301,6 +301,10 @@ impl TransferConfig {
                 self.caption_dropout
             );
         }
+        let share = self.generate.frame_noise_share;
+        if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+            anyhow::bail!("frame noise share must be in [0, 1], got {share}");
+        }
         if !(self.recolour.is_finite() && (0.0..=1.0).contains(&self.recolour)) {
             anyhow::bail!("recolour must be in [0, 1], got {}", self.recolour);
         }
@@ -993,6 +997,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "spatial_scale": c.spatial_scale,
         "temporal_scale": c.temporal_scale,
         "adapter_min_sigma": c.generate.adapter_min_sigma,
+        "frame_noise_share": c.generate.frame_noise_share,
         "base_guidance": c.generate.base_guidance,
         "bind_subjects": c.bind_subjects,
     })
