@@ -23,9 +23,10 @@ pub struct NoisyBatch {
     pub timesteps: Vec<f32>,
 }
 
-/// Gathers `clips` (all the same length), clip i from `sources[i]` (the reference, or a recoloured
-/// copy, as `[1, 3, F, H, W]` values), and noises each at its own σ with its own noise. Height and width stay flattened into one axis
-/// (`plane` pixels) until [`batch_loss`] gives them the model's clip shape.
+/// Gathers `clips` (all the same length), clip i from `sources[i]` (the reference, or a
+/// recoloured copy, as `[1, 3, F, H, W]` values), and noises each at its own σ with its own
+/// noise. Height and width stay flattened into one axis (`plane` pixels) until [`batch_loss`]
+/// gives them the model's clip shape.
 pub fn noisy_batch(
     sources: &[&[f32]],
     clip_frames: usize,
@@ -104,6 +105,15 @@ impl TrainCaptions {
         &self.caption
     }
 
+    /// This step's text embeddings; draws from `rng` only when `dropout` > 0, so that runs
+    /// without dropout keep their random stream.
+    pub fn draw(&self, model: &Model, rng: &mut StdRng) -> Result<Tensor> {
+        if self.dropout <= 0.0 {
+            return Ok(self.caption_text.clone());
+        }
+        self.encode_with_dropout(model, rng, &vec![self.caption.as_str(); self.batch()])
+    }
+
     /// As [`TrainCaptions::draw`] for clips captioned `texts` (one per clip): the cached
     /// embeddings when every text is the caption, the same random draws for the dropout.
     pub fn draw_each(&self, model: &Model, rng: &mut StdRng, texts: &[&str]) -> Result<Tensor> {
@@ -113,6 +123,17 @@ impl TrainCaptions {
         if texts.iter().all(|&t| t == self.caption) {
             return self.draw(model, rng);
         }
+        self.encode_with_dropout(model, rng, texts)
+    }
+
+    /// `texts` encoded, each replaced by the empty caption with probability `dropout` (one draw
+    /// per text, none at all when `dropout` is 0).
+    fn encode_with_dropout(
+        &self,
+        model: &Model,
+        rng: &mut StdRng,
+        texts: &[&str],
+    ) -> Result<Tensor> {
         let captions: Vec<&str> = texts
             .iter()
             .map(|&t| {
@@ -120,24 +141,6 @@ impl TrainCaptions {
                     ""
                 } else {
                     t
-                }
-            })
-            .collect();
-        model.encode(&captions)
-    }
-
-    /// This step's text embeddings; draws from `rng` only when `dropout` > 0, so that runs
-    /// without dropout keep their random stream.
-    pub fn draw(&self, model: &Model, rng: &mut StdRng) -> Result<Tensor> {
-        if self.dropout <= 0.0 {
-            return Ok(self.caption_text.clone());
-        }
-        let captions: Vec<&str> = (0..self.batch())
-            .map(|_| {
-                if rng.gen::<f32>() < self.dropout {
-                    ""
-                } else {
-                    self.caption.as_str()
                 }
             })
             .collect();
