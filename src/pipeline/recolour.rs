@@ -104,7 +104,11 @@ impl Recolouring {
         // Nine object colours and at most four subjects in the world's captions; should a caption
         // name more, the colours left over are reused rather than failing.
         (0..self.colors.len())
-            .map(|k| pool.get(k).copied().unwrap_or_else(|| Color::OBJECT[k % 9]))
+            .map(|k| {
+                pool.get(k)
+                    .copied()
+                    .unwrap_or_else(|| Color::OBJECT[k % Color::OBJECT.len()])
+            })
             .collect()
     }
 
