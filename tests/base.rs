@@ -576,6 +576,88 @@ fn rich_fraction_mixes_the_whole_world_into_training() {
     );
 }
 
+/// Head statistics of a trainer's current (not averaged) weights on two rendered gate clips at
+/// σ = 0.5, where the gate measures them.
+fn trained_head_stats(t: &Trainer) -> Vec<Vec<fym::base::eval::HeadStats>> {
+    let spec = t.config.spec();
+    let world = World::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let clips: Vec<(String, Video)> = gate_captions(&world)[..2]
+        .iter()
+        .map(|(text, asked)| {
+            let scene = world.scene(*asked, &mut rng);
+            (
+                text.clone(),
+                render(&scene, spec.frames, spec.height, spec.width).0,
+            )
+        })
+        .collect();
+    head_stats(&t.model, &clips, 0.5, 3).unwrap()
+}
+
+/// `head_role_weight` makes the chosen head of every layer clearly spatial and the other clearly
+/// temporal by the gate's measure, where the same training without it does not; the roles are
+/// part of the checkpoint (a resumed run goes on bit for bit) and are checked.
+#[test]
+fn head_role_weight_makes_the_chosen_heads_spatial_and_temporal() {
+    let config = TrainConfig {
+        frames: 8,
+        lr: 1e-2,
+        decay_steps: 200,
+        motion_loss_weight: 0.0,
+        ..tiny_config()
+    };
+    let roles = TrainConfig {
+        head_role_weight: 1.0,
+        spatial_role_head: 1,
+        temporal_role_head: 0,
+        ..config.clone()
+    };
+    let train = |c: &TrainConfig| {
+        let mut t = Trainer::new(c.clone()).unwrap();
+        for _ in 0..40 {
+            t.train_step().unwrap();
+        }
+        t
+    };
+    let (plain, shaped) = (train(&config), train(&roles));
+    for (l, heads) in trained_head_stats(&shaped).iter().enumerate() {
+        assert!(heads[1].clearly_spatial(), "layer {l}: {:?}", heads[1]);
+        assert!(heads[0].clearly_temporal(), "layer {l}: {:?}", heads[0]);
+    }
+    let plain_stats = trained_head_stats(&plain);
+    assert!(
+        !plain_stats
+            .iter()
+            .all(|h| h[1].clearly_spatial() && h[0].clearly_temporal()),
+        "without the loss the heads should not all take these roles: {plain_stats:?}"
+    );
+
+    let dir = temp_dir("head-roles");
+    let path = Trainer::checkpoint_path(&dir);
+    let mut t = shaped;
+    t.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::resume(&path).unwrap();
+    assert_eq!(resumed.config.head_role_weight, 1.0);
+    assert_eq!(t.train_step().unwrap(), resumed.train_step().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    for (bad, why) in [
+        (
+            serde_json::json!({"head_role_weight": 0.1, "spatial_role_head": 1, "temporal_role_head": 1}),
+            "two different heads",
+        ),
+        (
+            serde_json::json!({"head_role_weight": 0.1, "temporal_role_head": 2}),
+            "two different heads",
+        ),
+        (serde_json::json!({"head_role_weight": -1.0}), "≥ 0"),
+    ] {
+        let err = t.start_phase(&bad, "phase.json").unwrap_err();
+        assert!(format!("{err:#}").contains(why), "{bad}: {err:#}");
+    }
+}
+
 /// N steps in one go and N/2 + checkpoint + resume + N/2 give identical weights and EMA.
 #[test]
 fn resume_is_bit_for_bit() {

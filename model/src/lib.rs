@@ -16,5 +16,5 @@ pub mod weights;
 
 pub use config::WanConfig;
 pub use error::{Error, Result};
-pub use transformer::{ForwardOptions, WanModel};
+pub use transformer::{CapturedAttention, ForwardOptions, WanModel};
 pub use weights::HostTensor;

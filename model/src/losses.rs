@@ -2,6 +2,7 @@
 
 use fym_autograd::Tensor;
 
+use crate::heads::HeadKind;
 use crate::{Error, Result};
 
 /// Small constant keeping the cosine defined for motionless pixels.
@@ -64,4 +65,81 @@ pub fn weighted_flow_matching_loss(
         .square()?
         .mul(weights)?
         .mean_all()?)
+}
+
+/// Keeps `log p` finite where a softmax underflows.
+const LOG_EPS: f32 = 1e-12;
+
+/// How far one self-attention head is from playing `role`: the cross-entropy between each of its
+/// attention rows and the uniform distribution over that row's pseudo mask — the query's own
+/// frame for [`HeadKind::Spatial`], the query's position in every other frame for
+/// [`HeadKind::Temporal`], the masks head classification compares attention with — less that
+/// distribution's entropy, averaged over rows: a KL divergence, 0 when the head attends evenly
+/// over its mask and nowhere else.
+///
+/// `q`, `k`: post-RoPE `[B, S, H·D]` (what [`crate::WanModel::start_capture_on_graph`] records),
+/// `S = frames · tokens_per_frame`; `head` indexes the `heads` heads. Pretraining adds it for
+/// chosen heads so that some heads of a small model are clearly spatial or temporal, which head
+/// classification and the two adapters rely on.
+pub fn head_role_loss(
+    q: &Tensor,
+    k: &Tensor,
+    heads: usize,
+    head: usize,
+    role: HeadKind,
+    tokens_per_frame: usize,
+) -> Result<Tensor> {
+    let bad = |why: String| Err(Error::shape("head_role_loss", why));
+    if q.rank() != 3 || q.shape() != k.shape() {
+        return bad(format!(
+            "q {:?} and k {:?} must both be [B, S, H·D]",
+            q.shape(),
+            k.shape()
+        ));
+    }
+    let (batch, seq, width) = (q.dim(0), q.dim(1), q.dim(2));
+    if heads == 0 || width % heads != 0 || head >= heads {
+        return bad(format!("head {head} of {heads} heads over width {width}"));
+    }
+    if tokens_per_frame == 0 || seq % tokens_per_frame != 0 {
+        return bad(format!(
+            "{seq} tokens are not whole frames of {tokens_per_frame}"
+        ));
+    }
+    let frames = seq / tokens_per_frame;
+    let mask_size = match role {
+        HeadKind::Spatial => tokens_per_frame,
+        HeadKind::Temporal => frames - 1,
+    };
+    if mask_size == 0 {
+        return bad("a temporal head needs at least two frames".into());
+    }
+    let d = width / heads;
+    let probs = q
+        .slice(2, head * d, d)?
+        .matmul_t(&k.slice(2, head * d, d)?, false, true)?
+        .scale(1.0 / (d as f32).sqrt())?
+        .softmax()?;
+    // Each row's target: 1/|mask| on its mask.
+    let mut target = vec![0.0f32; seq * seq];
+    for (i, row) in target.chunks_exact_mut(seq).enumerate() {
+        for (j, t) in row.iter_mut().enumerate() {
+            let inside = match role {
+                HeadKind::Spatial => i / tokens_per_frame == j / tokens_per_frame,
+                HeadKind::Temporal => i % tokens_per_frame == j % tokens_per_frame && i != j,
+            };
+            if inside {
+                *t = 1.0 / mask_size as f32;
+            }
+        }
+    }
+    let target = Tensor::from_vec(target, &[seq, seq])?.to_device(q.device())?;
+    let rows = (batch * seq) as f32;
+    // KL = −Σ t·log p / rows − log |mask|.
+    Ok(probs
+        .affine(1.0, LOG_EPS)?
+        .log()?
+        .mul(&target)?
+        .sum_all()?
+        .affine(-1.0 / rows, -(mask_size as f32).ln())?)
 }

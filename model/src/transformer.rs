@@ -31,7 +31,7 @@ pub struct ForwardOptions {
 }
 
 /// Post-RoPE queries and keys of one self-attention layer (`[B, S, H·D]`), captured for head
-/// classification.
+/// classification (detached) or for a loss on the attention itself (on the graph).
 pub struct CapturedAttention {
     pub q: Tensor,
     pub k: Tensor,
@@ -45,7 +45,14 @@ pub struct WanModel {
     /// Whether `adapters` take part in the forward (a sampler can leave them out at some noise
     /// levels without detaching them).
     adapters_enabled: Cell<bool>,
-    capture: RefCell<Option<Vec<CapturedAttention>>>,
+    capture: RefCell<Option<Capture>>,
+}
+
+/// What a forward records while capturing.
+struct Capture {
+    /// Keep the captured q and k on the autograd graph, so a loss on them trains the model.
+    on_graph: bool,
+    layers: Vec<CapturedAttention>,
 }
 
 impl WanModel {
@@ -191,14 +198,31 @@ impl WanModel {
         set
     }
 
-    /// Starts capturing every self-attention's post-RoPE q and k (head classification).
+    /// Starts capturing every self-attention's post-RoPE q and k, detached (head classification).
     pub fn start_capture(&self) {
-        *self.capture.borrow_mut() = Some(Vec::new());
+        self.start_capture_as(false);
+    }
+
+    /// Starts capturing every self-attention's post-RoPE q and k on the autograd graph, so that a
+    /// loss on the attention they make (`losses::head_role_loss`) trains the layers behind them.
+    pub fn start_capture_on_graph(&self) {
+        self.start_capture_as(true);
+    }
+
+    fn start_capture_as(&self, on_graph: bool) {
+        *self.capture.borrow_mut() = Some(Capture {
+            on_graph,
+            layers: Vec::new(),
+        });
     }
 
     /// Stops capturing and returns what was captured (one entry per layer).
     pub fn take_capture(&self) -> Vec<CapturedAttention> {
-        self.capture.borrow_mut().take().unwrap_or_default()
+        self.capture
+            .borrow_mut()
+            .take()
+            .map(|c| c.layers)
+            .unwrap_or_default()
     }
 
     fn p(&self, name: &str) -> Result<&Tensor> {
@@ -481,9 +505,10 @@ impl WanModel {
             k = k.rope(table, heads)?;
             tokens_per_frame = tpf;
             if let Some(cap) = self.capture.borrow_mut().as_mut() {
-                cap.push(CapturedAttention {
-                    q: q.detach(),
-                    k: k.detach(),
+                let keep = |t: &Tensor| if cap.on_graph { t.clone() } else { t.detach() };
+                cap.layers.push(CapturedAttention {
+                    q: keep(&q),
+                    k: keep(&k),
                 });
             }
         }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use fym_autograd::{Device, ParamSet, Tensor};
+use fym_model::heads::HeadKind;
 use fym_model::lora::{Adapter, AdapterKind};
+use fym_model::losses::head_role_loss;
 use fym_model::{ForwardOptions, WanConfig, WanModel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -61,8 +63,9 @@ fn model(config: &WanConfig) -> (WanModel, ParamSet) {
 }
 
 /// Loss and gradients (by parameter name) of one step on `device`; with `biased`, a
-/// cross-attention bias keeps some video tokens from reading some words.
-fn step(device: Device, biased: bool) -> (f32, BTreeMap<String, Vec<f32>>) {
+/// cross-attention bias keeps some video tokens from reading some words; with `roles`, the loss
+/// adds the head-role loss of every layer (head 0 spatial, head 1 temporal).
+fn step(device: Device, biased: bool, roles: bool) -> (f32, BTreeMap<String, Vec<f32>>) {
     let cfg = config();
     let (mut model, _) = model(&cfg);
     model.to_device(device).unwrap();
@@ -86,11 +89,23 @@ fn step(device: Device, biased: bool) -> (f32, BTreeMap<String, Vec<f32>>) {
         frame_positions: Some(vec![0.0, 1.5, 3.0]),
         cross_attention_bias,
     };
+    if roles {
+        model.start_capture_on_graph();
+    }
     let out = model
         .forward(&hidden, &[900.0, 150.0], &text, &opts)
         .unwrap();
     assert_eq!(out.device(), device);
-    let loss = out.mse_loss(&target).unwrap();
+    let mut loss = out.mse_loss(&target).unwrap();
+    for layer in model.take_capture() {
+        for (head, role) in [(0, HeadKind::Spatial), (1, HeadKind::Temporal)] {
+            let heads = cfg.num_attention_heads;
+            let tokens_per_frame = tokens / (3 / pt);
+            let l =
+                head_role_loss(&layer.q, &layer.k, heads, head, role, tokens_per_frame).unwrap();
+            loss = loss.add(&l.scale(0.1).unwrap()).unwrap();
+        }
+    }
     let grads = loss.backward().unwrap();
     let by_name = params
         .iter()
@@ -106,15 +121,20 @@ fn step(device: Device, biased: bool) -> (f32, BTreeMap<String, Vec<f32>>) {
 
 #[test]
 fn a_training_step_on_the_gpu_matches_the_cpu() {
-    step_on_the_gpu_matches_the_cpu(false);
+    step_on_the_gpu_matches_the_cpu(false, false);
 }
 
 #[test]
 fn a_training_step_with_a_cross_attention_bias_on_the_gpu_matches_the_cpu() {
-    step_on_the_gpu_matches_the_cpu(true);
+    step_on_the_gpu_matches_the_cpu(true, false);
 }
 
-fn step_on_the_gpu_matches_the_cpu(biased: bool) {
+#[test]
+fn a_training_step_with_the_head_role_loss_on_the_gpu_matches_the_cpu() {
+    step_on_the_gpu_matches_the_cpu(false, true);
+}
+
+fn step_on_the_gpu_matches_the_cpu(biased: bool, roles: bool) {
     let device = match Device::cuda(0) {
         Ok(d) => d,
         Err(e) => {
@@ -122,8 +142,8 @@ fn step_on_the_gpu_matches_the_cpu(biased: bool) {
             return;
         }
     };
-    let (want_loss, want) = step(Device::Cpu, biased);
-    let (got_loss, got) = step(device, biased);
+    let (want_loss, want) = step(Device::Cpu, biased, roles);
+    let (got_loss, got) = step(device, biased, roles);
     let loss_err = ((got_loss - want_loss) / want_loss).abs() as f64;
     println!("loss: cpu {want_loss}, gpu {got_loss}, relative error {loss_err:.1e}");
     let mut worst = (loss_err, "loss".to_string());

@@ -3,7 +3,10 @@
 //! gradients, and the flow-matching MSE, plain and weighted.
 
 use fym_autograd::{gradcheck, Tensor};
-use fym_model::losses::{flow_matching_loss, motion_loss, weighted_flow_matching_loss};
+use fym_model::heads::HeadKind;
+use fym_model::losses::{
+    flow_matching_loss, head_role_loss, motion_loss, weighted_flow_matching_loss,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -203,4 +206,176 @@ fn weighted_flow_matching_loss_weighs_each_squared_error() {
     assert!(report.max_rel_err < 1e-3, "{report:?}");
     let wrong = Tensor::zeros(&[1, 2, 4, 3, 2]);
     assert!(weighted_flow_matching_loss(&ones, &ones, &wrong).is_err());
+}
+
+/// Attention probabilities of head `head` (f64): `softmax(q·kᵀ/√d)` per batch entry.
+fn naive_head_probs(q: &[f32], k: &[f32], dims: [usize; 4], head: usize) -> Vec<f64> {
+    let [batch, seq, heads, d] = dims;
+    let width = heads * d;
+    let mut p = vec![0.0f64; batch * seq * seq];
+    for b in 0..batch {
+        for i in 0..seq {
+            let row = &mut p[(b * seq + i) * seq..(b * seq + i + 1) * seq];
+            for (j, s) in row.iter_mut().enumerate() {
+                *s = (0..d)
+                    .map(|c| {
+                        let at =
+                            |t: &[f32], n: usize| t[(b * seq + n) * width + head * d + c] as f64;
+                        at(q, i) * at(k, j)
+                    })
+                    .sum::<f64>()
+                    / (d as f64).sqrt();
+            }
+            let max = row.iter().cloned().fold(f64::MIN, f64::max);
+            let sum: f64 = row.iter().map(|s| (s - max).exp()).sum();
+            for s in row.iter_mut() {
+                *s = (*s - max).exp() / sum;
+            }
+        }
+    }
+    p
+}
+
+/// `KL(uniform over the row's mask ‖ attention row)`, averaged over rows, from explicit loops.
+fn naive_head_role_loss(
+    probs: &[f64],
+    batch: usize,
+    seq: usize,
+    tpf: usize,
+    temporal: bool,
+) -> f64 {
+    let mut total = 0.0;
+    for b in 0..batch {
+        for i in 0..seq {
+            let mask: Vec<usize> = (0..seq)
+                .filter(|&j| {
+                    if temporal {
+                        j % tpf == i % tpf && j != i
+                    } else {
+                        j / tpf == i / tpf
+                    }
+                })
+                .collect();
+            let t = 1.0 / mask.len() as f64;
+            total += mask
+                .iter()
+                .map(|&j| t * (t / probs[(b * seq + i) * seq + j]).ln())
+                .sum::<f64>();
+        }
+    }
+    total / (batch * seq) as f64
+}
+
+fn random_qk(rng: &mut StdRng, n: usize, spread: f32) -> Tensor {
+    let v = (0..n).map(|_| rng.gen_range(-spread..spread)).collect();
+    Tensor::from_vec(v, &[n]).unwrap()
+}
+
+#[test]
+fn head_role_loss_matches_the_naive_reference() {
+    // 2 clips of 3 frames × 4 tokens, 3 heads of width 4.
+    let (batch, frames, tpf, heads, d) = (2, 3, 4, 3, 4);
+    let seq = frames * tpf;
+    let shape = [batch, seq, heads * d];
+    let mut rng = StdRng::seed_from_u64(4);
+    let n = batch * seq * heads * d;
+    let q = random_qk(&mut rng, n, 1.5).reshape(&shape).unwrap();
+    let k = random_qk(&mut rng, n, 1.5).reshape(&shape).unwrap();
+    for head in 0..heads {
+        let probs = naive_head_probs(&q.to_vec(), &k.to_vec(), [batch, seq, heads, d], head);
+        for (role, temporal) in [(HeadKind::Spatial, false), (HeadKind::Temporal, true)] {
+            let got = head_role_loss(&q, &k, heads, head, role, tpf)
+                .unwrap()
+                .item()
+                .unwrap() as f64;
+            let want = naive_head_role_loss(&probs, batch, seq, tpf, temporal);
+            assert!(
+                (got - want).abs() < 1e-4 * want.max(1.0),
+                "head {head} {role:?}: got {got}, want {want}"
+            );
+            assert!(
+                want > 0.05,
+                "random attention is far from any mask ({want})"
+            );
+        }
+    }
+}
+
+#[test]
+fn head_role_loss_is_near_zero_for_a_head_that_plays_its_role() {
+    // One head of width 2·frames: the query's spatial position (one-hot over `tpf`) in the first
+    // half, its frame (one-hot) in the second. Keys: a large weight on the same position and a
+    // large negative one on the same frame makes the head look at its position in the other
+    // frames; a large weight on the frame alone makes it look evenly over its own frame.
+    let (frames, tpf) = (3, 4);
+    let seq = frames * tpf;
+    let d = tpf + frames;
+    let (mut q, mut k_temporal, mut k_spatial) = (
+        vec![0.0f32; seq * d],
+        vec![0.0; seq * d],
+        vec![0.0; seq * d],
+    );
+    for i in 0..seq {
+        q[i * d + i % tpf] = 1.0;
+        q[i * d + tpf + i / tpf] = 1.0;
+        k_temporal[i * d + i % tpf] = 40.0;
+        k_temporal[i * d + tpf + i / tpf] = -40.0;
+        k_spatial[i * d + tpf + i / tpf] = 40.0;
+    }
+    let t = |v: Vec<f32>| Tensor::from_vec(v, &[1, seq, d]).unwrap();
+    let loss = |k: &Vec<f32>, role| {
+        head_role_loss(&t(q.clone()), &t(k.clone()), 1, 0, role, tpf)
+            .unwrap()
+            .item()
+            .unwrap()
+    };
+    let (temporal_as_temporal, temporal_as_spatial) = (
+        loss(&k_temporal, HeadKind::Temporal),
+        loss(&k_temporal, HeadKind::Spatial),
+    );
+    let (spatial_as_spatial, spatial_as_temporal) = (
+        loss(&k_spatial, HeadKind::Spatial),
+        loss(&k_spatial, HeadKind::Temporal),
+    );
+    assert!(temporal_as_temporal.abs() < 1e-3, "{temporal_as_temporal}");
+    assert!(spatial_as_spatial.abs() < 1e-3, "{spatial_as_spatial}");
+    assert!(temporal_as_spatial > 5.0, "{temporal_as_spatial}");
+    assert!(spatial_as_temporal > 5.0, "{spatial_as_temporal}");
+}
+
+#[test]
+fn head_role_loss_gradients_match_finite_differences() {
+    let (batch, frames, tpf, heads, d) = (1, 2, 3, 2, 3);
+    let seq = frames * tpf;
+    let shape = [batch, seq, heads * d];
+    let mut rng = StdRng::seed_from_u64(5);
+    let n = batch * seq * heads * d;
+    let q = random_qk(&mut rng, n, 1.0).reshape(&shape).unwrap();
+    let k = random_qk(&mut rng, n, 1.0).reshape(&shape).unwrap();
+    for role in [HeadKind::Spatial, HeadKind::Temporal] {
+        let report = gradcheck(
+            |ps| {
+                head_role_loss(&ps[0], &ps[1], heads, 1, role, tpf)
+                    .map_err(|e| fym_autograd::Error::shape("head_role_loss", e.to_string()))
+            },
+            &[q.clone(), k.clone()],
+            3e-3,
+        )
+        .unwrap();
+        eprintln!("head role loss ({role:?}) gradcheck: {report:?}");
+        assert_eq!(report.checked, 2 * n);
+        assert!(report.max_rel_err < 2e-3, "{role:?}: {report:?}");
+    }
+}
+
+#[test]
+fn head_role_loss_rejects_what_it_cannot_measure() {
+    let t = |shape: &[usize]| Tensor::zeros(shape);
+    let q = t(&[1, 6, 4]);
+    assert!(head_role_loss(&q, &t(&[1, 6, 2]), 2, 0, HeadKind::Spatial, 3).is_err());
+    assert!(head_role_loss(&q, &q, 2, 2, HeadKind::Spatial, 3).is_err());
+    assert!(head_role_loss(&q, &q, 3, 0, HeadKind::Spatial, 3).is_err());
+    assert!(head_role_loss(&q, &q, 2, 0, HeadKind::Spatial, 4).is_err());
+    assert!(head_role_loss(&q, &q, 2, 0, HeadKind::Temporal, 6).is_err());
+    assert!(head_role_loss(&q, &q, 2, 0, HeadKind::Spatial, 6).is_ok());
 }

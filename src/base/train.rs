@@ -16,7 +16,9 @@ use anyhow::Context;
 use fym_autograd::{AdamW, AdamWConfig, ParamSet, Tensor};
 use fym_kernels::cpu::pool::{parallel_for, SharedMut};
 use fym_model::flow::{fill_standard_normal, SigmaDistribution, TrainSigmaSampler};
-use fym_model::{ForwardOptions, WanConfig};
+use fym_model::heads::HeadKind;
+use fym_model::losses::head_role_loss;
+use fym_model::{CapturedAttention, ForwardOptions, WanConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use serde_json::{json, Value};
@@ -93,6 +95,14 @@ pub struct TrainConfig {
     /// the boundary between object and black background, see [`outline_weights`]), 0 = plain
     /// flow matching: the outline is where a circle and a square differ.
     pub edge_loss_weight: f32,
+    /// Weight of the head-role loss (`fym_model::losses::head_role_loss`, 0 = off): in every
+    /// layer, head `spatial_role_head` is asked to attend evenly over its query's own frame and
+    /// head `temporal_role_head` over its query's position in the other frames. Without it no head
+    /// of the small model became clearly spatial or temporal on one object on black (see
+    /// docs/base_model.md), which head classification and the two adapters rely on.
+    pub head_role_weight: f32,
+    pub spatial_role_head: usize,
+    pub temporal_role_head: usize,
     pub checkpoint_minutes: f32,
     /// A learned embedding per latent frame (see `WanConfig::frame_embed_len`), so the model
     /// can tell where in the clip a frame is even from pure noise.
@@ -140,6 +150,9 @@ impl Default for TrainConfig {
             faint_noise_fraction: 0.0,
             motion_loss_weight: 0.0,
             edge_loss_weight: 0.0,
+            head_role_weight: 0.0,
+            spatial_role_head: 0,
+            temporal_role_head: 1,
             checkpoint_minutes: 5.0,
             frame_embed: true,
             text_layers: 0,
@@ -180,6 +193,9 @@ macro_rules! config_fields {
         $m!(faint_noise_fraction, f32);
         $m!(motion_loss_weight, f32);
         $m!(edge_loss_weight, f32);
+        $m!(head_role_weight, f32);
+        $m!(spatial_role_head, usize);
+        $m!(temporal_role_head, usize);
         $m!(checkpoint_minutes, f32);
         $m!(frame_embed, bool);
         $m!(text_layers, usize);
@@ -259,6 +275,9 @@ impl TrainConfig {
         "faint_noise_fraction",
         "motion_loss_weight",
         "edge_loss_weight",
+        "head_role_weight",
+        "spatial_role_head",
+        "temporal_role_head",
         "checkpoint_minutes",
         // Only off → on: the embedding starts at zero, so the model is unchanged until trained.
         "frame_embed",
@@ -315,8 +334,24 @@ impl TrainConfig {
                 anyhow::bail!("{name} must be in [0, 1], got {v}");
             }
         }
-        if !(self.edge_loss_weight >= 0.0 && self.motion_loss_weight >= 0.0) {
-            anyhow::bail!("edge_loss_weight and motion_loss_weight must be ≥ 0");
+        if !(self.edge_loss_weight >= 0.0
+            && self.motion_loss_weight >= 0.0
+            && self.head_role_weight >= 0.0)
+        {
+            anyhow::bail!("edge_loss_weight, motion_loss_weight and head_role_weight must be ≥ 0");
+        }
+        if self.head_role_weight > 0.0 {
+            let (s, t) = (self.spatial_role_head, self.temporal_role_head);
+            if s >= self.heads || t >= self.heads || s == t {
+                anyhow::bail!(
+                    "spatial_role_head ({s}) and temporal_role_head ({t}) must be two different \
+                     heads of the {} (0-based)",
+                    self.heads
+                );
+            }
+            if self.frames / self.patch_size[0] < 2 {
+                anyhow::bail!("head_role_weight needs at least two latent frames");
+            }
         }
         if !(self.lr > 0.0 && self.lr_min >= 0.0 && self.sigma_shift > 0.0) {
             anyhow::bail!("lr, lr_min and sigma_shift must be positive");
@@ -826,10 +861,16 @@ impl Trainer {
             .iter()
             .map(|&s| fym_model::flow::sigma_to_timestep(s))
             .collect();
+        let roles = c.head_role_weight > 0.0;
+        if roles {
+            self.model.wan.start_capture_on_graph();
+        }
         let pred = self
             .model
             .wan
-            .forward(&xt, &timesteps, &text, &ForwardOptions::default())?;
+            .forward(&xt, &timesteps, &text, &ForwardOptions::default());
+        let captured = self.model.wan.take_capture();
+        let pred = pred?;
         let mut loss = if c.edge_loss_weight > 0.0 {
             let weights = outline_weights(&x0, &spec, c.batch, c.edge_loss_weight);
             let weights = Tensor::from_vec(weights, &shape)?.to_device(device)?;
@@ -844,6 +885,10 @@ impl Trainer {
             };
             let motion = diff(&pred)?.mse_loss(&diff(&target)?)?;
             loss = loss.add(&motion.scale(c.motion_loss_weight)?)?;
+        }
+        if roles {
+            let roles = self.head_roles(&captured)?;
+            loss = loss.add(&roles.scale(c.head_role_weight)?)?;
         }
         let value = loss.item()?;
         if !value.is_finite() {
@@ -862,6 +907,27 @@ impl Trainer {
         self.loss_sum += value as f64;
         self.loss_count += 1;
         Ok(value)
+    }
+
+    /// The head-role loss summed over the layers (both roles), from the captured q and k.
+    fn head_roles(&self, captured: &[CapturedAttention]) -> anyhow::Result<Tensor> {
+        let c = &self.config;
+        let spec = c.spec();
+        let tokens_per_frame = (spec.height / c.patch_size[1]) * (spec.width / c.patch_size[2]);
+        let mut total: Option<Tensor> = None;
+        for layer in captured {
+            for (head, role) in [
+                (c.spatial_role_head, HeadKind::Spatial),
+                (c.temporal_role_head, HeadKind::Temporal),
+            ] {
+                let l = head_role_loss(&layer.q, &layer.k, c.heads, head, role, tokens_per_frame)?;
+                total = Some(match total {
+                    Some(t) => t.add(&l)?,
+                    None => l,
+                });
+            }
+        }
+        total.context("the model captured no self-attention layer")
     }
 
     /// A frozen model with the EMA weights and a card describing the run.
