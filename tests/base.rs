@@ -46,6 +46,23 @@ fn tiny_config() -> TrainConfig {
     }
 }
 
+/// The gate's held-out captions `range`, each rendered as a clip of `spec` (scenes drawn with a
+/// fixed seed).
+fn rendered_gate_clips(spec: &ClipSpec, range: std::ops::Range<usize>) -> Vec<(String, Video)> {
+    let world = World::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    gate_captions(&world)[range]
+        .iter()
+        .map(|(text, asked)| {
+            let scene = world.scene(*asked, &mut rng);
+            (
+                text.clone(),
+                render(&scene, spec.frames, spec.height, spec.width).0,
+            )
+        })
+        .collect()
+}
+
 /// A random tiny model whose output layer is random too (a fresh model's is zero, which would
 /// make every sample the same flat clip).
 fn tiny_model() -> BaseModel {
@@ -78,18 +95,7 @@ fn tiny_model() -> BaseModel {
 fn gate_head_statistics_average_the_classifier_scores_over_clips() {
     let model = tiny_model();
     let spec = tiny_config().spec();
-    let world = World::default();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let clips: Vec<(String, Video)> = gate_captions(&world)[3..5]
-        .iter()
-        .map(|(text, asked)| {
-            let scene = world.scene(*asked, &mut rng);
-            (
-                text.clone(),
-                render(&scene, spec.frames, spec.height, spec.width).0,
-            )
-        })
-        .collect();
+    let clips = rendered_gate_clips(&spec, 3..5);
     let (sigma, seed) = (0.6, 9);
     let stats = head_stats(&model, &clips, sigma, seed).unwrap();
 
@@ -579,19 +585,7 @@ fn rich_fraction_mixes_the_whole_world_into_training() {
 /// Head statistics of a trainer's current (not averaged) weights on two rendered gate clips at
 /// σ = 0.5, where the gate measures them.
 fn trained_head_stats(t: &Trainer) -> Vec<Vec<fym::base::eval::HeadStats>> {
-    let spec = t.config.spec();
-    let world = World::default();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let clips: Vec<(String, Video)> = gate_captions(&world)[..2]
-        .iter()
-        .map(|(text, asked)| {
-            let scene = world.scene(*asked, &mut rng);
-            (
-                text.clone(),
-                render(&scene, spec.frames, spec.height, spec.width).0,
-            )
-        })
-        .collect();
+    let clips = rendered_gate_clips(&t.config.spec(), 0..2);
     head_stats(&t.model, &clips, 0.5, 3).unwrap()
 }
 

@@ -266,9 +266,15 @@ fn naive_head_role_loss(
     total / (batch * seq) as f64
 }
 
-fn random_qk(rng: &mut StdRng, n: usize, spread: f32) -> Tensor {
-    let v = (0..n).map(|_| rng.gen_range(-spread..spread)).collect();
-    Tensor::from_vec(v, &[n]).unwrap()
+/// Random q and k of `[batch, seq, heads · d]`, values uniform in ±`spread`.
+fn random_qk(seed: u64, shape: [usize; 3], spread: f32) -> (Tensor, Tensor) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let mut draw = || {
+        let v = (0..n).map(|_| rng.gen_range(-spread..spread)).collect();
+        Tensor::from_vec(v, &shape).unwrap()
+    };
+    (draw(), draw())
 }
 
 #[test]
@@ -276,11 +282,7 @@ fn head_role_loss_matches_the_naive_reference() {
     // 2 clips of 3 frames × 4 tokens, 3 heads of width 4.
     let (batch, frames, tpf, heads, d) = (2, 3, 4, 3, 4);
     let seq = frames * tpf;
-    let shape = [batch, seq, heads * d];
-    let mut rng = StdRng::seed_from_u64(4);
-    let n = batch * seq * heads * d;
-    let q = random_qk(&mut rng, n, 1.5).reshape(&shape).unwrap();
-    let k = random_qk(&mut rng, n, 1.5).reshape(&shape).unwrap();
+    let (q, k) = random_qk(4, [batch, seq, heads * d], 1.5);
     for head in 0..heads {
         let probs = naive_head_probs(&q.to_vec(), &k.to_vec(), [batch, seq, heads, d], head);
         for (role, temporal) in [(HeadKind::Spatial, false), (HeadKind::Temporal, true)] {
@@ -347,11 +349,7 @@ fn head_role_loss_is_near_zero_for_a_head_that_plays_its_role() {
 fn head_role_loss_gradients_match_finite_differences() {
     let (batch, frames, tpf, heads, d) = (1, 2, 3, 2, 3);
     let seq = frames * tpf;
-    let shape = [batch, seq, heads * d];
-    let mut rng = StdRng::seed_from_u64(5);
-    let n = batch * seq * heads * d;
-    let q = random_qk(&mut rng, n, 1.0).reshape(&shape).unwrap();
-    let k = random_qk(&mut rng, n, 1.0).reshape(&shape).unwrap();
+    let (q, k) = random_qk(5, [batch, seq, heads * d], 1.0);
     for role in [HeadKind::Spatial, HeadKind::Temporal] {
         let report = gradcheck(
             |ps| {
@@ -363,7 +361,7 @@ fn head_role_loss_gradients_match_finite_differences() {
         )
         .unwrap();
         eprintln!("head role loss ({role:?}) gradcheck: {report:?}");
-        assert_eq!(report.checked, 2 * n);
+        assert_eq!(report.checked, 2 * q.numel());
         assert!(report.max_rel_err < 2e-3, "{role:?}: {report:?}");
     }
 }
