@@ -80,8 +80,6 @@ pub fn head_scores(
             format!("hidden_states has shape {hs:?}; expected [B, C, F, H, W]"),
         ));
     }
-    // Tokens of one latent frame after patching: H'·W'.
-    let tokens_per_frame = (hs[3] / c.patch_size[1]) * (hs[4] / c.patch_size[2]);
     model.start_capture();
     let forward = fym_autograd::no_grad(|| model.forward(hidden_states, timestep, text, opts));
     // Always stop capturing, also when the forward failed.
@@ -99,7 +97,7 @@ pub fn head_scores(
     }
     captured
         .iter()
-        .map(|a| score_heads(&a.q, &a.k, c.num_attention_heads, tokens_per_frame))
+        .map(|a| score_heads(&a.q, &a.k, c.num_attention_heads, a.tokens_per_frame))
         .collect()
 }
 

@@ -35,6 +35,8 @@ pub struct ForwardOptions {
 pub struct CapturedAttention {
     pub q: Tensor,
     pub k: Tensor,
+    /// Tokens of one latent frame (`S = frames · tokens_per_frame`), as the forward patched them.
+    pub tokens_per_frame: usize,
 }
 
 /// The model: config, named base parameters (frozen unless built trainable), LoRA adapters.
@@ -509,6 +511,7 @@ impl WanModel {
                 cap.layers.push(CapturedAttention {
                     q: keep(&q),
                     k: keep(&k),
+                    tokens_per_frame: tpf,
                 });
             }
         }

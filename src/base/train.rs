@@ -912,15 +912,20 @@ impl Trainer {
     /// The head-role loss summed over the layers (both roles), from the captured q and k.
     fn head_roles(&self, captured: &[CapturedAttention]) -> anyhow::Result<Tensor> {
         let c = &self.config;
-        let spec = c.spec();
-        let tokens_per_frame = (spec.height / c.patch_size[1]) * (spec.width / c.patch_size[2]);
         let mut total: Option<Tensor> = None;
         for layer in captured {
             for (head, role) in [
                 (c.spatial_role_head, HeadKind::Spatial),
                 (c.temporal_role_head, HeadKind::Temporal),
             ] {
-                let l = head_role_loss(&layer.q, &layer.k, c.heads, head, role, tokens_per_frame)?;
+                let l = head_role_loss(
+                    &layer.q,
+                    &layer.k,
+                    c.heads,
+                    head,
+                    role,
+                    layer.tokens_per_frame,
+                )?;
                 total = Some(match total {
                     Some(t) => t.add(&l)?,
                     None => l,
