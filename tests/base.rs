@@ -426,14 +426,16 @@ fn curved_fraction_gives_clips_curved_paths_with_their_captions() {
 /// `subjects_on_black_fraction` draws that share of the clips from the whole world's subjects —
 /// several objects, persons, any path — on the black background with a still camera (what the
 /// transfer's matted tuning shows the model); the rest are the one-object clips as before.
-/// `subjects_on_black_max_objects` 1 keeps those scenes to one subject, a shape or a person.
+/// `subjects_on_black_max_objects` 1 keeps those scenes to one subject, a shape or a person;
+/// `subjects_on_black_person_probability` sets how many of them have a person.
 #[test]
 fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
     // (share of clips with several subjects or a person, persons, most subjects in a clip)
-    let world_subjects = |fraction: f32, max_objects: usize| {
+    let world_subjects_with = |fraction: f32, max_objects: usize, person_probability: f32| {
         let config = small_captioned_moving(TrainConfig {
             subjects_on_black_fraction: fraction,
             subjects_on_black_max_objects: max_objects,
+            subjects_on_black_person_probability: person_probability,
             ..tiny_config()
         });
         let trainer = Trainer::new(config.clone()).unwrap();
@@ -473,7 +475,11 @@ fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
                 }
             }
         }
-        (world as f32 / total as f32, persons, most)
+        (world as f32 / total as f32, persons, most, total)
+    };
+    let world_subjects = |fraction: f32, max_objects: usize| {
+        let (share, persons, most, _) = world_subjects_with(fraction, max_objects, 0.25);
+        (share, persons, most)
     };
     assert_eq!(world_subjects(0.0, 3), (0.0, 0, 1));
     // Three in four world scenes have several subjects or a person (a person in one of four).
@@ -486,14 +492,32 @@ fn subjects_on_black_fraction_draws_several_subjects_and_persons_on_black() {
     assert!((0.05..=0.2).contains(&share), "share {share}");
     assert!(persons >= 10, "{persons} persons");
     assert_eq!(most, 1);
+    // Every world scene a person, or none.
+    let (share, persons, most, total) = world_subjects_with(0.5, 1, 1.0);
+    assert!((0.35..=0.65).contains(&share), "share {share}");
+    assert_eq!(persons as f32, share * total as f32);
+    assert_eq!(most, 1);
+    let (share, persons, _, _) = world_subjects_with(0.5, 1, 0.0);
+    assert_eq!((share, persons), (0.0, 0));
     let phase = TrainConfig::default()
         .new_phase(
-            &serde_json::json!({"subjects_on_black_fraction": 0.5}),
+            &serde_json::json!({"subjects_on_black_fraction": 0.5,
+                                "subjects_on_black_person_probability": 0.8}),
             10,
             "test",
         )
         .unwrap();
     assert_eq!(phase.subjects_on_black_fraction, 0.5);
+    assert_eq!(phase.subjects_on_black_person_probability, 0.8);
+    let bad = TrainConfig::default().new_phase(
+        &serde_json::json!({"subjects_on_black_person_probability": 1.5}),
+        10,
+        "test",
+    );
+    assert!(
+        format!("{:#}", bad.unwrap_err()).contains("subjects_on_black_person_probability"),
+        "a probability above 1 is refused"
+    );
 }
 
 /// `faint_noise_fraction` puts that share of the clips on a static pixel-noise background of black
@@ -703,31 +727,40 @@ fn resume_is_bit_for_bit() {
 
 /// `fym pretrain --device cuda`: the same steps as on the CPU (step 1 before any update to f32
 /// rounding, later steps through AdamW's normalised updates), and the checkpoint written from
-/// the GPU resumes with exactly the GPU's weights. Skips, saying why, without a GPU.
+/// the GPU resumes with exactly the GPU's weights — with and without text-encoder layers, whose
+/// attention and MLP then train on the GPU too. Skips, saying why, without a GPU.
 #[test]
 fn training_on_the_gpu_follows_the_cpu_and_checkpoints() {
     let Some(device) = common::gpu_or_skip() else {
         return;
     };
-    let dir = temp_dir("gpu");
-    let path = Trainer::checkpoint_path(&dir);
-    let mut cpu = Trainer::new(tiny_config()).unwrap();
-    let mut gpu = Trainer::new(tiny_config()).unwrap();
-    gpu.to_device(device).unwrap();
-    for step in 1..=3 {
-        let (want, got) = (cpu.train_step().unwrap(), gpu.train_step().unwrap());
-        let err = ((got - want) / want).abs();
-        println!("step {step}: loss cpu {want}, gpu {got}, relative error {err:.1e}");
-        assert!(err <= if step == 1 { 1e-4 } else { 1e-2 }, "step {step}");
+    for text_layers in [0, 1] {
+        let config = TrainConfig {
+            text_layers,
+            ..tiny_config()
+        };
+        let dir = temp_dir(&format!("gpu-{text_layers}"));
+        let path = Trainer::checkpoint_path(&dir);
+        let mut cpu = Trainer::new(config.clone()).unwrap();
+        let mut gpu = Trainer::new(config).unwrap();
+        gpu.to_device(device).unwrap();
+        for step in 1..=3 {
+            let (want, got) = (cpu.train_step().unwrap(), gpu.train_step().unwrap());
+            let err = ((got - want) / want).abs();
+            println!(
+                "{text_layers} text layers, step {step}: loss cpu {want}, gpu {got}, relative error {err:.1e}"
+            );
+            assert!(err <= if step == 1 { 1e-4 } else { 1e-2 }, "step {step}");
+        }
+        gpu.save_checkpoint(&path).unwrap();
+        let resumed = Trainer::resume(&path).unwrap();
+        assert_eq!(resumed.step, 3);
+        for ((n, a), (_, b)) in gpu.params().iter().zip(resumed.params().iter()) {
+            assert_eq!(a.device(), device, "{n} trains on the GPU");
+            assert_eq!(a.to_vec(), b.to_vec(), "parameter {n} differs after resume");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    gpu.save_checkpoint(&path).unwrap();
-    let resumed = Trainer::resume(&path).unwrap();
-    assert_eq!(resumed.step, 3);
-    for ((n, a), (_, b)) in gpu.params().iter().zip(resumed.params().iter()) {
-        assert_eq!(a.device(), device, "{n} trains on the GPU");
-        assert_eq!(a.to_vec(), b.to_vec(), "parameter {n} differs after resume");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `fym generate` / `eval-base --device cuda`: the built-in model samples on the GPU what it

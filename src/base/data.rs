@@ -161,18 +161,21 @@ impl World {
     }
 
     /// The subjects of a scene from the whole world (1 to `max_objects` shapes on any path, a
-    /// figure taking the place of one in a quarter of them) on the black background, seen by a
-    /// still camera: what the transfer's matted tuning shows the model. Never a benchmark scene,
-    /// never a caption of `excluded` (the quality gate's), none longer than `max_words` words.
+    /// figure taking the place of one with probability `person_probability`) on the black
+    /// background, seen by a still camera: what the transfer's matted tuning shows the model.
+    /// Never a benchmark scene, never a caption of `excluded` (the quality gate's), none longer
+    /// than `max_words` words.
     pub fn subjects_on_black<R: Rng + ?Sized>(
         &self,
         excluded: &[String],
         max_words: usize,
         max_objects: usize,
+        person_probability: f32,
         rng: &mut R,
     ) -> Scene {
         let options = SceneOptions {
             max_objects: max_objects.max(1),
+            figure_probability: person_probability,
             camera_probability: 0.0,
             hills_probability: 0.0,
             ..SceneOptions::default()

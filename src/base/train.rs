@@ -84,6 +84,9 @@ pub struct TrainConfig {
     /// Most shapes in one such scene (a person takes the place of one): 1 keeps every scene to
     /// one subject, a shape on any path or a person.
     pub subjects_on_black_max_objects: usize,
+    /// Probability that such a scene has a person (in place of one shape); the world's own
+    /// share, a quarter, by default.
+    pub subjects_on_black_person_probability: f32,
     /// Fraction of the one-object clips whose object follows a curved path instead of a straight
     /// line: a circle, a zigzag, bounces or a figure-eight (`World::curved_scene`, captioned "circles",
     /// "zigzags right", …), the paths MotionBench's single-object cases add to straight lines.
@@ -145,6 +148,7 @@ impl Default for TrainConfig {
             rich_fraction: 0.0,
             subjects_on_black_fraction: 0.0,
             subjects_on_black_max_objects: 3,
+            subjects_on_black_person_probability: 0.25,
             curved_fraction: 0.0,
             fine_noise_fraction: 0.0,
             faint_noise_fraction: 0.0,
@@ -188,6 +192,7 @@ macro_rules! config_fields {
         $m!(rich_fraction, f32);
         $m!(subjects_on_black_fraction, f32);
         $m!(subjects_on_black_max_objects, usize);
+        $m!(subjects_on_black_person_probability, f32);
         $m!(curved_fraction, f32);
         $m!(fine_noise_fraction, f32);
         $m!(faint_noise_fraction, f32);
@@ -270,6 +275,7 @@ impl TrainConfig {
         "rich_fraction",
         "subjects_on_black_fraction",
         "subjects_on_black_max_objects",
+        "subjects_on_black_person_probability",
         "curved_fraction",
         "fine_noise_fraction",
         "faint_noise_fraction",
@@ -324,6 +330,10 @@ impl TrainConfig {
             (
                 "subjects_on_black_fraction",
                 self.subjects_on_black_fraction,
+            ),
+            (
+                "subjects_on_black_person_probability",
+                self.subjects_on_black_person_probability,
             ),
             ("curved_fraction", self.curved_fraction),
             ("fine_noise_fraction", self.fine_noise_fraction),
@@ -775,6 +785,7 @@ impl Trainer {
                     &self.held_out_captions,
                     max_words,
                     c.subjects_on_black_max_objects,
+                    c.subjects_on_black_person_probability,
                     &mut rng,
                 )
             } else if rng.gen::<f32>() < c.still_fraction {
