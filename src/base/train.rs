@@ -28,6 +28,7 @@ use super::data::{
 };
 use super::ema::Ema;
 use super::{write_clip, BaseModel, ClipSpec};
+use crate::world::scene::SceneOptions;
 use crate::world::{caption, render, vocabulary, Scene, Trajectory};
 
 /// Everything that defines a training run (saved in every checkpoint, so `--resume` needs no flags).
@@ -84,8 +85,8 @@ pub struct TrainConfig {
     /// Most shapes in one such scene (a person takes the place of one): 1 keeps every scene to
     /// one subject, a shape on any path or a person.
     pub subjects_on_black_max_objects: usize,
-    /// Probability that such a scene has a person (in place of one shape); the world's own
-    /// share, a quarter, by default.
+    /// Probability that such a scene has a person (in place of one shape); by default the
+    /// world's own share (`SceneOptions::default().figure_probability`, a quarter).
     pub subjects_on_black_person_probability: f32,
     /// Fraction of the one-object clips whose object follows a curved path instead of a straight
     /// line: a circle, a zigzag, bounces or a figure-eight (`World::curved_scene`, captioned "circles",
@@ -148,7 +149,7 @@ impl Default for TrainConfig {
             rich_fraction: 0.0,
             subjects_on_black_fraction: 0.0,
             subjects_on_black_max_objects: 3,
-            subjects_on_black_person_probability: 0.25,
+            subjects_on_black_person_probability: SceneOptions::default().figure_probability,
             curved_fraction: 0.0,
             fine_noise_fraction: 0.0,
             faint_noise_fraction: 0.0,
