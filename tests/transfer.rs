@@ -11,7 +11,7 @@ use fym::pipeline::generate::generate;
 use fym::pipeline::lora::load_adapter;
 use fym::pipeline::matte::Matte;
 use fym::pipeline::temporal::{draw_clips, FrameSampling};
-use fym::pipeline::train::Interrupted;
+use fym::pipeline::train::{Interrupted, LrSchedule};
 use fym::pipeline::{
     run_transfer, store_frames, GenerateOptions, Method, Model, RunOptions, Stage, TransferConfig,
     MATTED_REFERENCE_FILE, SPATIAL_LORA_FILE, TEMPORAL_LORA_FILE,
@@ -239,7 +239,11 @@ fn cli_transfer_writes_every_output_and_sane_metrics() {
 #[test]
 fn interrupted_run_resumes_to_the_same_result() {
     let reference = moving_square(8, 16);
-    let config = small_config(Method::Fym);
+    // The cosine schedule gives every step its own rate, which a resumed run must restore too.
+    let config = TransferConfig {
+        lr_schedule: LrSchedule::Cosine,
+        ..small_config(Method::Fym)
+    };
 
     let straight = temp_dir("straight");
     let mut model = Model::tiny_random(11).unwrap();
@@ -983,6 +987,7 @@ fn bad_inputs_give_clear_errors() {
     );
     run(&["--emphasis-mask", "everywhere"], "--emphasis-mask");
     run(&["--matte", "background"], "choose none or subject");
+    run(&["--lr-schedule", "linear"], "choose constant or cosine");
     run(
         &["--bind-subjects", "yes"],
         "--bind-subjects \"yes\": choose on or off",

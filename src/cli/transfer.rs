@@ -14,6 +14,7 @@ use fym_autograd::Device;
 
 use crate::pipeline::batch::EmphasisMask;
 use crate::pipeline::matte::Matte;
+use crate::pipeline::train::LrSchedule;
 use crate::pipeline::{
     progress::format_secs, run_transfer, Method, Model, RunOptions, Sampler, Targets,
     TransferConfig,
@@ -109,6 +110,10 @@ pub struct TuningArgs {
     /// Learning rate of both stages.
     #[arg(long)]
     pub lr: Option<f32>,
+    /// How the learning rate moves over each adapter stage: constant (default) or cosine (from
+    /// --lr at the first step down to 0 at the last).
+    #[arg(long)]
+    pub lr_schedule: Option<String>,
     /// LoRA rank (alpha = rank).
     #[arg(long)]
     pub rank: Option<usize>,
@@ -219,6 +224,10 @@ impl TuningArgs {
         c.sparse_frames = self.sparse_frames.or(c.sparse_frames);
         if let Some(v) = self.lr {
             c.lr = v;
+        }
+        if let Some(v) = &self.lr_schedule {
+            c.lr_schedule = LrSchedule::parse(v)
+                .with_context(|| format!("--lr-schedule {v:?}: choose constant or cosine"))?;
         }
         if let Some(v) = self.rank {
             c.lora.rank = v;

@@ -169,6 +169,8 @@ pub struct TransferConfig {
     pub method: Method,
     pub lora: LoraShape,
     pub lr: f32,
+    /// How the rate moves over each adapter stage's steps (constant by default).
+    pub lr_schedule: train::LrSchedule,
     /// Clips per training step.
     pub batch: usize,
     pub spatial_steps: usize,
@@ -245,6 +247,7 @@ impl Default for TransferConfig {
                 temporal_targets: Targets::ALL,
             },
             lr: 5e-3,
+            lr_schedule: train::LrSchedule::Constant,
             batch: 4,
             spatial_steps: 150,
             temporal_steps: 300,
@@ -599,17 +602,21 @@ pub fn tune(
     let captions = batch::TrainCaptions::new(model, caption, config.batch, config.caption_dropout)?;
     let sigmas = config.sigmas();
     // Absent at 0 so that tunings stored before the setting existed stay valid.
-    let dropout_tag = if config.caption_dropout > 0.0 {
+    let mut training_tag = if config.caption_dropout > 0.0 {
         format!(" caption-dropout={}", config.caption_dropout)
     } else {
         String::new()
     };
+    // Absent for the constant rate, which keeps the keys of runs tuned before the schedule.
+    if config.lr_schedule != train::LrSchedule::Constant {
+        training_tag.push_str(&format!(" lr-schedule={}", config.lr_schedule.name()));
+    }
 
     // Stage 2: appearance adapter on single frames.
     let spatial_key = StableHash::default()
         .str(&classify_key)
         .str(&format!(
-            "spatial steps={} wd={}{dropout_tag}",
+            "spatial steps={} wd={}{training_tag}",
             config.spatial_steps, config.spatial_weight_decay
         ))
         .hex();
@@ -643,6 +650,7 @@ pub fn tune(
                 stage: "spatial",
                 steps: config.spatial_steps,
                 lr: config.lr,
+                lr_schedule: config.lr_schedule,
                 weight_decay: config.spatial_weight_decay,
                 seed: config.seed,
                 key: spatial_key.clone(),
@@ -692,7 +700,7 @@ pub fn tune(
     let temporal_key = StableHash::default()
         .str(&spatial_key)
         .str(&format!(
-            "temporal steps={} wd={} {:?} motion={}{dropout_tag}{emphasis_tag}{recolour_tag}",
+            "temporal steps={} wd={} {:?} motion={}{training_tag}{emphasis_tag}{recolour_tag}",
             config.temporal_steps, config.temporal_weight_decay, sampling, motion_weight
         ))
         .hex();
@@ -727,6 +735,7 @@ pub fn tune(
                 stage: "temporal",
                 steps: config.temporal_steps,
                 lr: config.lr,
+                lr_schedule: config.lr_schedule,
                 weight_decay: config.temporal_weight_decay,
                 seed: config.seed,
                 key: temporal_key.clone(),
@@ -978,6 +987,7 @@ pub fn config_json(c: &TransferConfig, sparse: usize) -> Value {
         "spatial_targets": c.lora.spatial_targets.to_string(),
         "temporal_targets": c.lora.temporal_targets.to_string(),
         "lr": c.lr,
+        "lr_schedule": c.lr_schedule.name(),
         "batch": c.batch,
         "spatial_steps": c.spatial_steps,
         "temporal_steps": c.temporal_steps,

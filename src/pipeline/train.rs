@@ -16,11 +16,51 @@ use rand::SeedableRng;
 use super::progress::Progress;
 use super::state::StableHash;
 
+/// How the learning rate of an adapter stage moves over its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LrSchedule {
+    /// The same rate at every step.
+    Constant,
+    /// Half a cosine from the rate at the first step down to 0 after the last, so the last
+    /// steps refine instead of jumping around the fit.
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn parse(s: &str) -> Option<LrSchedule> {
+        match s {
+            "constant" => Some(LrSchedule::Constant),
+            "cosine" => Some(LrSchedule::Cosine),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::Cosine => "cosine",
+        }
+    }
+
+    /// The rate of step `step` (0-based) of `steps`, `lr` the peak. A function of the step
+    /// alone, so a resumed run follows the same rates.
+    pub fn lr_at(self, lr: f32, step: usize, steps: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let progress = step as f64 / steps.max(1) as f64;
+                (lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
+            }
+        }
+    }
+}
+
 /// What one training stage needs besides its step function.
 pub struct TrainPlan {
     pub stage: &'static str,
     pub steps: usize,
     pub lr: f32,
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f32,
     pub seed: u64,
     /// The stage key (see `state.rs`): a checkpoint made for another key is ignored.
@@ -94,6 +134,7 @@ pub fn train(
             );
         }
         let grads = loss.backward()?;
+        opt.config.lr = plan.lr_schedule.lr_at(plan.lr, step, plan.steps);
         opt.step(params, &grads);
         recent.push(value);
         if recent.len() > 20 {
@@ -134,4 +175,27 @@ fn shadow_params(params: &ParamSet) -> Result<ParamSet> {
         set.push(name, Tensor::param(t.to_vec(), t.shape())?);
     }
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn the_cosine_schedule_falls_from_the_rate_to_zero() {
+        let lr = 5e-3;
+        assert_eq!(LrSchedule::Constant.lr_at(lr, 299, 300), lr);
+        assert_eq!(LrSchedule::Cosine.lr_at(lr, 0, 300), lr);
+        assert!((LrSchedule::Cosine.lr_at(lr, 150, 300) - lr / 2.0).abs() < 1e-9);
+        let last = LrSchedule::Cosine.lr_at(lr, 299, 300);
+        assert!(last > 0.0 && last < lr * 1e-4, "{last}");
+        let rates: Vec<f32> = (0..300)
+            .map(|s| LrSchedule::Cosine.lr_at(lr, s, 300))
+            .collect();
+        assert!(rates.windows(2).all(|w| w[1] < w[0]), "falls at every step");
+        for name in ["constant", "cosine"] {
+            assert_eq!(LrSchedule::parse(name).map(LrSchedule::name), Some(name));
+        }
+        assert_eq!(LrSchedule::parse("linear"), None);
+    }
 }
