@@ -64,10 +64,11 @@ pub struct TransferArgs {
 /// Tuning and sampling settings shared by `fym transfer` and `fym motionbench run`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct TuningArgs {
-    /// Steps of the spatial (appearance) stage.
+    /// Steps of the spatial (appearance) stage (default 150).
     #[arg(long)]
     pub spatial_steps: Option<usize>,
-    /// Steps of the temporal (motion) stage.
+    /// Steps of the temporal (motion) stage (default 600: twice 300 followed the reference a
+    /// little better, human motion most, for twice the stage's time).
     #[arg(long)]
     pub temporal_steps: Option<usize>,
     /// Sampling steps.
